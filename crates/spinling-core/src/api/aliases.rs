@@ -1,0 +1,48 @@
+//! `/v1/aliases[/{name}]`.
+
+use super::{wrapped, Env};
+use crate::aliases::{self, Alias, FIELDS};
+use crate::context::ListScope;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{ApiRequest, ApiResponse};
+use crate::wire::parse_body;
+
+pub fn handle(env: &Env, request: &ApiRequest) -> ApiResult<ApiResponse> {
+    let segments = request.segments();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let (db, caller) = (env.db, &env.caller);
+    match (request.method.as_str(), segments.as_slice()) {
+        ("GET", ["v1", "aliases"]) => {
+            request.only_query_params(&["all_projects", "project_id"])?;
+            // Unlike Qinling, all_projects is admin-only here as on every other list.
+            let scope = ListScope::from_request(caller, request)?;
+            Ok(wrapped(
+                "function_aliases",
+                &aliases::list(db, &scope)?,
+                Alias::to_json,
+            ))
+        }
+        ("POST", ["v1", "aliases"]) => {
+            let body = parse_body(&request.body, "body", FIELDS)?;
+            Ok(ApiResponse::created(
+                &aliases::create(db, caller, &body)?.to_json(),
+            ))
+        }
+        (_, ["v1", "aliases"]) => Err(ApiError::method_not_allowed()),
+        (method, ["v1", "aliases", name]) => match method {
+            "GET" => Ok(ApiResponse::ok(&aliases::find(db, caller, name)?.to_json())),
+            "PUT" => {
+                let body = parse_body(&request.body, "body", FIELDS)?;
+                Ok(ApiResponse::ok(
+                    &aliases::update(db, caller, name, &body)?.to_json(),
+                ))
+            }
+            "DELETE" => {
+                aliases::delete(db, caller, name)?;
+                Ok(ApiResponse::empty(204))
+            }
+            _ => Err(ApiError::method_not_allowed()),
+        },
+        _ => Err(ApiError::path_not_found()),
+    }
+}

@@ -1,0 +1,56 @@
+//! `/v1/functions[/{id}[/detach]]`.
+
+use super::{wants_download, wrapped, Env};
+use crate::context::ListScope;
+use crate::error::{ApiError, ApiResult};
+use crate::forms::parse_function_form;
+use crate::functions::{self, Function};
+use crate::http::{ApiRequest, ApiResponse};
+use crate::versions;
+
+pub fn handle(env: &Env, request: &ApiRequest) -> ApiResult<ApiResponse> {
+    let segments = request.segments();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let (db, caller) = (env.db, &env.caller);
+    match (request.method.as_str(), segments.as_slice()) {
+        ("GET", ["v1", "functions"]) => {
+            request.only_query_params(&["all_projects", "project_id"])?;
+            let scope = ListScope::from_request(caller, request)?;
+            Ok(wrapped(
+                "functions",
+                &functions::list(db, &scope)?,
+                Function::to_list_json,
+            ))
+        }
+        ("POST", ["v1", "functions"]) => {
+            let form = parse_function_form(request)?;
+            let function = functions::create(db, caller, &env.settings, form)?;
+            Ok(ApiResponse::created(&function.to_json()))
+        }
+        (_, ["v1", "functions"]) => Err(ApiError::method_not_allowed()),
+        ("GET", ["v1", "functions", id]) => {
+            if wants_download(request)? {
+                let bytes = functions::download(db, caller, id)?;
+                Ok(ApiResponse::attachment(id, bytes))
+            } else {
+                Ok(ApiResponse::ok(&functions::find(db, caller, id)?.to_json()))
+            }
+        }
+        ("PUT", ["v1", "functions", id]) => {
+            let form = parse_function_form(request)?;
+            let function = functions::update(db, caller, &env.settings, id, form)?;
+            Ok(ApiResponse::ok(&function.to_json()))
+        }
+        ("DELETE", ["v1", "functions", id]) => {
+            functions::delete(db, caller, id)?;
+            Ok(ApiResponse::empty(204))
+        }
+        (_, ["v1", "functions", _]) => Err(ApiError::method_not_allowed()),
+        ("POST", ["v1", "functions", id, "detach"]) => {
+            versions::detach(db, caller, id, 0)?;
+            Ok(ApiResponse::empty(202))
+        }
+        (_, ["v1", "functions", _, "detach"]) => Err(ApiError::method_not_allowed()),
+        _ => Err(ApiError::path_not_found()),
+    }
+}

@@ -1,0 +1,50 @@
+//! The HTTP handlers of each endpoint group: parse the request, call the domain, render the
+//! result. Each Spin component serves one group by calling its `handle`.
+
+pub mod aliases;
+pub mod functions;
+pub mod root;
+pub mod runtimes;
+pub mod versions;
+
+use crate::context::{Caller, Settings};
+use crate::db::Database;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{parse_bool, ApiRequest, ApiResponse};
+use crate::runtimes::WorkerProbe;
+use serde_json::Value as Json;
+
+/// What a handler works with besides the request.
+pub struct Env<'a> {
+    pub db: &'a dyn Database,
+    pub caller: Caller,
+    pub settings: Settings,
+    pub workers: &'a dyn WorkerProbe,
+}
+
+/// A handler of one endpoint group.
+pub type Handler = fn(&Env, &ApiRequest) -> ApiResult<ApiResponse>;
+
+/// Runs a handler and turns any error into its Qinling error response.
+pub fn respond(handler: Handler, env: &Env, request: &ApiRequest) -> ApiResponse {
+    handler(env, request).unwrap_or_else(ApiResponse::from)
+}
+
+/// `{"<key>": [...]}`: Qinling wraps every list.
+pub fn wrapped<T>(key: &str, items: &[T], render: impl Fn(&T) -> Json) -> ApiResponse {
+    let mut body = serde_json::Map::new();
+    body.insert(key.into(), Json::Array(items.iter().map(render).collect()));
+    ApiResponse::ok(&Json::Object(body))
+}
+
+/// Whether `?download=` asks for the package bytes.
+fn wants_download(request: &ApiRequest) -> ApiResult<bool> {
+    match request.query_param("download") {
+        None => Ok(false),
+        Some(v) => parse_bool(v).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Invalid input for field/attribute download. Value: '{v}'. Wrong type. Expected a boolean."
+            ))
+        }),
+    }
+}

@@ -1,0 +1,60 @@
+//! `/v1/runtimes[/{id}]`.
+
+use super::{wrapped, Env};
+use crate::error::{ApiError, ApiResult};
+use crate::http::{ApiRequest, ApiResponse};
+use crate::runtimes::{self, Runtime};
+use crate::wire::{parse_body, require_uuid_path, Field};
+
+const FIELDS: &[Field] = &[
+    Field::uuid("id"),
+    Field::text("name"),
+    Field::text("image"),
+    Field::text("description"),
+    Field::boolean("is_public"),
+    Field::boolean("trusted"),
+    Field::text("status").read_only(),
+    Field::text("project_id").read_only(),
+    Field::text("created_at").read_only(),
+    Field::text("updated_at").read_only(),
+];
+
+pub fn handle(env: &Env, request: &ApiRequest) -> ApiResult<ApiResponse> {
+    let segments = request.segments();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let (db, caller) = (env.db, &env.caller);
+    match (request.method.as_str(), segments.as_slice()) {
+        ("GET", ["v1", "runtimes"]) => {
+            request.only_query_params(&[])?;
+            Ok(wrapped(
+                "runtimes",
+                &runtimes::list(db, caller)?,
+                Runtime::to_json,
+            ))
+        }
+        ("POST", ["v1", "runtimes"]) => {
+            let body = parse_body(&request.body, "runtime", FIELDS)?;
+            let runtime = runtimes::create(db, caller, &env.settings, env.workers, &body)?;
+            Ok(ApiResponse::created(&runtime.to_json()))
+        }
+        (_, ["v1", "runtimes"]) => Err(ApiError::method_not_allowed()),
+        (method, ["v1", "runtimes", id]) => {
+            require_uuid_path(id)?;
+            match method {
+                "GET" => Ok(ApiResponse::ok(&runtimes::find(db, caller, id)?.to_json())),
+                "PUT" => {
+                    let body = parse_body(&request.body, "runtime", FIELDS)?;
+                    let runtime =
+                        runtimes::update(db, caller, &env.settings, env.workers, id, &body)?;
+                    Ok(ApiResponse::ok(&runtime.to_json()))
+                }
+                "DELETE" => {
+                    runtimes::delete(db, caller, id)?;
+                    Ok(ApiResponse::empty(204))
+                }
+                _ => Err(ApiError::method_not_allowed()),
+            }
+        }
+        _ => Err(ApiError::path_not_found()),
+    }
+}

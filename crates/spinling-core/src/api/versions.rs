@@ -1,0 +1,70 @@
+//! `/v1/functions/{id}/versions[/{n}[/detach]]`: the seed's Versions API.
+
+use super::{wants_download, wrapped, Env};
+use crate::error::{ApiError, ApiResult};
+use crate::http::{ApiRequest, ApiResponse};
+use crate::versions::{self, parse_number, FunctionVersion};
+use crate::wire::{parse_body, Field};
+
+const FIELDS: &[Field] = &[
+    Field::text("description"),
+    Field::uuid("id").read_only(),
+    Field::uuid("function_id").read_only(),
+    Field::int("version_number", 0).read_only(),
+    Field::int("count", 0).read_only(),
+    Field::text("project_id").read_only(),
+    Field::text("created_at").read_only(),
+    Field::text("updated_at").read_only(),
+];
+
+pub fn handle(env: &Env, request: &ApiRequest) -> ApiResult<ApiResponse> {
+    let segments = request.segments();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let (db, caller) = (env.db, &env.caller);
+    match (request.method.as_str(), segments.as_slice()) {
+        ("GET", ["v1", "functions", fid, "versions"]) => {
+            request.only_query_params(&[])?;
+            Ok(wrapped(
+                "function_versions",
+                &versions::list(db, caller, fid)?,
+                FunctionVersion::to_json,
+            ))
+        }
+        ("POST", ["v1", "functions", fid, "versions"]) => {
+            // Qinling needs a body (`{}` will do); an empty one is a missing argument.
+            let body = parse_body(&request.body, "body", FIELDS)?;
+            let version = versions::publish_version(
+                db,
+                caller,
+                &env.settings,
+                fid,
+                body.text("description"),
+            )?;
+            Ok(ApiResponse::created(&version.to_json()))
+        }
+        (_, ["v1", "functions", _, "versions"]) => Err(ApiError::method_not_allowed()),
+        (method, ["v1", "functions", fid, "versions", n]) => {
+            let n = parse_number(n, false)?;
+            match method {
+                "GET" if wants_download(request)? => {
+                    let bytes = versions::download(db, caller, fid, n)?;
+                    Ok(ApiResponse::attachment(&format!("{fid}_{n}"), bytes))
+                }
+                "GET" => Ok(ApiResponse::ok(
+                    &versions::find(db, caller, fid, n)?.to_json(),
+                )),
+                "DELETE" => {
+                    versions::delete(db, caller, fid, n)?;
+                    Ok(ApiResponse::empty(204))
+                }
+                _ => Err(ApiError::method_not_allowed()),
+            }
+        }
+        ("POST", ["v1", "functions", fid, "versions", n, "detach"]) => {
+            versions::detach(db, caller, fid, parse_number(n, true)?)?;
+            Ok(ApiResponse::empty(202))
+        }
+        (_, ["v1", "functions", _, "versions", _, "detach"]) => Err(ApiError::method_not_allowed()),
+        _ => Err(ApiError::path_not_found()),
+    }
+}

@@ -1,0 +1,238 @@
+//! Who is calling and what the deployment allows: the inputs every operation is judged by.
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::{parse_bool, ApiRequest};
+
+/// The caller as Qinling's request context sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The effective project: every row a caller creates belongs to it.
+    pub project_id: String,
+    pub is_admin: bool,
+    /// False in auth mode `none`: as Qinling with auth disabled, no policy is checked.
+    pub policy_enforced: bool,
+}
+
+impl Caller {
+    /// Auth mode `none`: everyone is project `default`; `X-Roles: admin` still marks an
+    /// admin (for visibility rules), and no policy is enforced.
+    pub fn unauthenticated(request: &ApiRequest) -> Caller {
+        let is_admin = request
+            .header("x-roles")
+            .is_some_and(|roles| roles.split(',').any(|r| r.trim() == "admin"));
+        Caller {
+            project_id: "default".into(),
+            is_admin,
+            policy_enforced: false,
+        }
+    }
+
+    /// Admin-only operations (runtime writes, detach, `all_projects` lists).
+    pub fn require_admin(&self) -> ApiResult<()> {
+        if self.policy_enforced && !self.is_admin {
+            Err(ApiError::not_allowed())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether a row of `project_id` may be read by id: own rows, or any row for an admin.
+    pub fn may_read(&self, project_id: &str) -> bool {
+        self.is_admin || self.project_id == project_id
+    }
+}
+
+/// Which projects a list shows, after Qinling's `get_project_params` rules (with
+/// `all_projects` parsed as a real boolean).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListScope {
+    Project(String),
+    AllProjects,
+}
+
+impl ListScope {
+    pub fn from_request(caller: &Caller, request: &ApiRequest) -> ApiResult<ListScope> {
+        let mut all_projects = match request.query_param("all_projects") {
+            None => false,
+            Some(v) => parse_bool(v).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Invalid input for field/attribute all_projects. Value: '{v}'. Wrong type. Expected a boolean."
+                ))
+            })?,
+        };
+        let mut project = caller.project_id.clone();
+        if let Some(requested) = request.query_param("project_id") {
+            if caller.is_admin {
+                all_projects = true;
+                project = requested.to_string();
+            }
+        }
+        if all_projects {
+            caller.require_admin()?;
+            if request.query_param("project_id").is_some() && caller.is_admin {
+                return Ok(ListScope::Project(project));
+            }
+            return Ok(ListScope::AllProjects);
+        }
+        Ok(ListScope::Project(project))
+    }
+
+    /// The project to filter by, or none.
+    pub fn project(&self) -> Option<&str> {
+        match self {
+            ListScope::Project(p) => Some(p),
+            ListScope::AllProjects => None,
+        }
+    }
+}
+
+/// Deployment settings, read from Spin variables by the adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// How many versions a function may have at once.
+    pub max_versions: i64,
+    /// The largest package accepted, in bytes.
+    pub max_package_size: u64,
+    /// Hosts an external worker runtime may live on (`*` for any).
+    pub worker_hosts: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_versions: 10,
+            max_package_size: 50 * 1024 * 1024,
+            worker_hosts: vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()],
+        }
+    }
+}
+
+impl Settings {
+    /// Builds settings from variable values, keeping the default for an unset (empty) one.
+    pub fn from_variables(get: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
+        let mut settings = Settings::default();
+        let value = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(v) = value("max_versions") {
+            settings.max_versions = v.parse().ok().filter(|n: &i64| *n >= 1).ok_or_else(|| {
+                format!("variable max_versions must be a positive integer, not {v:?}")
+            })?;
+        }
+        if let Some(v) = value("max_package_size") {
+            settings.max_package_size =
+                v.parse().ok().filter(|n: &u64| *n >= 1).ok_or_else(|| {
+                    format!(
+                        "variable max_package_size must be a positive number of bytes, not {v:?}"
+                    )
+                })?;
+        }
+        if let Some(v) = value("worker_hosts") {
+            settings.worker_hosts = v
+                .split(',')
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect();
+        }
+        Ok(settings)
+    }
+
+    pub fn worker_host_allowed(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        self.worker_hosts.iter().any(|allowed| {
+            allowed == "*"
+                || *allowed == host
+                || allowed
+                    .strip_prefix("*.")
+                    .is_some_and(|suffix| host.ends_with(&format!(".{suffix}")))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(url: &str) -> ApiRequest {
+        ApiRequest::new("GET", url, vec![], vec![])
+    }
+
+    fn user(policy: bool) -> Caller {
+        Caller {
+            project_id: "p1".into(),
+            is_admin: false,
+            policy_enforced: policy,
+        }
+    }
+
+    #[test]
+    fn all_projects_false_means_false() {
+        let scope = ListScope::from_request(&user(true), &request("http://h/x?all_projects=false"))
+            .unwrap();
+        assert_eq!(scope, ListScope::Project("p1".into()));
+    }
+
+    #[test]
+    fn all_projects_is_admin_only_when_policy_is_enforced() {
+        let err = ListScope::from_request(&user(true), &request("http://h/x?all_projects=true"))
+            .unwrap_err();
+        assert_eq!(err.status(), 403);
+        assert_eq!(err.message, "Operation not allowed");
+    }
+
+    #[test]
+    fn without_policy_all_projects_is_allowed() {
+        let scope =
+            ListScope::from_request(&user(false), &request("http://h/x?all_projects=1")).unwrap();
+        assert_eq!(scope, ListScope::AllProjects);
+    }
+
+    #[test]
+    fn a_normal_user_cannot_list_another_project_by_id() {
+        let scope =
+            ListScope::from_request(&user(true), &request("http://h/x?project_id=p2")).unwrap();
+        assert_eq!(scope, ListScope::Project("p1".into()));
+    }
+
+    #[test]
+    fn an_admin_may_list_one_other_project() {
+        let admin = Caller {
+            is_admin: true,
+            ..user(true)
+        };
+        let scope = ListScope::from_request(&admin, &request("http://h/x?project_id=p2")).unwrap();
+        assert_eq!(scope, ListScope::Project("p2".into()));
+    }
+
+    #[test]
+    fn a_garbage_boolean_is_a_bad_request() {
+        let err =
+            ListScope::from_request(&user(false), &request("http://h/x?all_projects=perhaps"))
+                .unwrap_err();
+        assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn settings_use_defaults_for_unset_variables() {
+        let s = Settings::from_variables(|_| None).unwrap();
+        assert_eq!(s, Settings::default());
+        let s =
+            Settings::from_variables(|n| (n == "max_versions").then(|| "3".to_string())).unwrap();
+        assert_eq!(s.max_versions, 3);
+        assert!(Settings::from_variables(|_| Some("x".into())).is_err());
+    }
+
+    #[test]
+    fn worker_hosts_match_exactly_or_by_wildcard_suffix() {
+        let s = Settings {
+            worker_hosts: vec!["*.example.org".into(), "w1".into()],
+            ..Settings::default()
+        };
+        assert!(s.worker_host_allowed("a.example.org"));
+        assert!(s.worker_host_allowed("W1"));
+        assert!(!s.worker_host_allowed("example.org"));
+        assert!(!s.worker_host_allowed("w2"));
+    }
+}

@@ -1,0 +1,195 @@
+//! Form bodies for function create and update, which Qinling accepts as
+//! `multipart/form-data` (with the `package` file), `application/x-www-form-urlencoded` or JSON.
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::{parse_urlencoded, ApiRequest};
+use serde_json::Value as Json;
+
+/// The fields of a function form: text values by name, plus an optional uploaded package.
+#[derive(Debug, Default)]
+pub struct FunctionForm {
+    pub fields: Vec<(String, Json)>,
+    pub package: Option<Vec<u8>>,
+}
+
+impl FunctionForm {
+    pub fn get(&self, name: &str) -> Option<&Json> {
+        self.fields
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_null())
+    }
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.fields
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, _)| k.as_str())
+    }
+}
+
+pub fn parse_function_form(request: &ApiRequest) -> ApiResult<FunctionForm> {
+    let content_type = request.content_type();
+    let body = &request.body;
+    if content_type == "multipart/form-data" {
+        let boundary = request
+            .header("content-type")
+            .and_then(boundary_of)
+            .ok_or_else(|| ApiError::bad_request("Multipart body without a boundary."))?;
+        return parse_multipart(body, &boundary);
+    }
+    if content_type == "application/x-www-form-urlencoded" {
+        let text = std::str::from_utf8(body)
+            .map_err(|_| ApiError::bad_request("Form body is not valid UTF-8."))?;
+        return Ok(FunctionForm {
+            fields: parse_urlencoded(text)
+                .into_iter()
+                .map(|(k, v)| (k, Json::String(v)))
+                .collect(),
+            package: None,
+        });
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(FunctionForm::default());
+    }
+    match serde_json::from_slice::<Json>(body) {
+        Ok(Json::Object(map)) => Ok(FunctionForm {
+            fields: map.into_iter().collect(),
+            package: None,
+        }),
+        Ok(_) => Err(ApiError::bad_request("Request body must be a JSON object.")),
+        Err(_) => Err(ApiError::bad_request("Request is not in valid JSON format")),
+    }
+}
+
+fn boundary_of(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (k, v) = param.trim().split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| v.trim().trim_matches('"').to_string())
+            .filter(|b| !b.is_empty())
+    })
+}
+
+fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return None;
+    }
+    (from..=haystack.len() - needle.len()).find(|&i| haystack[i..i + needle.len()] == *needle)
+}
+
+fn parse_multipart(body: &[u8], boundary: &str) -> ApiResult<FunctionForm> {
+    let malformed = || ApiError::bad_request("Malformed multipart/form-data body.");
+    let delimiter = format!("--{boundary}").into_bytes();
+    let mut form = FunctionForm::default();
+    let mut pos = find(body, &delimiter, 0).ok_or_else(malformed)? + delimiter.len();
+    loop {
+        if body[pos..].starts_with(b"--") {
+            return Ok(form);
+        }
+        // Skip the CRLF after the delimiter.
+        pos = find(body, b"\r\n", pos).ok_or_else(malformed)? + 2;
+        let headers_end = find(body, b"\r\n\r\n", pos).ok_or_else(malformed)?;
+        let headers = String::from_utf8_lossy(&body[pos..headers_end]).to_string();
+        let content_start = headers_end + 4;
+        let next = find(
+            body,
+            &[b"\r\n", delimiter.as_slice()].concat(),
+            content_start,
+        )
+        .ok_or_else(malformed)?;
+        let content = &body[content_start..next];
+        let (name, filename) = disposition(&headers).ok_or_else(malformed)?;
+        if name == "package" || filename.is_some() {
+            if name == "package" {
+                form.package = Some(content.to_vec());
+            }
+        } else {
+            let text = String::from_utf8(content.to_vec()).map_err(|_| {
+                ApiError::bad_request(format!("Form field {name} is not valid UTF-8."))
+            })?;
+            form.fields.push((name, Json::String(text)));
+        }
+        pos = next + 2 + delimiter.len();
+        if pos > body.len() {
+            return Err(malformed());
+        }
+    }
+}
+
+/// The `name` and `filename` of a part's Content-Disposition.
+fn disposition(headers: &str) -> Option<(String, Option<String>)> {
+    let line = headers
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))?;
+    let mut name = None;
+    let mut filename = None;
+    for param in line.split(';').skip(1) {
+        if let Some((k, v)) = param.trim().split_once('=') {
+            let v = v.trim().trim_matches('"').to_string();
+            match k.trim().to_ascii_lowercase().as_str() {
+                "name" => name = Some(v),
+                "filename" => filename = Some(v),
+                _ => {}
+            }
+        }
+    }
+    Some((name?, filename))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(content_type: &str, body: &[u8]) -> ApiRequest {
+        ApiRequest::new(
+            "POST",
+            "http://h/v1/functions",
+            vec![("Content-Type".into(), content_type.into())],
+            body.to_vec(),
+        )
+    }
+
+    #[test]
+    fn multipart_fields_and_the_package_file_are_read() {
+        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"code\"\r\n\r\n{\"source\": \"package\"}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"package\"; filename=\"f.zip\"\r\nContent-Type: application/zip\r\n\r\nPK\x03\x04\r\n--\r\n--XyZ--\r\n";
+        let form =
+            parse_function_form(&request("multipart/form-data; boundary=XyZ", body)).unwrap();
+        assert_eq!(form.get("code").unwrap(), "{\"source\": \"package\"}");
+        assert_eq!(form.package.unwrap(), b"PK\x03\x04\r\n--");
+    }
+
+    #[test]
+    fn urlencoded_fields_are_read() {
+        let form = parse_function_form(&request(
+            "application/x-www-form-urlencoded",
+            b"name=my+fn&code=%7B%7D",
+        ))
+        .unwrap();
+        assert_eq!(form.get("name").unwrap(), "my fn");
+        assert_eq!(form.get("code").unwrap(), "{}");
+    }
+
+    #[test]
+    fn json_bodies_are_read_and_nulls_are_unset() {
+        let form = parse_function_form(&request(
+            "application/json",
+            br#"{"name": "a", "cpu": null}"#,
+        ))
+        .unwrap();
+        assert_eq!(form.get("name").unwrap(), "a");
+        assert!(form.get("cpu").is_none());
+    }
+
+    #[test]
+    fn a_truncated_multipart_body_is_a_bad_request() {
+        let err = parse_function_form(&request(
+            "multipart/form-data; boundary=XyZ",
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"code\"\r\n\r\nabc",
+        ))
+        .unwrap_err();
+        assert_eq!(err.status(), 400);
+    }
+}

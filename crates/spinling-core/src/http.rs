@@ -1,0 +1,280 @@
+//! A framework-free request and response, so that every handler and the error mapping are
+//! plain Rust, unit-testable natively; the Spin adapter only converts to and from these.
+
+use crate::error::{ApiError, ApiResult};
+use serde_json::Value as Json;
+
+#[derive(Debug, Clone, Default)]
+pub struct ApiRequest {
+    /// Upper-case HTTP method.
+    pub method: String,
+    /// The path as sent, without the query.
+    pub path: String,
+    /// Decoded query pairs, in order.
+    pub query: Vec<(String, String)>,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// `scheme://host[:port]` as the client addressed us (from Spin's `spin-full-url`).
+    pub base_url: String,
+}
+
+impl ApiRequest {
+    /// Builds a request from the full URL the client used.
+    pub fn new(
+        method: &str,
+        full_url: &str,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Self {
+        let (base_url, path_and_query) = split_url(full_url);
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((p, q)) => (p, q),
+            None => (path_and_query, ""),
+        };
+        ApiRequest {
+            method: method.to_ascii_uppercase(),
+            path: if path.is_empty() {
+                "/".into()
+            } else {
+                path.into()
+            },
+            query: parse_urlencoded(query),
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect(),
+            body,
+            base_url: base_url.to_string(),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Rejects query parameters other than `allowed`, as WSME does.
+    pub fn only_query_params(&self, allowed: &[&str]) -> ApiResult<()> {
+        match self
+            .query
+            .iter()
+            .find(|(k, _)| !allowed.contains(&k.as_str()))
+        {
+            Some((k, _)) => Err(ApiError::bad_request(format!("Unknown argument: \"{k}\""))),
+            None => Ok(()),
+        }
+    }
+
+    /// Percent-decoded path segments; a trailing slash adds no segment.
+    pub fn segments(&self) -> Vec<String> {
+        self.path
+            .trim_start_matches('/')
+            .trim_end_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(percent_decode)
+            .collect()
+    }
+
+    pub fn content_type(&self) -> String {
+        self.header("content-type")
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    }
+
+    /// The URL of this API's `/v1`, as the client reaches it.
+    pub fn v1_url(&self) -> String {
+        format!("{}/v1", self.base_url.trim_end_matches('/'))
+    }
+}
+
+fn split_url(full_url: &str) -> (&str, &str) {
+    if let Some(scheme_end) = full_url.find("://") {
+        let rest = &full_url[scheme_end + 3..];
+        match rest.find('/') {
+            Some(i) => full_url.split_at(scheme_end + 3 + i),
+            None => match rest.find('?') {
+                Some(i) => full_url.split_at(scheme_end + 3 + i),
+                None => (full_url, "/"),
+            },
+        }
+    } else {
+        ("", full_url)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl ApiResponse {
+    pub fn json(status: u16, value: &Json) -> Self {
+        ApiResponse {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: serde_json::to_vec(value).expect("JSON values serialise"),
+        }
+    }
+    pub fn ok(value: &Json) -> Self {
+        Self::json(200, value)
+    }
+    pub fn created(value: &Json) -> Self {
+        Self::json(201, value)
+    }
+    pub fn empty(status: u16) -> Self {
+        ApiResponse {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+    /// A zip download named as Qinling names it.
+    pub fn attachment(filename: &str, bytes: Vec<u8>) -> Self {
+        ApiResponse {
+            status: 200,
+            headers: vec![
+                ("content-type".into(), "application/zip".into()),
+                (
+                    "content-disposition".into(),
+                    format!("attachment; filename=\"{filename}\""),
+                ),
+            ],
+            body: bytes,
+        }
+    }
+}
+
+/// The one mapping of domain errors to HTTP.
+impl From<ApiError> for ApiResponse {
+    fn from(e: ApiError) -> Self {
+        let mut response = ApiResponse {
+            status: e.status(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: e.body(),
+        };
+        if e.kind == crate::error::ErrorKind::Unauthorized {
+            response
+                .headers
+                .push(("www-authenticate".into(), "Keystone uri=''".into()));
+        }
+        response
+    }
+}
+
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(h * 16 + l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// `application/x-www-form-urlencoded` (also the query string): `+` is a space.
+pub fn parse_urlencoded(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (
+                percent_decode(&k.replace('+', " ")),
+                percent_decode(&v.replace('+', " ")),
+            )
+        })
+        .collect()
+}
+
+/// oslo's `bool_from_string`, strict: anything else is an error, not `false`.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "t" | "true" | "on" | "y" | "yes" => Some(true),
+        "0" | "f" | "false" | "off" | "n" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_a_full_url_into_base_path_and_query() {
+        let r = ApiRequest::new(
+            "get",
+            "http://127.0.0.1:3000/v1/functions/abc?download=true&x=a+b",
+            vec![],
+            vec![],
+        );
+        assert_eq!(r.method, "GET");
+        assert_eq!(r.base_url, "http://127.0.0.1:3000");
+        assert_eq!(r.path, "/v1/functions/abc");
+        assert_eq!(r.query_param("download"), Some("true"));
+        assert_eq!(r.query_param("x"), Some("a b"));
+        assert_eq!(r.segments(), vec!["v1", "functions", "abc"]);
+        assert_eq!(r.v1_url(), "http://127.0.0.1:3000/v1");
+    }
+
+    #[test]
+    fn a_url_without_a_path_is_the_root() {
+        let r = ApiRequest::new("GET", "http://h:1", vec![], vec![]);
+        assert_eq!(r.path, "/");
+        assert!(r.segments().is_empty());
+    }
+
+    #[test]
+    fn percent_escapes_are_decoded_in_segments() {
+        let r = ApiRequest::new("GET", "http://h/v1/aliases/my%20alias%2", vec![], vec![]);
+        assert_eq!(r.segments()[2], "my alias%2");
+    }
+
+    #[test]
+    fn booleans_are_parsed_strictly() {
+        assert_eq!(parse_bool("false"), Some(false));
+        assert_eq!(parse_bool("True"), Some(true));
+        assert_eq!(parse_bool("maybe"), None);
+    }
+
+    #[test]
+    fn unknown_query_parameters_are_refused() {
+        let r = ApiRequest::new("GET", "http://h/v1/runtimes?x=1", vec![], vec![]);
+        assert_eq!(
+            r.only_query_params(&[]).unwrap_err().message,
+            "Unknown argument: \"x\""
+        );
+    }
+}

@@ -1,0 +1,18 @@
+//! Spinling's domain core: Qinling's resources and rules, with storage behind the `Database`
+//! seam and HTTP as plain values, so all of it is unit-tested natively.
+
+pub mod aliases;
+pub mod api;
+pub mod context;
+pub mod db;
+pub mod error;
+pub mod forms;
+pub mod functions;
+pub mod http;
+pub mod id;
+pub mod migrations;
+pub mod packages;
+pub mod runtimes;
+pub mod time;
+pub mod versions;
+pub mod wire;

@@ -1,0 +1,202 @@
+//! The schema, created and migrated by the app itself: `spin up` on an empty directory just
+//! works, and an instance that finds an older schema brings it up to date.
+//!
+//! Migrations are numbered and append-only; each statement is idempotent (`IF NOT EXISTS`)
+//! and each migration runs with its version bump in one `BEGIN IMMEDIATE` transaction, so
+//! two instances racing on a fresh database apply it once. The hot path costs one
+//! `PRAGMA user_version` read.
+
+use crate::db::{in_transaction, Database, DbError};
+
+pub struct Migration {
+    pub version: i64,
+    pub statements: &'static [&'static str],
+}
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    statements: &[
+        "CREATE TABLE IF NOT EXISTS runtimes (
+            id TEXT PRIMARY KEY,
+            name TEXT,
+            description TEXT,
+            image TEXT NOT NULL,
+            status TEXT NOT NULL,
+            is_public INTEGER NOT NULL DEFAULT 1,
+            trusted INTEGER NOT NULL DEFAULT 1,
+            project_id TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT
+        )",
+        // Package bytes, content-addressed by SHA-256 and split into chunks no larger than a
+        // Spin SQLite BLOB is guaranteed to hold. A package row exists only while a function
+        // or a version references its digest (see `packages::collect_garbage`).
+        "CREATE TABLE IF NOT EXISTS packages (
+            digest TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            md5 TEXT NOT NULL,
+            chunk_count INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        )",
+        "CREATE TABLE IF NOT EXISTS package_chunks (
+            digest TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (digest, seq)
+        )",
+        // `version_seq` is the highest version number ever given out, so numbers are never
+        // reused; the `latest_version` shown to clients is the newest existing version.
+        "CREATE TABLE IF NOT EXISTS functions (
+            id TEXT PRIMARY KEY,
+            name TEXT,
+            description TEXT,
+            runtime_id TEXT,
+            cpu INTEGER NOT NULL,
+            memory_size INTEGER NOT NULL,
+            timeout INTEGER NOT NULL,
+            code TEXT NOT NULL,
+            entry TEXT,
+            count INTEGER NOT NULL DEFAULT 0,
+            version_seq INTEGER NOT NULL DEFAULT 0,
+            package_digest TEXT,
+            project_id TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT
+        )",
+        "CREATE INDEX IF NOT EXISTS functions_by_project ON functions (project_id, created_at)",
+        "CREATE INDEX IF NOT EXISTS functions_by_runtime ON functions (runtime_id)",
+        "CREATE INDEX IF NOT EXISTS functions_by_package ON functions (package_digest)",
+        // A version snapshots the code and the settings it runs with.
+        "CREATE TABLE IF NOT EXISTS function_versions (
+            id TEXT PRIMARY KEY,
+            function_id TEXT NOT NULL REFERENCES functions (id) ON DELETE CASCADE,
+            version_number INTEGER NOT NULL,
+            description TEXT,
+            count INTEGER NOT NULL DEFAULT 0,
+            code TEXT NOT NULL,
+            package_digest TEXT NOT NULL,
+            entry TEXT,
+            cpu INTEGER NOT NULL,
+            memory_size INTEGER NOT NULL,
+            timeout INTEGER NOT NULL,
+            project_id TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT,
+            UNIQUE (function_id, version_number)
+        )",
+        "CREATE INDEX IF NOT EXISTS function_versions_by_package ON function_versions (package_digest)",
+        "CREATE TABLE IF NOT EXISTS function_aliases (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            description TEXT,
+            function_id TEXT NOT NULL,
+            function_version INTEGER NOT NULL DEFAULT 0,
+            project_id TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT,
+            UNIQUE (project_id, name),
+            UNIQUE (project_id, function_id, function_version)
+        )",
+        "CREATE INDEX IF NOT EXISTS function_aliases_by_function ON function_aliases (function_id, function_version)",
+    ],
+}];
+
+fn schema_version(db: &dyn Database) -> Result<i64, DbError> {
+    Ok(db
+        .execute("PRAGMA user_version", &[])?
+        .first()
+        .map_or(0, |r| r.int(0)))
+}
+
+/// Brings the schema up to the newest migration. Cheap when it is already there.
+pub fn migrate(db: &dyn Database) -> Result<(), DbError> {
+    migrate_to(db, MIGRATIONS)
+}
+
+pub fn migrate_to(db: &dyn Database, migrations: &[Migration]) -> Result<(), DbError> {
+    let newest = migrations.last().map_or(0, |m| m.version);
+    if schema_version(db)? >= newest {
+        return Ok(());
+    }
+    // Readers never wait for writers in WAL mode; a backend that cannot do it ignores this.
+    let _ = db.execute("PRAGMA journal_mode=WAL", &[]);
+    in_transaction(db, |tx| {
+        let current = schema_version(tx)?;
+        for migration in migrations.iter().filter(|m| m.version > current) {
+            for statement in migration.statements {
+                tx.execute(statement, &[])?;
+            }
+            tx.execute(&format!("PRAGMA user_version = {}", migration.version), &[])?;
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing::TestDb;
+
+    #[test]
+    fn an_empty_database_gets_the_whole_schema() {
+        let db = TestDb::in_memory();
+        migrate(&db).unwrap();
+        assert_eq!(
+            schema_version(&db).unwrap(),
+            MIGRATIONS.last().unwrap().version
+        );
+        db.execute("SELECT id FROM function_versions", &[]).unwrap();
+    }
+
+    #[test]
+    fn migrating_twice_is_harmless() {
+        let db = TestDb::in_memory();
+        migrate(&db).unwrap();
+        migrate(&db).unwrap();
+    }
+
+    #[test]
+    fn only_newer_migrations_run() {
+        let db = TestDb::in_memory();
+        const FIRST: &[Migration] = &[Migration {
+            version: 1,
+            statements: &["CREATE TABLE a (x INTEGER)"],
+        }];
+        const BOTH: &[Migration] = &[
+            Migration {
+                version: 1,
+                // Would fail if it ran again: no IF NOT EXISTS.
+                statements: &["CREATE TABLE a (x INTEGER)"],
+            },
+            Migration {
+                version: 2,
+                statements: &["CREATE TABLE b (x INTEGER)"],
+            },
+        ];
+        migrate_to(&db, FIRST).unwrap();
+        migrate_to(&db, BOTH).unwrap();
+        assert_eq!(schema_version(&db).unwrap(), 2);
+    }
+
+    #[test]
+    fn two_connections_racing_on_a_fresh_file_both_succeed() {
+        let dir = std::env::temp_dir().join(format!("spinling-mig-{}", crate::id::new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("db.sqlite");
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let db = TestDb::open(&path);
+                    db.0.busy_timeout(std::time::Duration::from_secs(5))
+                        .unwrap();
+                    migrate(&db)
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

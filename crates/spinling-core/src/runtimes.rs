@@ -1,0 +1,284 @@
+//! Runtimes: where functions run. Either the built-in WebAssembly runtime or an external
+//! worker speaking Qinling's worker protocol, reached by URL.
+
+use crate::context::{Caller, Settings};
+use crate::db::{in_transaction, Database, Row};
+use crate::error::{ApiError, ApiResult};
+use crate::time::now_timestamp;
+use crate::wire::Body;
+use serde_json::{json, Value as Json};
+
+/// The image name of the runtime built into Spinling.
+pub const BUILTIN_WASM_IMAGE: &str = "spinling/wasm";
+
+/// Asks an external worker whether it is up (`GET <url>/ping` answering 2xx).
+pub trait WorkerProbe {
+    fn is_up(&self, base_url: &str) -> bool;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Runtime {
+    pub id: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub image: String,
+    pub status: String,
+    pub is_public: bool,
+    pub trusted: bool,
+    pub project_id: String,
+    pub created_at: String,
+    pub updated_at: Option<String>,
+}
+
+const COLUMNS: &str =
+    "id, name, description, image, status, is_public, trusted, project_id, created_at, updated_at";
+
+impl Runtime {
+    fn from_row(r: Row) -> Runtime {
+        Runtime {
+            id: r.text(0),
+            name: r.opt_text(1),
+            description: r.opt_text(2),
+            image: r.text(3),
+            status: r.text(4),
+            is_public: r.bool(5),
+            trusted: r.bool(6),
+            project_id: r.text(7),
+            created_at: r.text(8),
+            updated_at: r.opt_text(9),
+        }
+    }
+
+    pub fn to_json(&self) -> Json {
+        json!({
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "image": self.image,
+            "status": self.status,
+            "is_public": self.is_public,
+            "trusted": self.trusted,
+            "project_id": self.project_id,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        })
+    }
+
+    pub fn is_builtin(&self) -> bool {
+        self.image == BUILTIN_WASM_IMAGE
+    }
+
+    pub fn is_available(&self) -> bool {
+        self.status == "available"
+    }
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("Runtime not found [id={id}]"))
+}
+
+/// The runtime with `id`, if the caller can see it (own, public, or admin).
+pub fn find(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<Runtime> {
+    db.execute(
+        &format!("SELECT {COLUMNS} FROM runtimes WHERE id = ?"),
+        &[id.into()],
+    )?
+    .first()
+    .map(Runtime::from_row)
+    .filter(|r| r.is_public || caller.may_read(&r.project_id))
+    .ok_or_else(|| not_found(id))
+}
+
+pub fn list(db: &dyn Database, caller: &Caller) -> ApiResult<Vec<Runtime>> {
+    Ok(db
+        .execute(
+            &format!(
+                "SELECT {COLUMNS} FROM runtimes WHERE project_id = ? OR is_public = 1
+                 ORDER BY created_at, id"
+            ),
+            &[caller.project_id.as_str().into()],
+        )?
+        .iter()
+        .map(Runtime::from_row)
+        .collect())
+}
+
+/// Decides the status an image gets: the built-in runtime is always available; a worker URL
+/// must be on an allowed host and is `available` when it answers its ping.
+fn status_of_image(
+    image: &str,
+    settings: &Settings,
+    probe: &dyn WorkerProbe,
+) -> ApiResult<&'static str> {
+    if image == BUILTIN_WASM_IMAGE {
+        return Ok("available");
+    }
+    let host = worker_host(image).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "Invalid runtime image {image}: use \"{BUILTIN_WASM_IMAGE}\" or the http(s):// URL of a worker."
+        ))
+    })?;
+    if !settings.worker_host_allowed(&host) {
+        return Err(ApiError::bad_request(format!(
+            "Runtime worker host {host} is not allowed; allowed hosts: {}.",
+            settings.worker_hosts.join(", ")
+        )));
+    }
+    Ok(if probe.is_up(image) {
+        "available"
+    } else {
+        "error"
+    })
+}
+
+/// The host of an `http(s)://host[:port][/path]` URL, lower-cased.
+pub fn worker_host(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.contains('@') || authority.is_empty() {
+        return None;
+    }
+    let host = if authority.starts_with('[') {
+        &authority[..=authority.find(']')?]
+    } else {
+        authority.split(':').next()?
+    };
+    if let Some((_, port)) = authority
+        .rsplit_once(':')
+        .filter(|(h, _)| !h.ends_with('['))
+    {
+        if !authority.ends_with(']') && port.parse::<u16>().is_err() {
+            return None;
+        }
+    }
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+pub fn create(
+    db: &dyn Database,
+    caller: &Caller,
+    settings: &Settings,
+    probe: &dyn WorkerProbe,
+    body: &Body,
+) -> ApiResult<Runtime> {
+    caller.require_admin()?;
+    body.require(&["image"])?;
+    let image = body.text("image").unwrap_or_default();
+    let status = status_of_image(&image, settings, probe)?;
+    let runtime = Runtime {
+        id: body.text("id").unwrap_or_else(crate::id::new_id),
+        name: body.text("name"),
+        description: body.text("description"),
+        image,
+        status: status.into(),
+        is_public: body.boolean("is_public").unwrap_or(true),
+        trusted: body.boolean("trusted").unwrap_or(true),
+        project_id: caller.project_id.clone(),
+        created_at: now_timestamp(),
+        updated_at: None,
+    };
+    let inserted = db.execute(
+        &format!(
+            "INSERT OR IGNORE INTO runtimes ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
+             RETURNING id"
+        ),
+        &[
+            runtime.id.as_str().into(),
+            runtime.name.clone().into(),
+            runtime.description.clone().into(),
+            runtime.image.as_str().into(),
+            runtime.status.as_str().into(),
+            runtime.is_public.into(),
+            runtime.trusted.into(),
+            runtime.project_id.as_str().into(),
+            runtime.created_at.as_str().into(),
+        ],
+    )?;
+    if inserted.first().is_none() {
+        return Err(ApiError::bad_request("Duplicate entry for Runtime: ['id']"));
+    }
+    Ok(runtime)
+}
+
+pub fn update(
+    db: &dyn Database,
+    caller: &Caller,
+    settings: &Settings,
+    probe: &dyn WorkerProbe,
+    id: &str,
+    body: &Body,
+) -> ApiResult<Runtime> {
+    caller.require_admin()?;
+    let mut runtime = find(db, caller, id)?;
+    // Giving an image (even the same one) probes the worker again, so an admin can bring a
+    // runtime in `error` back once its worker is up.
+    if let Some(image) = body.text("image") {
+        runtime.status = status_of_image(&image, settings, probe)?.into();
+        runtime.image = image;
+    }
+    if body.has("name") {
+        runtime.name = body.text("name");
+    }
+    if body.has("description") {
+        runtime.description = body.text("description");
+    }
+    runtime.updated_at = Some(now_timestamp());
+    db.execute(
+        "UPDATE runtimes SET name = ?, description = ?, image = ?, status = ?, updated_at = ?
+         WHERE id = ?",
+        &[
+            runtime.name.clone().into(),
+            runtime.description.clone().into(),
+            runtime.image.as_str().into(),
+            runtime.status.as_str().into(),
+            runtime.updated_at.clone().into(),
+            id.into(),
+        ],
+    )?;
+    Ok(runtime)
+}
+
+pub fn delete(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<()> {
+    caller.require_admin()?;
+    in_transaction(db, |tx| {
+        find(tx, caller, id)?;
+        let in_use = tx
+            .execute(
+                "SELECT 1 FROM functions WHERE runtime_id = ? LIMIT 1",
+                &[id.into()],
+            )?
+            .first()
+            .is_some();
+        if in_use {
+            return Err(ApiError::forbidden(format!(
+                "Runtime {id} is still in use."
+            )));
+        }
+        tx.execute("DELETE FROM runtimes WHERE id = ?", &[id.into()])?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_hosts_are_read_from_urls() {
+        assert_eq!(
+            worker_host("http://127.0.0.1:9090").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(
+            worker_host("https://Worker.example.org/base").as_deref(),
+            Some("worker.example.org")
+        );
+        assert_eq!(worker_host("http://[::1]:8080/").as_deref(), Some("[::1]"));
+        assert_eq!(worker_host("http://user@host/"), None);
+        assert_eq!(worker_host("http://host:notaport/"), None);
+        assert_eq!(worker_host("openstackqinling/python3-runtime"), None);
+        assert_eq!(worker_host("ftp://host"), None);
+    }
+}

@@ -1,0 +1,276 @@
+//! Function versions: immutable, numbered snapshots of a function's code and the settings it
+//! runs with. Numbers start at 1 and are never reused, even after the newest is deleted.
+
+use crate::context::{Caller, Settings};
+use crate::db::{in_transaction, Database, Row};
+use crate::error::{ApiError, ApiResult};
+use crate::functions::{self, Function};
+use crate::packages;
+use crate::time::now_timestamp;
+use serde_json::{json, Map, Value as Json};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionVersion {
+    pub id: String,
+    pub function_id: String,
+    pub version_number: i64,
+    pub description: Option<String>,
+    pub count: i64,
+    pub code: Map<String, Json>,
+    pub package_digest: String,
+    pub entry: Option<String>,
+    pub cpu: i64,
+    pub memory_size: i64,
+    pub timeout: i64,
+    pub project_id: String,
+    pub created_at: String,
+    pub updated_at: Option<String>,
+}
+
+const COLUMNS: &str = "id, function_id, version_number, description, count, code, package_digest,
+    entry, cpu, memory_size, timeout, project_id, created_at, updated_at";
+
+impl FunctionVersion {
+    fn from_row(r: Row) -> FunctionVersion {
+        FunctionVersion {
+            id: r.text(0),
+            function_id: r.text(1),
+            version_number: r.int(2),
+            description: r.opt_text(3),
+            count: r.int(4),
+            code: serde_json::from_str(&r.text(5)).unwrap_or_default(),
+            package_digest: r.text(6),
+            entry: r.opt_text(7),
+            cpu: r.int(8),
+            memory_size: r.int(9),
+            timeout: r.int(10),
+            project_id: r.text(11),
+            created_at: r.text(12),
+            updated_at: r.opt_text(13),
+        }
+    }
+
+    pub fn to_json(&self) -> Json {
+        json!({
+            "id": self.id,
+            "description": self.description,
+            "function_id": self.function_id,
+            "version_number": self.version_number,
+            "count": self.count,
+            "status": "available",
+            "code": self.code,
+            "entry": self.entry,
+            "cpu": self.cpu,
+            "memory_size": self.memory_size,
+            "timeout": self.timeout,
+            "project_id": self.project_id,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        })
+    }
+
+    /// Whether publishing `function` now would snapshot exactly this version again.
+    fn same_as(&self, function: &Function) -> bool {
+        function.package_digest.as_deref() == Some(self.package_digest.as_str())
+            && function.entry == self.entry
+            && function.cpu == self.cpu
+            && function.memory_size == self.memory_size
+            && function.timeout == self.timeout
+    }
+}
+
+/// A version number from a request path: a positive integer (0, "the function's current
+/// code", only where `allow_zero`).
+pub fn parse_number(raw: &str, allow_zero: bool) -> ApiResult<i64> {
+    match raw.parse::<i64>() {
+        Ok(n) if n > 0 || (allow_zero && n == 0) => Ok(n),
+        _ => Err(ApiError::bad_request(format!(
+            "Invalid version number: '{raw}'. A version number is a positive integer."
+        ))),
+    }
+}
+
+pub fn not_found(function_id: &str, number: i64) -> ApiError {
+    ApiError::not_found(format!(
+        "FunctionVersion not found [function_id={function_id}, version_number={number}]"
+    ))
+}
+
+fn select(db: &dyn Database, function_id: &str, number: i64) -> ApiResult<Option<FunctionVersion>> {
+    Ok(db
+        .execute(
+            &format!("SELECT {COLUMNS} FROM function_versions WHERE function_id = ? AND version_number = ?"),
+            &[function_id.into(), number.into()],
+        )?
+        .first()
+        .map(FunctionVersion::from_row))
+}
+
+fn newest(db: &dyn Database, function_id: &str) -> ApiResult<Option<FunctionVersion>> {
+    Ok(db
+        .execute(
+            &format!(
+                "SELECT {COLUMNS} FROM function_versions WHERE function_id = ?
+                 ORDER BY version_number DESC LIMIT 1"
+            ),
+            &[function_id.into()],
+        )?
+        .first()
+        .map(FunctionVersion::from_row))
+}
+
+/// Publishes the function's current code and settings as its next version. Runs as one
+/// transaction holding the write lock, so concurrent publishes of one function are
+/// serialised: one of them wins, the others find nothing changed.
+pub fn publish_version(
+    db: &dyn Database,
+    caller: &Caller,
+    settings: &Settings,
+    function_id: &str,
+    description: Option<String>,
+) -> ApiResult<FunctionVersion> {
+    in_transaction(db, |tx| {
+        let function = functions::find_own(tx, caller, function_id)?;
+        if function.source() != "package" {
+            return Err(ApiError::forbidden(
+                "Function versioning only allowed for package type function.",
+            ));
+        }
+        let existing = tx
+            .execute(
+                "SELECT COUNT(*) FROM function_versions WHERE function_id = ?",
+                &[function_id.into()],
+            )?
+            .first()
+            .map_or(0, |r| r.int(0));
+        if existing >= settings.max_versions {
+            return Err(ApiError::forbidden(format!(
+                "Can not exceed maximum number({}) of versions",
+                settings.max_versions
+            )));
+        }
+        if let Some(latest) = newest(tx, function_id)?.filter(|v| v.same_as(&function)) {
+            return Err(ApiError::forbidden(format!(
+                "Function package not changed since the latest version {}.",
+                latest.version_number
+            )));
+        }
+        let version = FunctionVersion {
+            id: crate::id::new_id(),
+            function_id: function.id.clone(),
+            version_number: function.version_seq + 1,
+            description: description.clone(),
+            count: 0,
+            code: function.code.clone(),
+            package_digest: function.package_digest.clone().unwrap_or_default(),
+            entry: function.entry.clone(),
+            cpu: function.cpu,
+            memory_size: function.memory_size,
+            timeout: function.timeout,
+            project_id: caller.project_id.clone(),
+            created_at: now_timestamp(),
+            updated_at: None,
+        };
+        tx.execute(
+            &format!("INSERT INTO function_versions ({COLUMNS}) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, NULL)"),
+            &[
+                version.id.as_str().into(),
+                version.function_id.as_str().into(),
+                version.version_number.into(),
+                version.description.clone().into(),
+                Json::Object(version.code.clone()).to_string().into(),
+                version.package_digest.as_str().into(),
+                version.entry.clone().into(),
+                version.cpu.into(),
+                version.memory_size.into(),
+                version.timeout.into(),
+                version.project_id.as_str().into(),
+                version.created_at.as_str().into(),
+            ],
+        )?;
+        tx.execute(
+            "UPDATE functions SET version_seq = ? WHERE id = ?",
+            &[version.version_number.into(), function_id.into()],
+        )?;
+        Ok(version)
+    })
+}
+
+pub fn list(
+    db: &dyn Database,
+    caller: &Caller,
+    function_id: &str,
+) -> ApiResult<Vec<FunctionVersion>> {
+    functions::find(db, caller, function_id)?;
+    Ok(db
+        .execute(
+            &format!("SELECT {COLUMNS} FROM function_versions WHERE function_id = ? ORDER BY version_number"),
+            &[function_id.into()],
+        )?
+        .iter()
+        .map(FunctionVersion::from_row)
+        .collect())
+}
+
+/// The version, if the caller may read its function.
+pub fn find(
+    db: &dyn Database,
+    caller: &Caller,
+    function_id: &str,
+    number: i64,
+) -> ApiResult<FunctionVersion> {
+    functions::find(db, caller, function_id)?;
+    select(db, function_id, number)?.ok_or_else(|| not_found(function_id, number))
+}
+
+pub fn download(
+    db: &dyn Database,
+    caller: &Caller,
+    function_id: &str,
+    number: i64,
+) -> ApiResult<Vec<u8>> {
+    let version = find(db, caller, function_id, number)?;
+    packages::load(db, &version.package_digest)?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "Package of version {number} function {function_id} for project {} not found.",
+            version.project_id
+        ))
+    })
+}
+
+/// Detaching drops whatever a runtime prepared for the version; its code and rows stay.
+/// Admin only. Version 0 is the function's current code.
+pub fn detach(db: &dyn Database, caller: &Caller, function_id: &str, number: i64) -> ApiResult<()> {
+    caller.require_admin()?;
+    functions::find(db, caller, function_id)?;
+    if number > 0 {
+        select(db, function_id, number)?.ok_or_else(|| not_found(function_id, number))?;
+    }
+    Ok(())
+}
+
+pub fn delete(db: &dyn Database, caller: &Caller, function_id: &str, number: i64) -> ApiResult<()> {
+    in_transaction(db, |tx| {
+        functions::find_own(tx, caller, function_id)?;
+        let version =
+            select(tx, function_id, number)?.ok_or_else(|| not_found(function_id, number))?;
+        let aliased = tx
+            .execute(
+                "SELECT 1 FROM function_aliases WHERE function_id = ? AND function_version = ? LIMIT 1",
+                &[function_id.into(), number.into()],
+            )?
+            .first()
+            .is_some();
+        if aliased {
+            return Err(ApiError::forbidden(
+                "The function version is still associated with alias.",
+            ));
+        }
+        tx.execute(
+            "DELETE FROM function_versions WHERE id = ?",
+            &[version.id.as_str().into()],
+        )?;
+        packages::collect_garbage(tx, &version.package_digest)?;
+        Ok(())
+    })
+}

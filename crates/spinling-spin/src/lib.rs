@@ -1,0 +1,187 @@
+//! Everything a Spinling component needs from Spin, in one place: each component's handler is
+//! `spinling_spin::serve(request, response_out, Group::X).await`.
+
+mod storage;
+mod workers;
+
+pub use storage::SpinDatabase;
+pub use workers::HttpWorkerProbe;
+
+use futures::{SinkExt, StreamExt};
+use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
+use spinling_core::api::{self, Env, Handler};
+use spinling_core::context::{Caller, Settings};
+use spinling_core::error::{ApiError, ErrorKind};
+use spinling_core::http::{ApiRequest, ApiResponse};
+use spinling_core::migrations::migrate;
+
+/// The largest body a non-upload request may carry.
+const JSON_BODY_LIMIT: u64 = 1024 * 1024;
+/// Room for the multipart framing and form fields around an uploaded package.
+const FORM_OVERHEAD: u64 = 1024 * 1024;
+/// The size of the pieces a response body is written in.
+const WRITE_CHUNK: usize = 1024 * 1024;
+
+/// The endpoint groups, one per component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    Root,
+    Runtimes,
+    Functions,
+    Versions,
+    Aliases,
+}
+
+impl Group {
+    fn handler(self) -> Handler {
+        match self {
+            Group::Root => api::root::handle,
+            Group::Runtimes => api::runtimes::handle,
+            Group::Functions => api::functions::handle,
+            Group::Versions => api::versions::handle,
+            Group::Aliases => api::aliases::handle,
+        }
+    }
+
+    /// Root answers without touching storage: discovery must work even on a broken database.
+    fn needs_database(self) -> bool {
+        self != Group::Root
+    }
+}
+
+/// Reads a Spin variable; an undeclared or unset one reads as `None`.
+fn variable(name: &str) -> Option<String> {
+    spin_sdk::variables::get(name).ok()
+}
+
+fn settings() -> Result<Settings, ApiError> {
+    Settings::from_variables(variable).map_err(|e| {
+        eprintln!("configuration error: {e}");
+        ApiError::internal(format!("Configuration error: {e}"))
+    })
+}
+
+fn caller(request: &ApiRequest) -> Result<Caller, ApiError> {
+    match variable("auth_mode").as_deref().map(str::trim) {
+        None | Some("") | Some("none") => Ok(Caller::unauthenticated(request)),
+        Some(other) => Err(ApiError::internal(format!(
+            "Configuration error: unsupported auth_mode {other:?} (supported: none)"
+        ))),
+    }
+}
+
+/// Serves one request with the group's handler: reads the body within its limit, opens the
+/// database (migrating it if needed), runs the handler, writes the response.
+pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, group: Group) {
+    let response = match read_request(request, body_limit(group)).await {
+        Ok(request) => handle(&request, group),
+        Err(e) => ApiResponse::from(e),
+    };
+    write_response(response_out, response).await;
+}
+
+fn body_limit(group: Group) -> u64 {
+    match group {
+        Group::Functions => settings()
+            .map(|s| s.max_package_size)
+            .unwrap_or_else(|_| Settings::default().max_package_size)
+            .saturating_add(FORM_OVERHEAD),
+        _ => JSON_BODY_LIMIT,
+    }
+}
+
+fn handle(request: &ApiRequest, group: Group) -> ApiResponse {
+    let prepared = (|| {
+        let settings = settings()?;
+        let caller = caller(request)?;
+        Ok::<_, ApiError>((settings, caller))
+    })();
+    let (settings, caller) = match prepared {
+        Ok(v) => v,
+        Err(e) => return e.into(),
+    };
+    let db = if group.needs_database() {
+        match SpinDatabase::open().and_then(|db| migrate(&db).map(|_| db).map_err(Into::into)) {
+            Ok(db) => Some(db),
+            Err(e) => return e.into(),
+        }
+    } else {
+        None
+    };
+    let no_db = storage::NoDatabase;
+    let env = Env {
+        db: db
+            .as_ref()
+            .map_or(&no_db as &dyn spinling_core::db::Database, |d| d),
+        caller,
+        settings,
+        workers: &HttpWorkerProbe,
+    };
+    api::respond(group.handler(), &env, request)
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        ErrorKind::PayloadTooLarge,
+        format!("Request body exceeds the maximum of {limit} bytes."),
+    )
+}
+
+/// Builds the core's request, reading the body as it streams in and refusing it as soon as
+/// it is known to be over `limit` (from Content-Length, or while counting).
+async fn read_request(request: IncomingRequest, limit: u64) -> Result<ApiRequest, ApiError> {
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    if let Some(length) = header("content-length").and_then(|v| v.trim().parse::<u64>().ok()) {
+        if length > limit {
+            return Err(too_large(limit));
+        }
+    }
+    let full_url = header("spin-full-url").unwrap_or_else(|| request.uri());
+    let method = request.method().to_string();
+    let mut body = Vec::new();
+    let mut stream = request.into_body_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request(format!("Could not read the request body: {e:?}"))
+        })?;
+        if body.len() as u64 + chunk.len() as u64 > limit {
+            return Err(too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(ApiRequest::new(&method, &full_url, headers, body))
+}
+
+async fn write_response(response_out: ResponseOutparam, response: ApiResponse) {
+    let mut headers: Vec<(String, Vec<u8>)> = response
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+        .collect();
+    headers.push((
+        "content-length".into(),
+        response.body.len().to_string().into_bytes(),
+    ));
+    let fields = Fields::from_list(&headers).unwrap_or_else(|_| Fields::new());
+    let outgoing = OutgoingResponse::new(fields);
+    let _ = outgoing.set_status_code(response.status);
+    let mut sink = outgoing.take_body();
+    response_out.set(outgoing);
+    for piece in response.body.chunks(WRITE_CHUNK) {
+        if let Err(e) = sink.send(piece.to_vec()).await {
+            eprintln!("could not write the response body: {e:?}");
+            return;
+        }
+    }
+}

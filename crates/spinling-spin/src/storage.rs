@@ -1,0 +1,68 @@
+//! `Database` over Spin's SQLite interface (`fermyon:spin/sqlite@2.0.0`, the most widely
+//! supported): the database labelled `default`, which spin.toml grants each component.
+
+use spin_sdk::sqlite::{Connection, Error, Value as SpinValue};
+use spinling_core::db::{Database, DbError, Rows, Value};
+use spinling_core::error::ApiError;
+
+pub struct SpinDatabase(Connection);
+
+impl SpinDatabase {
+    pub fn open() -> Result<SpinDatabase, ApiError> {
+        Connection::open_default().map(SpinDatabase).map_err(|e| {
+            eprintln!("could not open the default database: {e:?}");
+            ApiError::internal("Internal server error.")
+        })
+    }
+}
+
+fn to_spin(value: &Value) -> SpinValue {
+    match value {
+        Value::Integer(i) => SpinValue::Integer(*i),
+        Value::Real(r) => SpinValue::Real(*r),
+        Value::Text(t) => SpinValue::Text(t.clone()),
+        Value::Blob(b) => SpinValue::Blob(b.clone()),
+        Value::Null => SpinValue::Null,
+    }
+}
+
+fn from_spin(value: SpinValue) -> Value {
+    match value {
+        SpinValue::Integer(i) => Value::Integer(i),
+        SpinValue::Real(r) => Value::Real(r),
+        SpinValue::Text(t) => Value::Text(t),
+        SpinValue::Blob(b) => Value::Blob(b),
+        SpinValue::Null => Value::Null,
+    }
+}
+
+fn describe(e: Error) -> DbError {
+    DbError(match e {
+        Error::Io(message) => message,
+        other => format!("{other:?}"),
+    })
+}
+
+impl Database for SpinDatabase {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+        let params: Vec<SpinValue> = params.iter().map(to_spin).collect();
+        let result = self.0.execute(sql, &params).map_err(describe)?;
+        Ok(Rows {
+            columns: result.columns,
+            rows: result
+                .rows
+                .into_iter()
+                .map(|row| row.values.into_iter().map(from_spin).collect())
+                .collect(),
+        })
+    }
+}
+
+/// For groups that never touch storage.
+pub struct NoDatabase;
+
+impl Database for NoDatabase {
+    fn execute(&self, _sql: &str, _params: &[Value]) -> Result<Rows, DbError> {
+        Err(DbError("this component has no database".into()))
+    }
+}

@@ -1,0 +1,247 @@
+//! A client for black-box tests: the real spin.toml and the real components, served by the
+//! Spin test host over a fresh state directory per test.
+
+use serde_json::{json, Value as Json};
+use spin_test_host::{BlockingApp, HostOptions};
+use std::io::Write;
+use std::path::PathBuf;
+
+pub use serde_json;
+
+/// The repository root (where spin.toml is).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+pub struct Api {
+    pub app: BlockingApp,
+    state: tempfile::TempDir,
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Json {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    }
+    /// Asserts a Qinling error body with this status and exact faultstring.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, faultstring: &str) {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        let body = self.json();
+        assert_eq!(body["faultstring"], faultstring, "body: {body}");
+        assert_eq!(
+            body["faultcode"],
+            if status >= 500 { "Server" } else { "Client" }
+        );
+        assert!(body["debuginfo"].is_null());
+    }
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Self {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        self
+    }
+}
+
+impl Api {
+    pub fn start() -> Api {
+        Self::start_with(&[])
+    }
+
+    /// Starts the app with Spin variables overridden (`("max_versions", "3")`).
+    pub fn start_with(variables: &[(&str, &str)]) -> Api {
+        let state = tempfile::tempdir().unwrap();
+        Self::start_in(state, variables)
+    }
+
+    /// Starts the app over an existing state directory (a "restart").
+    pub fn start_in(state: tempfile::TempDir, variables: &[(&str, &str)]) -> Api {
+        let mut options = HostOptions::new(repo_root().join("spin.toml"), state.path());
+        for (name, value) in variables {
+            options = options.variable(name, value);
+        }
+        let app = BlockingApp::load(options).unwrap_or_else(|e| {
+            panic!("could not load spin.toml ({e:#}); build the components first: scripts/test")
+        });
+        Api { app, state }
+    }
+
+    /// Stops the app and hands back its state, to start it again.
+    pub fn stop(self) -> tempfile::TempDir {
+        self.state
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(format!("http://127.0.0.1:3000{path}"))
+            .header("host", "127.0.0.1:3000");
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let response = self.app.send(builder.body(body).unwrap());
+        let (parts, body) = response.into_parts();
+        Reply {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, &[], Vec::new())
+    }
+    pub fn delete(&self, path: &str) -> Reply {
+        self.request("DELETE", path, &[], Vec::new())
+    }
+    pub fn post_json(&self, path: &str, body: &Json) -> Reply {
+        self.request(
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            body.to_string().into_bytes(),
+        )
+    }
+    pub fn put_json(&self, path: &str, body: &Json) -> Reply {
+        self.request(
+            "PUT",
+            path,
+            &[("content-type", "application/json")],
+            body.to_string().into_bytes(),
+        )
+    }
+    pub fn post_raw(&self, path: &str, content_type: &str, body: &[u8]) -> Reply {
+        self.request(
+            "POST",
+            path,
+            &[("content-type", content_type)],
+            body.to_vec(),
+        )
+    }
+
+    /// Creates a runtime on the built-in image and returns its id.
+    pub fn create_runtime(&self) -> String {
+        let reply = self.post_json(
+            "/v1/runtimes",
+            &json!({"image": "spinling/wasm", "name": "wasm"}),
+        );
+        reply.assert_status(201);
+        reply.json()["id"].as_str().unwrap().to_string()
+    }
+
+    /// Creates a package function from `package` (multipart, as the CLI does).
+    pub fn create_function(&self, runtime_id: &str, package: &[u8]) -> Json {
+        let reply = self.create_function_with(runtime_id, package, &[]);
+        reply.assert_status(201);
+        reply.json()
+    }
+
+    pub fn create_function_with(
+        &self,
+        runtime_id: &str,
+        package: &[u8],
+        fields: &[(&str, &str)],
+    ) -> Reply {
+        let mut all = vec![
+            ("code", r#"{"source": "package"}"#),
+            ("runtime_id", runtime_id),
+        ];
+        all.extend_from_slice(fields);
+        let (content_type, body) = multipart(&all, Some(package));
+        self.post_raw("/v1/functions", &content_type, &body)
+    }
+
+    /// Replaces a function's package (multipart PUT, as the CLI does).
+    pub fn update_package(&self, function_id: &str, package: &[u8]) -> Reply {
+        let (content_type, body) = multipart(&[], Some(package));
+        self.request(
+            "PUT",
+            &format!("/v1/functions/{function_id}"),
+            &[("content-type", &content_type)],
+            body,
+        )
+    }
+
+    pub fn publish(&self, function_id: &str) -> Reply {
+        self.post_json(&format!("/v1/functions/{function_id}/versions"), &json!({}))
+    }
+}
+
+/// A multipart/form-data body with text fields and an optional `package` file part.
+pub fn multipart(fields: &[(&str, &str)], package: Option<&[u8]>) -> (String, Vec<u8>) {
+    let boundary = "spinling-test-boundary-7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        write!(
+            body,
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        )
+        .unwrap();
+    }
+    if let Some(package) = package {
+        write!(
+            body,
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"package\"; filename=\"package.zip\"\r\nContent-Type: application/zip\r\n\r\n"
+        )
+        .unwrap();
+        body.extend_from_slice(package);
+        body.extend_from_slice(b"\r\n");
+    }
+    write!(body, "--{boundary}--\r\n").unwrap();
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// A zip archive holding `files`.
+pub fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut buffer = std::io::Cursor::new(Vec::new());
+    {
+        let mut writer = zip::ZipWriter::new(&mut buffer);
+        for (name, content) in files {
+            writer
+                .start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            writer.write_all(content).unwrap();
+        }
+        writer.finish().unwrap();
+    }
+    buffer.into_inner()
+}
+
+/// A small distinct package per `tag`.
+pub fn package(tag: &str) -> Vec<u8> {
+    zip_of(&[(
+        "main.py",
+        format!("def main(**kwargs):\n    return {tag:?}\n").as_bytes(),
+    )])
+}
+
+pub fn md5_hex(bytes: &[u8]) -> String {
+    use md5::Digest;
+    md5::Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,210 @@
+//! The real client: python-openstackclient with python-qinlingclient, pointed at the app
+//! served over loopback by the test host (`--os-auth-type none`, as against Qinling with
+//! auth disabled).
+
+use serde_json::Value as Json;
+use spinling_api_tests::{package, repo_root, Api};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+const PACKAGES: &[&str] = &[
+    "python-qinlingclient==5.1.1",
+    "python-openstackclient==10.5.0",
+];
+
+/// The `openstack` executable from a venv under target/, installed on first use; `None` (with
+/// the reason printed) only when PyPI cannot be reached.
+fn openstack() -> Option<&'static Path> {
+    static CLI: OnceLock<Option<PathBuf>> = OnceLock::new();
+    CLI.get_or_init(|| {
+        let venv = repo_root().join("target/openstack-cli");
+        let exe = venv.join("bin/openstack");
+        if exe.exists() {
+            return Some(exe);
+        }
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        let status = Command::new(&python).args(["-m", "venv"]).arg(&venv).status().expect("python3 runs");
+        assert!(status.success(), "could not create a venv with {python}");
+        let output = Command::new(venv.join("bin/pip"))
+            .args(["install", "--disable-pip-version-check", "-q"])
+            .args(PACKAGES)
+            .output()
+            .expect("pip runs");
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let unreachable = ["NewConnectionError", "Max retries", "Temporary failure in name resolution", "Network is unreachable", "No matching distribution"]
+                .iter()
+                .any(|m| stderr.contains(m));
+            let _ = std::fs::remove_dir_all(&venv);
+            if unreachable {
+                eprintln!("SKIPPED: PyPI is unreachable, the OpenStack CLI could not be installed:\n{stderr}");
+                return None;
+            }
+            panic!("pip install {PACKAGES:?} failed:\n{stderr}");
+        }
+        Some(exe)
+    })
+    .as_deref()
+}
+
+struct Cli<'a> {
+    exe: &'a Path,
+    endpoint: String,
+    dir: tempfile::TempDir,
+}
+
+impl Cli<'_> {
+    fn run(&self, args: &[&str]) -> String {
+        let output = Command::new(self.exe)
+            .args(["--os-auth-type", "none", "--os-endpoint", &self.endpoint])
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("openstack runs");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "openstack {args:?} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    fn json(&self, args: &[&str]) -> Json {
+        let mut all = args.to_vec();
+        all.extend(["-f", "json"]);
+        let out = self.run(&all);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("openstack {args:?}: not JSON ({e}): {out}"))
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let output = Command::new(self.exe)
+            .args(["--os-auth-type", "none", "--os-endpoint", &self.endpoint])
+            .args(args)
+            .output()
+            .expect("openstack runs");
+        assert!(!output.status.success(), "openstack {args:?} should fail");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+}
+
+fn with_cli(scenario: impl FnOnce(&Cli)) {
+    let Some(exe) = openstack() else { return };
+    let api = Api::start();
+    let address = api.app.serve_in_background();
+    let cli = Cli {
+        exe,
+        endpoint: format!("http://{address}"),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    scenario(&cli);
+}
+
+#[test]
+fn the_openstack_cli_manages_functions_versions_and_aliases() {
+    with_cli(|cli| {
+        let runtime = cli.json(&["runtime", "create", "spinling/wasm", "--name", "wasm"]);
+        let runtime_id = runtime["id"].as_str().unwrap().to_string();
+        assert_eq!(
+            cli.json(&["runtime", "show", &runtime_id])["status"],
+            "available"
+        );
+
+        let zip = cli.dir.path().join("hello.zip");
+        std::fs::write(&zip, package("hello")).unwrap();
+        let function = cli.json(&[
+            "function",
+            "create",
+            "--runtime",
+            &runtime_id,
+            "--package",
+            zip.to_str().unwrap(),
+            "--name",
+            "hello",
+        ]);
+        let fid = function["id"].as_str().unwrap().to_string();
+        assert_eq!(cli.json(&["function", "show", &fid])["name"], "hello");
+        let list = cli.json(&["function", "list"]);
+        assert!(list
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == fid.as_str()));
+
+        // Versions: create, list, show, detach, delete.
+        let v1 = cli.json(&[
+            "function",
+            "version",
+            "create",
+            &fid,
+            "--description",
+            "first",
+        ]);
+        assert_eq!(v1["version_number"], 1);
+        assert_eq!(v1["description"], "first");
+        let err = cli.fails(&["function", "version", "create", &fid]);
+        assert!(
+            err.contains("Function package not changed since the latest version 1."),
+            "{err}"
+        );
+
+        let file = cli.dir.path().join("main.py");
+        std::fs::write(&file, "def main(**kwargs):\n    return 'v2'\n").unwrap();
+        cli.run(&["function", "update", &fid, "--file", file.to_str().unwrap()]);
+        let v2 = cli.json(&["function", "version", "create", &fid]);
+        assert_eq!(v2["version_number"], 2);
+
+        let versions = cli.json(&["function", "version", "list", &fid]);
+        let numbers: Vec<i64> = versions
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version_number"].as_i64().unwrap())
+            .collect();
+        assert_eq!(numbers, vec![1, 2]);
+        assert_eq!(
+            cli.json(&["function", "version", "show", &fid, "2"])["version_number"],
+            2
+        );
+        let detached = cli.run(&["function", "version", "detach", &fid, "1"]);
+        assert!(detached.contains("has been accepted"), "{detached}");
+
+        // Aliases.
+        let alias = cli.json(&[
+            "function",
+            "alias",
+            "create",
+            "prod",
+            "--function",
+            &fid,
+            "--function-version",
+            "1",
+        ]);
+        assert_eq!(alias["function_version"], 1);
+        let aliases = cli.json(&["function", "alias", "list"]);
+        assert_eq!(aliases[0]["name"], "prod");
+        assert_eq!(
+            cli.json(&["function", "alias", "show", "prod"])["function_id"],
+            fid.as_str()
+        );
+        let err = cli.fails(&["function", "version", "delete", &fid, "1"]);
+        assert!(
+            err.contains("The function version is still associated with alias."),
+            "{err}"
+        );
+        cli.run(&["function", "alias", "delete", "prod"]);
+
+        cli.run(&["function", "version", "delete", &fid, "2"]);
+        let versions = cli.json(&["function", "version", "list", &fid]);
+        assert_eq!(versions.as_array().unwrap().len(), 1);
+
+        cli.run(&["function", "delete", &fid]);
+        assert!(cli
+            .json(&["function", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty());
+    });
+}
