@@ -164,7 +164,9 @@ impl Function {
 
     /// The resource as a list shows it: `code` is a JSON-encoded string, as Qinling's.
     pub fn to_list_json(&self) -> Json {
-        self.to_json_with_code(Json::String(Json::Object(self.code.clone()).to_string()))
+        self.to_json_with_code(Json::String(crate::wire::python_json(&Json::Object(
+            self.code.clone(),
+        ))))
     }
 }
 

@@ -274,3 +274,199 @@ pub fn delete(db: &dyn Database, caller: &Caller, function_id: &str, number: i64
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing::TestDb;
+    use crate::forms::FunctionForm;
+    use crate::packages::testing::zip_of;
+    use serde_json::Value as Json;
+
+    fn caller() -> Caller {
+        Caller {
+            project_id: "p".into(),
+            is_admin: false,
+            policy_enforced: true,
+        }
+    }
+
+    fn setup(db: &TestDb) -> String {
+        crate::migrations::migrate(db).unwrap();
+        db.execute(
+            "INSERT INTO runtimes (id, image, status, project_id, created_at)
+             VALUES ('r', 'spinling/wasm', 'available', 'p', 'now')",
+            &[],
+        )
+        .unwrap();
+        let form = FunctionForm {
+            fields: vec![
+                (
+                    "code".into(),
+                    Json::String(r#"{"source": "package"}"#.into()),
+                ),
+                ("runtime_id".into(), Json::String("r".into())),
+            ],
+            package: Some(zip_of(&[("a.wasm", b"one")])),
+        };
+        functions::create(db, &caller(), &Settings::default(), form)
+            .unwrap()
+            .id
+    }
+
+    fn change_code(db: &TestDb, fid: &str, content: &[u8]) {
+        let form = FunctionForm {
+            fields: vec![],
+            package: Some(zip_of(&[("a.wasm", content)])),
+        };
+        functions::update(db, &caller(), &Settings::default(), fid, form).unwrap();
+    }
+
+    fn publish(db: &TestDb, fid: &str) -> ApiResult<FunctionVersion> {
+        publish_version(db, &caller(), &Settings::default(), fid, None)
+    }
+
+    #[test]
+    fn the_first_version_of_a_function_is_one() {
+        let db = TestDb::in_memory();
+        let fid = setup(&db);
+        assert_eq!(publish(&db, &fid).unwrap().version_number, 1);
+    }
+
+    #[test]
+    fn unchanged_code_is_not_published_twice() {
+        let db = TestDb::in_memory();
+        let fid = setup(&db);
+        publish(&db, &fid).unwrap();
+        let err = publish(&db, &fid).unwrap_err();
+        assert_eq!(
+            (err.status(), err.message.as_str()),
+            (
+                403,
+                "Function package not changed since the latest version 1."
+            )
+        );
+    }
+
+    #[test]
+    fn going_back_to_older_code_is_a_change() {
+        let db = TestDb::in_memory();
+        let fid = setup(&db);
+        publish(&db, &fid).unwrap();
+        change_code(&db, &fid, b"two");
+        publish(&db, &fid).unwrap();
+        change_code(&db, &fid, b"one");
+        assert_eq!(publish(&db, &fid).unwrap().version_number, 3);
+    }
+
+    #[test]
+    fn a_deleted_newest_number_is_not_given_out_again() {
+        let db = TestDb::in_memory();
+        let fid = setup(&db);
+        publish(&db, &fid).unwrap();
+        change_code(&db, &fid, b"two");
+        publish(&db, &fid).unwrap();
+        delete(&db, &caller(), &fid, 2).unwrap();
+        assert_eq!(
+            functions::find(&db, &caller(), &fid)
+                .unwrap()
+                .latest_version,
+            1
+        );
+        assert_eq!(publish(&db, &fid).unwrap().version_number, 3);
+    }
+
+    #[test]
+    fn the_cap_counts_existing_versions_not_numbers() {
+        let db = TestDb::in_memory();
+        let fid = setup(&db);
+        let settings = Settings {
+            max_versions: 1,
+            ..Settings::default()
+        };
+        publish_version(&db, &caller(), &settings, &fid, None).unwrap();
+        change_code(&db, &fid, b"two");
+        let err = publish_version(&db, &caller(), &settings, &fid, None).unwrap_err();
+        assert_eq!(err.message, "Can not exceed maximum number(1) of versions");
+        delete(&db, &caller(), &fid, 1).unwrap();
+        assert_eq!(
+            publish_version(&db, &caller(), &settings, &fid, None)
+                .unwrap()
+                .version_number,
+            2
+        );
+    }
+
+    #[test]
+    fn a_version_keeps_its_settings_when_the_function_changes() {
+        let db = TestDb::in_memory();
+        let fid = setup(&db);
+        publish(&db, &fid).unwrap();
+        let form = FunctionForm {
+            fields: vec![("timeout".into(), Json::from(60))],
+            package: None,
+        };
+        functions::update(&db, &caller(), &Settings::default(), &fid, form).unwrap();
+        assert_eq!(find(&db, &caller(), &fid, 1).unwrap().timeout, 5);
+        assert_eq!(publish(&db, &fid).unwrap().timeout, 60);
+    }
+
+    #[test]
+    fn a_version_shares_the_functions_package_bytes() {
+        let db = TestDb::in_memory();
+        let fid = setup(&db);
+        publish(&db, &fid).unwrap();
+        let n = db.execute("SELECT COUNT(*) FROM packages", &[]).unwrap();
+        assert_eq!(n.first().unwrap().int(0), 1);
+        change_code(&db, &fid, b"two");
+        let n = db.execute("SELECT COUNT(*) FROM packages", &[]).unwrap();
+        assert_eq!(
+            n.first().unwrap().int(0),
+            2,
+            "the version keeps the old bytes alive"
+        );
+        delete(&db, &caller(), &fid, 1).unwrap();
+        let n = db.execute("SELECT COUNT(*) FROM packages", &[]).unwrap();
+        assert_eq!(n.first().unwrap().int(0), 1, "unreferenced bytes are freed");
+    }
+
+    #[test]
+    fn another_projects_function_cannot_be_versioned_even_by_an_admin() {
+        let db = TestDb::in_memory();
+        let fid = setup(&db);
+        let admin = Caller {
+            project_id: "other".into(),
+            is_admin: true,
+            policy_enforced: true,
+        };
+        let err = publish_version(&db, &admin, &Settings::default(), &fid, None).unwrap_err();
+        assert_eq!(err.status(), 404);
+    }
+
+    #[test]
+    fn concurrent_publishes_on_one_file_give_exactly_one_version() {
+        let dir = std::env::temp_dir().join(format!("spinling-pub-{}", crate::id::new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("db.sqlite");
+        let fid = setup(&TestDb::open(&path));
+        let results: Vec<ApiResult<FunctionVersion>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..16)
+                .map(|_| {
+                    s.spawn(|| {
+                        let db = TestDb::open(&path);
+                        db.0.busy_timeout(std::time::Duration::from_secs(5))
+                            .unwrap();
+                        publish(&db, &fid)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+        assert!(results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| e.status() == 403));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

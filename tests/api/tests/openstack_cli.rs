@@ -131,7 +131,7 @@ fn the_openstack_cli_manages_functions_versions_and_aliases() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|f| f["id"] == fid.as_str()));
+            .any(|f| f["Id"] == fid.as_str()));
 
         // Versions: create, list, show, detach, delete.
         let v1 = cli.json(&[
@@ -161,7 +161,7 @@ fn the_openstack_cli_manages_functions_versions_and_aliases() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|v| v["version_number"].as_i64().unwrap())
+            .map(|v| v["Version_number"].as_i64().unwrap())
             .collect();
         assert_eq!(numbers, vec![1, 2]);
         assert_eq!(
@@ -184,7 +184,7 @@ fn the_openstack_cli_manages_functions_versions_and_aliases() {
         ]);
         assert_eq!(alias["function_version"], 1);
         let aliases = cli.json(&["function", "alias", "list"]);
-        assert_eq!(aliases[0]["name"], "prod");
+        assert_eq!(aliases[0]["Name"], "prod");
         assert_eq!(
             cli.json(&["function", "alias", "show", "prod"])["function_id"],
             fid.as_str()
