@@ -67,7 +67,13 @@ pub struct Row<'a> {
     values: &'a [Value],
 }
 
-impl Row<'_> {
+impl<'a> Row<'a> {
+    /// The same row without its first `n` columns (for a joined prefix).
+    pub fn skip(&self, n: usize) -> Row<'a> {
+        Row {
+            values: self.values.get(n..).unwrap_or_default(),
+        }
+    }
     pub fn text(&self, i: usize) -> String {
         self.opt_text(i).unwrap_or_default()
     }

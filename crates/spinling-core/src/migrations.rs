@@ -4,7 +4,7 @@
 //! Migrations are numbered and append-only; each statement is idempotent (`IF NOT EXISTS`)
 //! and each migration runs with its version bump in one `BEGIN IMMEDIATE` transaction, so
 //! two instances racing on a fresh database apply it once. The hot path costs one
-//! `PRAGMA user_version` read.
+//! `PRAGMA user_version` read for a write, and nothing for a read (see `SelfMigrating`).
 
 use crate::db::{in_transaction, Database, DbError};
 
@@ -132,6 +132,26 @@ pub fn migrate_to(db: &dyn Database, migrations: &[Migration]) -> Result<(), DbE
     })
 }
 
+/// A database that brings its schema up to date when a statement finds it missing or old.
+///
+/// Reads go straight to the database, so the hot path pays nothing for migrations; the first
+/// statement that meets a missing table or column migrates and runs again. This holds because
+/// migrations only add (tables, columns with defaults): a statement that succeeds on an older
+/// schema means the same there. Writes call `migrate` first anyway (see the adapter).
+pub struct SelfMigrating<'a>(pub &'a dyn Database);
+
+impl Database for SelfMigrating<'_> {
+    fn execute(&self, sql: &str, params: &[crate::db::Value]) -> Result<crate::db::Rows, DbError> {
+        match self.0.execute(sql, params) {
+            Err(e) if e.0.contains("no such table") || e.0.contains("no such column") => {
+                migrate(self.0)?;
+                self.0.execute(sql, params)
+            }
+            other => other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +166,26 @@ mod tests {
             MIGRATIONS.last().unwrap().version
         );
         db.execute("SELECT id FROM function_versions", &[]).unwrap();
+    }
+
+    #[test]
+    fn a_read_on_an_empty_database_migrates_it_and_succeeds() {
+        let db = TestDb::in_memory();
+        let rows = SelfMigrating(&db)
+            .execute("SELECT COUNT(*) FROM functions", &[])
+            .unwrap();
+        assert_eq!(rows.first().unwrap().int(0), 0);
+        assert_eq!(
+            schema_version(&db).unwrap(),
+            MIGRATIONS.last().unwrap().version
+        );
+    }
+
+    #[test]
+    fn other_errors_are_not_retried() {
+        let db = TestDb::in_memory();
+        assert!(SelfMigrating(&db).execute("SELEKT 1", &[]).is_err());
+        assert_eq!(schema_version(&db).unwrap(), 0);
     }
 
     #[test]

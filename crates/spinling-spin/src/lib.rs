@@ -11,9 +11,10 @@ use futures::{SinkExt, StreamExt};
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
 use spinling_core::api::{self, Env, Handler};
 use spinling_core::context::{Caller, Settings};
+use spinling_core::db::Database;
 use spinling_core::error::{ApiError, ErrorKind};
 use spinling_core::http::{ApiRequest, ApiResponse};
-use spinling_core::migrations::migrate;
+use spinling_core::migrations::{migrate, SelfMigrating};
 
 /// The largest body a non-upload request may carry.
 const JSON_BODY_LIMIT: u64 = 1024 * 1024;
@@ -91,33 +92,38 @@ fn body_limit(group: Group) -> u64 {
 }
 
 fn handle(request: &ApiRequest, group: Group) -> ApiResponse {
-    let prepared = (|| {
-        let settings = settings()?;
-        let caller = caller(request)?;
-        Ok::<_, ApiError>((settings, caller))
-    })();
-    let (settings, caller) = match prepared {
-        Ok(v) => v,
-        Err(e) => return e.into(),
+    run(request, group).unwrap_or_else(ApiResponse::from)
+}
+
+fn run(request: &ApiRequest, group: Group) -> Result<ApiResponse, ApiError> {
+    let settings = settings()?;
+    let caller = caller(request)?;
+    let opened = match group.needs_database() {
+        true => Some(open_database(request)?),
+        false => None,
     };
-    let db = if group.needs_database() {
-        match SpinDatabase::open().and_then(|db| migrate(&db).map(|_| db).map_err(Into::into)) {
-            Ok(db) => Some(db),
-            Err(e) => return e.into(),
-        }
-    } else {
-        None
+    let migrating = opened.as_ref().map(|db| SelfMigrating(db));
+    let db: &dyn Database = match &migrating {
+        Some(db) => db,
+        None => &storage::NoDatabase,
     };
-    let no_db = storage::NoDatabase;
     let env = Env {
-        db: db
-            .as_ref()
-            .map_or(&no_db as &dyn spinling_core::db::Database, |d| d),
+        db,
         caller,
         settings,
         workers: &HttpWorkerProbe,
     };
-    api::respond(group.handler(), &env, request)
+    Ok(api::respond(group.handler(), &env, request))
+}
+
+/// Opens the database; a write first brings the schema up to date (a read does so only if it
+/// meets a missing table or column: `SelfMigrating`).
+fn open_database(request: &ApiRequest) -> Result<SpinDatabase, ApiError> {
+    let db = SpinDatabase::open()?;
+    if !matches!(request.method.as_str(), "GET" | "HEAD") {
+        migrate(&db)?;
+    }
+    Ok(db)
 }
 
 fn too_large(limit: u64) -> ApiError {
