@@ -116,7 +116,7 @@ fn check_target(
 ) -> ApiResult<()> {
     functions::find_own(db, caller, function_id)?;
     if version > 0 {
-        versions::find(db, caller, function_id, version)?;
+        versions::find(db, &crate::cache::NoCache, caller, function_id, version)?;
     }
     Ok(())
 }

@@ -95,6 +95,9 @@ pub struct Settings {
     pub max_package_size: u64,
     /// Hosts an external worker runtime may live on (`*` for any).
     pub worker_hosts: Vec<String>,
+    /// SQLite's `synchronous` for writes: `FULL` (every commit is on disk before the answer)
+    /// or `NORMAL` (in WAL mode, the last commits may be lost on power loss, never corrupted).
+    pub sqlite_synchronous: &'static str,
 }
 
 impl Default for Settings {
@@ -103,6 +106,7 @@ impl Default for Settings {
             max_versions: 10,
             max_package_size: 50 * 1024 * 1024,
             worker_hosts: vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()],
+            sqlite_synchronous: "FULL",
         }
     }
 }
@@ -128,6 +132,17 @@ impl Settings {
                         "variable max_package_size must be a positive number of bytes, not {v:?}"
                     )
                 })?;
+        }
+        if let Some(v) = value("sqlite_synchronous") {
+            settings.sqlite_synchronous = match v.to_ascii_lowercase().as_str() {
+                "full" => "FULL",
+                "normal" => "NORMAL",
+                _ => {
+                    return Err(format!(
+                        "variable sqlite_synchronous must be full or normal, not {v:?}"
+                    ))
+                }
+            };
         }
         if let Some(v) = value("worker_hosts") {
             settings.worker_hosts = v

@@ -532,7 +532,8 @@ pub fn update(
     Ok(function)
 }
 
-pub fn delete(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<()> {
+/// Deletes the function and its versions; returns the numbers of the versions deleted.
+pub fn delete(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<Vec<i64>> {
     in_transaction(db, |tx| {
         let function = find(tx, caller, id)?;
         let aliased = tx
@@ -552,15 +553,15 @@ pub fn delete(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<()> {
                 "Function can only be deleted by its owner.",
             ));
         }
-        let mut digests: Vec<String> = tx
-            .execute(
-                "SELECT DISTINCT package_digest FROM function_versions WHERE function_id = ?",
-                &[id.into()],
-            )?
-            .iter()
-            .map(|r| r.text(0))
-            .collect();
+        let versions = tx.execute(
+            "SELECT version_number, package_digest FROM function_versions WHERE function_id = ?",
+            &[id.into()],
+        )?;
+        let numbers: Vec<i64> = versions.iter().map(|r| r.int(0)).collect();
+        let mut digests: Vec<String> = versions.iter().map(|r| r.text(1)).collect();
         digests.extend(function.package_digest.clone());
+        digests.sort();
+        digests.dedup();
         tx.execute(
             "DELETE FROM function_versions WHERE function_id = ?",
             &[id.into()],
@@ -569,7 +570,7 @@ pub fn delete(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<()> {
         for digest in &digests {
             packages::collect_garbage(tx, digest)?;
         }
-        Ok(())
+        Ok(numbers)
     })
 }
 

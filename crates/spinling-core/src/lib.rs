@@ -3,6 +3,7 @@
 
 pub mod aliases;
 pub mod api;
+pub mod cache;
 pub mod context;
 pub mod db;
 pub mod error;

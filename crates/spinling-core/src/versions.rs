@@ -1,15 +1,17 @@
 //! Function versions: immutable, numbered snapshots of a function's code and the settings it
 //! runs with. Numbers start at 1 and are never reused, even after the newest is deleted.
 
+use crate::cache::{read_through, version_key, version_list_key, Cache, NoCache};
 use crate::context::{Caller, Settings};
 use crate::db::{in_transaction, Database, Row};
 use crate::error::{ApiError, ApiResult};
 use crate::functions::{self, Function};
 use crate::packages;
 use crate::time::now_timestamp;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunctionVersion {
     pub id: String,
     pub function_id: String,
@@ -196,12 +198,8 @@ pub fn publish_version(
     })
 }
 
-/// The function's versions by number, in one statement.
-pub fn list(
-    db: &dyn Database,
-    caller: &Caller,
-    function_id: &str,
-) -> ApiResult<Vec<FunctionVersion>> {
+/// The function's project (for visibility) and its versions by number, in one statement.
+fn load_list(db: &dyn Database, function_id: &str) -> ApiResult<(String, Vec<FunctionVersion>)> {
     let rows = db.execute(
         &format!(
             "SELECT f.project_id, v.* FROM functions f
@@ -210,23 +208,20 @@ pub fn list(
         ),
         &[function_id.into()],
     )?;
-    if !rows.first().is_some_and(|r| caller.may_read(&r.text(0))) {
-        return Err(functions::not_found(function_id));
-    }
-    Ok(rows
+    let project = rows
+        .first()
+        .map(|r| r.text(0))
+        .ok_or_else(|| functions::not_found(function_id))?;
+    let versions = rows
         .iter()
         .filter(|r| r.opt_text(1).is_some())
         .map(|r| FunctionVersion::from_row(r.skip(1)))
-        .collect())
+        .collect();
+    Ok((project, versions))
 }
 
-/// The version, if the caller may read its function: one statement, as this is the hot read.
-pub fn find(
-    db: &dyn Database,
-    caller: &Caller,
-    function_id: &str,
-    number: i64,
-) -> ApiResult<FunctionVersion> {
+/// The function's project and its version `number`, in one statement.
+fn load(db: &dyn Database, function_id: &str, number: i64) -> ApiResult<(String, FunctionVersion)> {
     let rows = db.execute(
         &format!(
             "SELECT f.project_id, v.* FROM functions f
@@ -238,12 +233,46 @@ pub fn find(
     )?;
     let row = rows
         .first()
-        .filter(|r| caller.may_read(&r.text(0)))
         .ok_or_else(|| functions::not_found(function_id))?;
     if row.opt_text(1).is_none() {
         return Err(not_found(function_id, number));
     }
-    Ok(FunctionVersion::from_row(row.skip(1)))
+    Ok((row.text(0), FunctionVersion::from_row(row.skip(1))))
+}
+
+/// The function's versions by number, if the caller may read the function. A hot read:
+/// served from `cache` when it can be.
+pub fn list(
+    db: &dyn Database,
+    cache: &dyn Cache,
+    caller: &Caller,
+    function_id: &str,
+) -> ApiResult<Vec<FunctionVersion>> {
+    let (project, versions) = read_through(cache, &version_list_key(function_id), || {
+        load_list(db, function_id)
+    })?;
+    if !caller.may_read(&project) {
+        return Err(functions::not_found(function_id));
+    }
+    Ok(versions)
+}
+
+/// The version, if the caller may read its function. A hot read: served from `cache` when
+/// it can be.
+pub fn find(
+    db: &dyn Database,
+    cache: &dyn Cache,
+    caller: &Caller,
+    function_id: &str,
+    number: i64,
+) -> ApiResult<FunctionVersion> {
+    let (project, version) = read_through(cache, &version_key(function_id, number), || {
+        load(db, function_id, number)
+    })?;
+    if !caller.may_read(&project) {
+        return Err(functions::not_found(function_id));
+    }
+    Ok(version)
 }
 
 pub fn download(
@@ -252,7 +281,7 @@ pub fn download(
     function_id: &str,
     number: i64,
 ) -> ApiResult<Vec<u8>> {
-    let version = find(db, caller, function_id, number)?;
+    let version = find(db, &NoCache, caller, function_id, number)?;
     packages::load(db, &version.package_digest)?.ok_or_else(|| {
         ApiError::not_found(format!(
             "Package of version {number} function {function_id} for project {} not found.",
@@ -430,7 +459,7 @@ mod tests {
             package: None,
         };
         functions::update(&db, &caller(), &Settings::default(), &fid, form).unwrap();
-        assert_eq!(find(&db, &caller(), &fid, 1).unwrap().timeout, 5);
+        assert_eq!(find(&db, &NoCache, &caller(), &fid, 1).unwrap().timeout, 5);
         assert_eq!(publish(&db, &fid).unwrap().timeout, 60);
     }
 

@@ -4,12 +4,13 @@
 mod storage;
 mod workers;
 
-pub use storage::SpinDatabase;
+pub use storage::{KeyValueCache, SpinDatabase};
 pub use workers::HttpWorkerProbe;
 
 use futures::{SinkExt, StreamExt};
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
 use spinling_core::api::{self, Env, Handler};
+use spinling_core::cache::{Cache, NoCache};
 use spinling_core::context::{Caller, Settings};
 use spinling_core::db::Database;
 use spinling_core::error::{ApiError, ErrorKind};
@@ -47,6 +48,11 @@ impl Group {
     /// Root answers without touching storage: discovery must work even on a broken database.
     fn needs_database(self) -> bool {
         self != Group::Root
+    }
+
+    /// The groups that read versions (and cache them) or drop versions (and forget them).
+    fn uses_cache(self) -> bool {
+        matches!(self, Group::Versions | Group::Functions)
     }
 }
 
@@ -99,7 +105,7 @@ fn run(request: &ApiRequest, group: Group) -> Result<ApiResponse, ApiError> {
     let settings = settings()?;
     let caller = caller(request)?;
     let opened = match group.needs_database() {
-        true => Some(open_database(request)?),
+        true => Some(open_database(request, &settings)?),
         false => None,
     };
     let migrating = opened.as_ref().map(|db| SelfMigrating(db));
@@ -107,8 +113,14 @@ fn run(request: &ApiRequest, group: Group) -> Result<ApiResponse, ApiError> {
         Some(db) => db,
         None => &storage::NoDatabase,
     };
+    let key_value = group.uses_cache().then(KeyValueCache::open);
+    let cache: &dyn Cache = match &key_value {
+        Some(cache) => cache,
+        None => &NoCache,
+    };
     let env = Env {
         db,
+        cache,
         caller,
         settings,
         workers: &HttpWorkerProbe,
@@ -117,11 +129,16 @@ fn run(request: &ApiRequest, group: Group) -> Result<ApiResponse, ApiError> {
 }
 
 /// Opens the database; a write first brings the schema up to date (a read does so only if it
-/// meets a missing table or column: `SelfMigrating`).
-fn open_database(request: &ApiRequest) -> Result<SpinDatabase, ApiError> {
+/// meets a missing table or column: `SelfMigrating`) and sets the configured durability.
+fn open_database(request: &ApiRequest, settings: &Settings) -> Result<SpinDatabase, ApiError> {
     let db = SpinDatabase::open()?;
     if !matches!(request.method.as_str(), "GET" | "HEAD") {
         migrate(&db)?;
+        // Per connection; a backend without the pragma (libSQL remote) ignores it.
+        let _ = db.execute(
+            &format!("PRAGMA synchronous = {}", settings.sqlite_synchronous),
+            &[],
+        );
     }
     Ok(db)
 }

@@ -2,6 +2,7 @@
 //! supported): the database labelled `default`, which spin.toml grants each component.
 
 use spin_sdk::sqlite::{Connection, Error, Value as SpinValue};
+use spinling_core::cache::Cache;
 use spinling_core::db::{Database, DbError, Rows, Value};
 use spinling_core::error::ApiError;
 
@@ -64,5 +65,31 @@ pub struct NoDatabase;
 impl Database for NoDatabase {
     fn execute(&self, _sql: &str, _params: &[Value]) -> Result<Rows, DbError> {
         Err(DbError("this component has no database".into()))
+    }
+}
+
+/// The cache in Spin's key-value store `default`. A store that cannot be opened, read or
+/// written (not granted, full, unreachable) behaves as an empty cache.
+pub struct KeyValueCache(Option<spin_sdk::key_value::Store>);
+
+impl KeyValueCache {
+    pub fn open() -> KeyValueCache {
+        KeyValueCache(spin_sdk::key_value::Store::open_default().ok())
+    }
+}
+
+impl Cache for KeyValueCache {
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.0.as_ref()?.get(key).ok().flatten()
+    }
+    fn set(&self, key: &str, value: &[u8]) {
+        if let Some(store) = &self.0 {
+            let _ = store.set(key, value);
+        }
+    }
+    fn delete(&self, key: &str) {
+        if let Some(store) = &self.0 {
+            let _ = store.delete(key);
+        }
     }
 }

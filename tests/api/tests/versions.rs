@@ -372,3 +372,34 @@ fn versions_survive_a_restart() {
     api.get(&format!("/v1/functions/{fid}/versions/1"))
         .assert_status(200);
 }
+
+#[test]
+fn reads_served_from_the_cache_follow_publishes_and_deletes() {
+    let api = Api::start();
+    let fid = function(&api, "a");
+    api.publish(&fid).assert_status(201);
+    let list = |api: &Api| {
+        let body = api.get(&format!("/v1/functions/{fid}/versions")).json();
+        body["function_versions"].as_array().unwrap().len()
+    };
+    // Twice each: the second read is a cache hit.
+    for _ in 0..2 {
+        api.get(&format!("/v1/functions/{fid}/versions/1"))
+            .assert_status(200);
+        assert_eq!(list(&api), 1);
+    }
+    api.update_package(&fid, &package("b")).assert_status(200);
+    api.publish(&fid).assert_status(201);
+    assert_eq!(list(&api), 2);
+    api.delete(&format!("/v1/functions/{fid}/versions/1"))
+        .assert_status(204);
+    api.get(&format!("/v1/functions/{fid}/versions/1"))
+        .assert_status(404);
+    assert_eq!(list(&api), 1);
+    api.delete(&format!("/v1/functions/{fid}"))
+        .assert_status(204);
+    api.get(&format!("/v1/functions/{fid}/versions/2"))
+        .assert_status(404);
+    api.get(&format!("/v1/functions/{fid}/versions"))
+        .assert_status(404);
+}

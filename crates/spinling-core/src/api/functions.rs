@@ -1,6 +1,7 @@
 //! `/v1/functions[/{id}[/detach]]`.
 
 use super::{wants_download, wrapped, Env};
+use crate::cache::forget_versions;
 use crate::context::ListScope;
 use crate::error::{ApiError, ApiResult};
 use crate::forms::parse_function_form;
@@ -42,7 +43,8 @@ pub fn handle(env: &Env, request: &ApiRequest) -> ApiResult<ApiResponse> {
             Ok(ApiResponse::ok(&function.to_json()))
         }
         ("DELETE", ["v1", "functions", id]) => {
-            functions::delete(db, caller, id)?;
+            let numbers = functions::delete(db, caller, id)?;
+            forget_versions(env.cache, id, &numbers);
             Ok(ApiResponse::empty(204))
         }
         (_, ["v1", "functions", _]) => Err(ApiError::method_not_allowed()),

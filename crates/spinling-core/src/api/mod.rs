@@ -7,6 +7,7 @@ pub mod root;
 pub mod runtimes;
 pub mod versions;
 
+use crate::cache::Cache;
 use crate::context::{Caller, Settings};
 use crate::db::Database;
 use crate::error::{ApiError, ApiResult};
@@ -17,6 +18,8 @@ use serde_json::Value as Json;
 /// What a handler works with besides the request.
 pub struct Env<'a> {
     pub db: &'a dyn Database,
+    /// Hot reads are cached here; writes forget what they change.
+    pub cache: &'a dyn Cache,
     pub caller: Caller,
     pub settings: Settings,
     pub workers: &'a dyn WorkerProbe,

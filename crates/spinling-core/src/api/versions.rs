@@ -1,6 +1,7 @@
 //! `/v1/functions/{id}/versions[/{n}[/detach]]`: the seed's Versions API.
 
 use super::{wants_download, wrapped, Env};
+use crate::cache::forget_versions;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::versions::{self, parse_number, FunctionVersion};
@@ -26,7 +27,7 @@ pub fn handle(env: &Env, request: &ApiRequest) -> ApiResult<ApiResponse> {
             request.only_query_params(&[])?;
             Ok(wrapped(
                 "function_versions",
-                &versions::list(db, caller, fid)?,
+                &versions::list(db, env.cache, caller, fid)?,
                 FunctionVersion::to_json,
             ))
         }
@@ -40,6 +41,7 @@ pub fn handle(env: &Env, request: &ApiRequest) -> ApiResult<ApiResponse> {
                 fid,
                 body.text("description"),
             )?;
+            forget_versions(env.cache, fid, &[]);
             Ok(ApiResponse::created(&version.to_json()))
         }
         (_, ["v1", "functions", _, "versions"]) => Err(ApiError::method_not_allowed()),
@@ -51,10 +53,11 @@ pub fn handle(env: &Env, request: &ApiRequest) -> ApiResult<ApiResponse> {
                     Ok(ApiResponse::attachment(&format!("{fid}_{n}"), bytes))
                 }
                 "GET" => Ok(ApiResponse::ok(
-                    &versions::find(db, caller, fid, n)?.to_json(),
+                    &versions::find(db, env.cache, caller, fid, n)?.to_json(),
                 )),
                 "DELETE" => {
                     versions::delete(db, caller, fid, n)?;
+                    forget_versions(env.cache, fid, &[n]);
                     Ok(ApiResponse::empty(204))
                 }
                 _ => Err(ApiError::method_not_allowed()),
