@@ -12,14 +12,10 @@ use crate::wire::{Body, Field};
 use serde_json::{json, Value as Json};
 
 pub const FIELDS: &[Field] = &[
-    Field::uuid("id").read_only(),
     Field::text("name"),
     Field::text("description"),
     Field::uuid("function_id"),
     Field::int("function_version", 0),
-    Field::text("project_id").read_only(),
-    Field::text("created_at").read_only(),
-    Field::text("updated_at").read_only(),
 ];
 
 #[derive(Debug, Clone, PartialEq)]

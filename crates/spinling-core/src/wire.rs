@@ -62,6 +62,9 @@ impl Field {
     }
 }
 
+/// Attributes every resource has and no client sets.
+const COMMON_READ_ONLY: &[&str] = &["id", "project_id", "created_at", "updated_at"];
+
 /// A validated body: every present attribute has the declared type; `null` means unset.
 #[derive(Debug, Default)]
 pub struct Body(Map<String, Json>);
@@ -201,10 +204,11 @@ pub fn parse_body(bytes: &[u8], argument: &str, fields: &[Field]) -> ApiResult<B
     let Json::Object(object) = json else {
         return Err(invalid(argument, &json, "Wrong type. Expected an object."));
     };
+    let declared = |k: &str| fields.iter().find(|f| f.name == k);
     let mut unknown: Vec<&str> = object
         .keys()
         .map(String::as_str)
-        .filter(|k| !fields.iter().any(|f| f.name == *k))
+        .filter(|k| declared(k).is_none() && !COMMON_READ_ONLY.contains(k))
         .collect();
     if !unknown.is_empty() {
         unknown.sort_unstable();
@@ -215,14 +219,13 @@ pub fn parse_body(bytes: &[u8], argument: &str, fields: &[Field]) -> ApiResult<B
     }
     let mut out = Map::new();
     for (key, value) in &object {
-        let field = fields
-            .iter()
-            .find(|f| f.name == key)
-            .expect("checked above");
-        if field.read_only && !value.is_null() {
+        let field = declared(key);
+        if field.is_none_or(|f| f.read_only) && !value.is_null() {
             return Err(invalid(key, value, "Cannot set read only field."));
         }
-        out.insert(key.clone(), check_value(field, value)?);
+        if let Some(field) = field {
+            out.insert(key.clone(), check_value(field, value)?);
+        }
     }
     Ok(Body(out))
 }

@@ -159,6 +159,14 @@ impl Api {
         reply.json()
     }
 
+    /// Creates a package function and returns its id.
+    pub fn create_function_id(&self, runtime_id: &str, package: &[u8]) -> String {
+        self.create_function(runtime_id, package)["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     pub fn create_function_with(
         &self,
         runtime_id: &str,

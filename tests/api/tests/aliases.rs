@@ -3,10 +3,7 @@ use spinling_api_tests::{package, Api};
 
 fn function_with_version(api: &Api) -> String {
     let runtime = api.create_runtime();
-    let fid = api.create_function(&runtime, &package("a"))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let fid = api.create_function_id(&runtime, &package("a"));
     api.publish(&fid).assert_status(201);
     fid
 }

@@ -7,10 +7,7 @@ use spinling_api_tests::{package, Api};
 fn garbage_bodies_on_every_write_route_are_client_errors() {
     let api = Api::start();
     let runtime = api.create_runtime();
-    let fid = api.create_function(&runtime, &package("a"))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let fid = api.create_function_id(&runtime, &package("a"));
     api.publish(&fid).assert_status(201);
     api.post_json("/v1/aliases", &json!({"name": "x", "function_id": fid}))
         .assert_status(201);

@@ -24,10 +24,7 @@ fn creating_a_package_function_records_the_md5_of_the_upload() {
 fn a_function_lists_with_code_as_a_json_string_and_shows_with_code_as_an_object() {
     let api = Api::start();
     let runtime = api.create_runtime();
-    let id = api.create_function(&runtime, &package("a"))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = api.create_function_id(&runtime, &package("a"));
     let list = api.get("/v1/functions").json();
     let code = list["functions"][0]["code"]
         .as_str()
@@ -44,10 +41,7 @@ fn downloading_a_function_returns_its_exact_bytes() {
     let api = Api::start();
     let runtime = api.create_runtime();
     let zip = package("download me");
-    let id = api.create_function(&runtime, &zip)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = api.create_function_id(&runtime, &zip);
     let reply = api.get(&format!("/v1/functions/{id}?download=true"));
     reply.assert_status(200);
     assert_eq!(reply.body, zip);
@@ -230,10 +224,7 @@ fn an_upload_announced_larger_than_the_limit_is_refused_before_it_is_read() {
 fn updating_the_package_changes_the_md5_and_the_download() {
     let api = Api::start();
     let runtime = api.create_runtime();
-    let id = api.create_function(&runtime, &package("a"))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = api.create_function_id(&runtime, &package("a"));
     let new = package("b");
     let reply = api.update_package(&id, &new);
     reply.assert_status(200);
@@ -250,10 +241,7 @@ fn updating_with_an_unchanged_checksum_is_refused() {
     let api = Api::start();
     let runtime = api.create_runtime();
     let zip = package("a");
-    let id = api.create_function(&runtime, &zip)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = api.create_function_id(&runtime, &zip);
     let code = format!(r#"{{"source": "package", "md5sum": "{}"}}"#, md5_hex(&zip));
     let (content_type, body) = multipart(&[("code", &code)], Some(&zip));
     api.request(
@@ -270,10 +258,7 @@ fn updating_settings_keeps_the_package() {
     let api = Api::start();
     let runtime = api.create_runtime();
     let zip = package("a");
-    let id = api.create_function(&runtime, &zip)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = api.create_function_id(&runtime, &zip);
     let reply = api.put_json(
         &format!("/v1/functions/{id}"),
         &json!({"name": "n", "timeout": 30, "cpu": 200}),
@@ -334,10 +319,7 @@ fn an_unknown_function_is_404_with_its_id() {
 fn deleting_a_function_deletes_its_versions() {
     let api = Api::start();
     let runtime = api.create_runtime();
-    let id = api.create_function(&runtime, &package("a"))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = api.create_function_id(&runtime, &package("a"));
     api.publish(&id).assert_status(201);
     api.delete(&format!("/v1/functions/{id}"))
         .assert_status(204);
@@ -350,10 +332,7 @@ fn deleting_a_function_deletes_its_versions() {
 fn a_function_with_an_alias_cannot_be_deleted() {
     let api = Api::start();
     let runtime = api.create_runtime();
-    let id = api.create_function(&runtime, &package("a"))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = api.create_function_id(&runtime, &package("a"));
     api.post_json("/v1/aliases", &json!({"name": "prod", "function_id": id}))
         .assert_status(201);
     api.delete(&format!("/v1/functions/{id}")).assert_error(
@@ -377,10 +356,7 @@ fn all_projects_false_lists_only_the_callers_project() {
 fn function_detach_is_accepted() {
     let api = Api::start();
     let runtime = api.create_runtime();
-    let id = api.create_function(&runtime, &package("a"))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = api.create_function_id(&runtime, &package("a"));
     let reply = api.request("POST", &format!("/v1/functions/{id}/detach"), &[], vec![]);
     reply.assert_status(202);
     assert!(reply.body.is_empty());

@@ -3,10 +3,7 @@ use spinling_api_tests::{md5_hex, package, Api};
 
 fn function(api: &Api, tag: &str) -> String {
     let runtime = api.create_runtime();
-    api.create_function(&runtime, &package(tag))["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    api.create_function_id(&runtime, &package(tag))
 }
 
 #[test]
@@ -14,10 +11,7 @@ fn the_first_version_is_number_one_and_snapshots_code_and_settings() {
     let api = Api::start();
     let zip = package("a");
     let runtime = api.create_runtime();
-    let fid = api.create_function(&runtime, &zip)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let fid = api.create_function_id(&runtime, &zip);
     let reply = api.post_json(
         &format!("/v1/functions/{fid}/versions"),
         &json!({"description": "first"}),
@@ -122,10 +116,7 @@ fn a_version_downloads_as_it_was_published() {
     let api = Api::start();
     let runtime = api.create_runtime();
     let v1_zip = package("one");
-    let fid = api.create_function(&runtime, &v1_zip)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let fid = api.create_function_id(&runtime, &v1_zip);
     api.publish(&fid).assert_status(201);
     api.update_package(&fid, &package("two")).assert_status(200);
     let reply = api.get(&format!("/v1/functions/{fid}/versions/1?download=true"));
@@ -342,12 +333,7 @@ fn concurrent_creates_on_different_functions_all_succeed_with_number_one() {
     let api = Api::start();
     let runtime = api.create_runtime();
     let fids: Vec<String> = (0..16)
-        .map(|i| {
-            api.create_function(&runtime, &package(&format!("f{i}")))["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|i| api.create_function_id(&runtime, &package(&format!("f{i}"))))
         .collect();
     let numbers: Vec<i64> = std::thread::scope(|s| {
         let handles: Vec<_> = fids

@@ -7,11 +7,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::wire::parse_body;
 
-pub fn handle(env: &Env, request: &ApiRequest) -> ApiResult<ApiResponse> {
-    let segments = request.segments();
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiResponse> {
     let (db, caller) = (env.db, &env.caller);
-    match (request.method.as_str(), segments.as_slice()) {
+    match (request.method.as_str(), path) {
         ("GET", ["v1", "aliases"]) => {
             request.only_query_params(&["all_projects", "project_id"])?;
             // Unlike Qinling, all_projects is admin-only here as on every other list.

@@ -9,11 +9,9 @@ use crate::functions::{self, Function};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::versions;
 
-pub fn handle(env: &Env, request: &ApiRequest) -> ApiResult<ApiResponse> {
-    let segments = request.segments();
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiResponse> {
     let (db, caller) = (env.db, &env.caller);
-    match (request.method.as_str(), segments.as_slice()) {
+    match (request.method.as_str(), path) {
         ("GET", ["v1", "functions"]) => {
             request.only_query_params(&["all_projects", "project_id"])?;
             let scope = ListScope::from_request(caller, request)?;

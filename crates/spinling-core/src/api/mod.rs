@@ -25,12 +25,14 @@ pub struct Env<'a> {
     pub workers: &'a dyn WorkerProbe,
 }
 
-/// A handler of one endpoint group.
-pub type Handler = fn(&Env, &ApiRequest) -> ApiResult<ApiResponse>;
+/// A handler of one endpoint group, given the request and its decoded path segments.
+pub type Handler = fn(&Env, &ApiRequest, &[&str]) -> ApiResult<ApiResponse>;
 
 /// Runs a handler and turns any error into its Qinling error response.
 pub fn respond(handler: Handler, env: &Env, request: &ApiRequest) -> ApiResponse {
-    handler(env, request).unwrap_or_else(ApiResponse::from)
+    let segments = request.segments();
+    let path: Vec<&str> = segments.iter().map(String::as_str).collect();
+    handler(env, request, &path).unwrap_or_else(ApiResponse::from)
 }
 
 /// `{"<key>": [...]}`: Qinling wraps every list.

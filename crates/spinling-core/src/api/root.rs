@@ -5,10 +5,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse};
 use serde_json::json;
 
-pub fn handle(_env: &Env, request: &ApiRequest) -> ApiResult<ApiResponse> {
-    let segments = request.segments();
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match segments.as_slice() {
+pub fn handle(_env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiResponse> {
+    match path {
         [] => get_only(request, || {
             json!({"versions": [{
                 "id": "v1.0",

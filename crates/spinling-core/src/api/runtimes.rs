@@ -14,16 +14,11 @@ const FIELDS: &[Field] = &[
     Field::boolean("is_public"),
     Field::boolean("trusted"),
     Field::text("status").read_only(),
-    Field::text("project_id").read_only(),
-    Field::text("created_at").read_only(),
-    Field::text("updated_at").read_only(),
 ];
 
-pub fn handle(env: &Env, request: &ApiRequest) -> ApiResult<ApiResponse> {
-    let segments = request.segments();
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiResponse> {
     let (db, caller) = (env.db, &env.caller);
-    match (request.method.as_str(), segments.as_slice()) {
+    match (request.method.as_str(), path) {
         ("GET", ["v1", "runtimes"]) => {
             request.only_query_params(&[])?;
             Ok(wrapped(

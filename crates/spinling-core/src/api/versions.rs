@@ -9,20 +9,14 @@ use crate::wire::{parse_body, Field};
 
 const FIELDS: &[Field] = &[
     Field::text("description"),
-    Field::uuid("id").read_only(),
     Field::uuid("function_id").read_only(),
     Field::int("version_number", 0).read_only(),
     Field::int("count", 0).read_only(),
-    Field::text("project_id").read_only(),
-    Field::text("created_at").read_only(),
-    Field::text("updated_at").read_only(),
 ];
 
-pub fn handle(env: &Env, request: &ApiRequest) -> ApiResult<ApiResponse> {
-    let segments = request.segments();
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiResponse> {
     let (db, caller) = (env.db, &env.caller);
-    match (request.method.as_str(), segments.as_slice()) {
+    match (request.method.as_str(), path) {
         ("GET", ["v1", "functions", fid, "versions"]) => {
             request.only_query_params(&[])?;
             Ok(wrapped(
