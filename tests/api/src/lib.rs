@@ -253,3 +253,43 @@ pub fn md5_hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// A Python command-line tool from PyPI, installed on first use into a venv under
+/// `target/<venv>`. `None` (with the reason printed) only when PyPI cannot be reached; any
+/// other install failure fails the test.
+pub fn python_tool(venv: &str, packages: &[&str], executable: &str) -> Option<PathBuf> {
+    let venv = repo_root().join("target").join(venv);
+    let exe = venv.join("bin").join(executable);
+    if exe.exists() {
+        return Some(exe);
+    }
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let status = std::process::Command::new(&python)
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .expect("python3 runs");
+    assert!(status.success(), "could not create a venv with {python}");
+    let output = std::process::Command::new(venv.join("bin/pip"))
+        .args(["install", "--disable-pip-version-check", "-q"])
+        .args(packages)
+        .output()
+        .expect("pip runs");
+    if output.status.success() {
+        return Some(exe);
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let _ = std::fs::remove_dir_all(&venv);
+    let unreachable = [
+        "NewConnectionError",
+        "Max retries",
+        "Temporary failure in name resolution",
+        "Network is unreachable",
+        "No matching distribution",
+    ];
+    if unreachable.iter().any(|m| stderr.contains(m)) {
+        eprintln!("SKIPPED: PyPI is unreachable, could not install {packages:?}:\n{stderr}");
+        return None;
+    }
+    panic!("pip install {packages:?} failed:\n{stderr}");
+}

@@ -3,47 +3,23 @@
 //! auth disabled).
 
 use serde_json::Value as Json;
-use spinling_api_tests::{package, repo_root, Api};
+use spinling_api_tests::{package, python_tool, Api};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-const PACKAGES: &[&str] = &[
-    "python-qinlingclient==5.1.1",
-    "python-openstackclient==10.5.0",
-];
-
-/// The `openstack` executable from a venv under target/, installed on first use; `None` (with
-/// the reason printed) only when PyPI cannot be reached.
+/// The `openstack` executable, installed on first use; `None` only when PyPI is unreachable.
 fn openstack() -> Option<&'static Path> {
     static CLI: OnceLock<Option<PathBuf>> = OnceLock::new();
     CLI.get_or_init(|| {
-        let venv = repo_root().join("target/openstack-cli");
-        let exe = venv.join("bin/openstack");
-        if exe.exists() {
-            return Some(exe);
-        }
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-        let status = Command::new(&python).args(["-m", "venv"]).arg(&venv).status().expect("python3 runs");
-        assert!(status.success(), "could not create a venv with {python}");
-        let output = Command::new(venv.join("bin/pip"))
-            .args(["install", "--disable-pip-version-check", "-q"])
-            .args(PACKAGES)
-            .output()
-            .expect("pip runs");
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let unreachable = ["NewConnectionError", "Max retries", "Temporary failure in name resolution", "Network is unreachable", "No matching distribution"]
-                .iter()
-                .any(|m| stderr.contains(m));
-            let _ = std::fs::remove_dir_all(&venv);
-            if unreachable {
-                eprintln!("SKIPPED: PyPI is unreachable, the OpenStack CLI could not be installed:\n{stderr}");
-                return None;
-            }
-            panic!("pip install {PACKAGES:?} failed:\n{stderr}");
-        }
-        Some(exe)
+        python_tool(
+            "openstack-cli",
+            &[
+                "python-qinlingclient==5.1.1",
+                "python-openstackclient==10.5.0",
+            ],
+            "openstack",
+        )
     })
     .as_deref()
 }

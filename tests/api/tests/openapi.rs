@@ -1,0 +1,91 @@
+//! The OpenAPI document describes the real routes, and a schema-driven fuzzer (schemathesis)
+//! finds no server error and no response that contradicts it.
+
+use serde_json::{json, Value as Json};
+use spinling_api_tests::{package, python_tool, repo_root, Api};
+
+fn document() -> Json {
+    let text =
+        std::fs::read_to_string(repo_root().join("crates/spinling-core/openapi.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn the_document_is_served_at_v1_openapi_json() {
+    let api = Api::start();
+    let reply = api.get("/v1/openapi.json");
+    reply.assert_status(200);
+    assert_eq!(reply.json(), document());
+}
+
+#[test]
+fn every_documented_operation_is_served() {
+    let api = Api::start();
+    let runtime = api.create_runtime();
+    let fid = api.create_function_id(&runtime, &package("a"));
+    api.publish(&fid).assert_status(201);
+    api.post_json("/v1/aliases", &json!({"name": "prod", "function_id": fid}))
+        .assert_status(201);
+    let doc = document();
+    let mut checked = 0;
+    for (template, operations) in doc["paths"].as_object().unwrap() {
+        let path = template
+            .replace("{runtime_id}", &runtime)
+            .replace("{function_id}", &fid)
+            .replace("{version_number}", "1")
+            .replace("{name}", "prod");
+        for method in ["get", "post", "put", "delete"] {
+            if operations.get(method).is_none() {
+                continue;
+            }
+            let reply = api.request(
+                &method.to_uppercase(),
+                &path,
+                &[("content-type", "application/json")],
+                b"{}".to_vec(),
+            );
+            let body: Json = serde_json::from_slice(&reply.body).unwrap_or(Json::Null);
+            assert_ne!(
+                reply.status, 405,
+                "{method} {template} is documented but not allowed"
+            );
+            assert_ne!(
+                body["faultstring"], "The resource could not be found.",
+                "{method} {template} is documented but not routed"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} operations checked");
+}
+
+#[test]
+fn schemathesis_finds_no_server_errors_and_no_undocumented_responses() {
+    let Some(schemathesis) = python_tool("schemathesis", &["schemathesis==4.32.5"], "schemathesis")
+    else {
+        return;
+    };
+    let api = Api::start();
+    // Something to find: a runtime, a function with a version, an alias.
+    let runtime = api.create_runtime();
+    let fid = api.create_function_id(&runtime, &package("a"));
+    api.publish(&fid).assert_status(201);
+    let address = api.app.serve_in_background();
+    let output = std::process::Command::new(schemathesis)
+        .arg("run")
+        .arg(repo_root().join("crates/spinling-core/openapi.json"))
+        .args(["--url", &format!("http://{address}")])
+        .args(["--checks", "not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance"])
+        .args(["--max-examples", "25", "--seed", "20261127", "--workers", "2"])
+        .args(["--max-time", "90", "--request-timeout", "20", "--no-color"])
+        .current_dir(repo_root().join("target"))
+        .output()
+        .expect("schemathesis runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
