@@ -7,6 +7,7 @@ pub mod cache;
 pub mod context;
 pub mod db;
 pub mod error;
+pub mod executions;
 pub mod forms;
 pub mod functions;
 pub mod http;

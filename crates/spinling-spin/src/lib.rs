@@ -1,11 +1,12 @@
 //! Everything a Spinling component needs from Spin, in one place: each component's handler is
 //! `spinling_spin::serve(request, response_out, Group::X).await`.
 
+pub mod outbound;
 mod storage;
 mod workers;
 
 pub use storage::{KeyValueCache, SpinDatabase};
-pub use workers::HttpWorkerProbe;
+pub use workers::{HttpExecutor, HttpWorkerProbe};
 
 use futures::{SinkExt, StreamExt};
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
@@ -32,6 +33,7 @@ pub enum Group {
     Functions,
     Versions,
     Aliases,
+    Executions,
 }
 
 impl Group {
@@ -42,6 +44,7 @@ impl Group {
             Group::Functions => api::functions::handle,
             Group::Versions => api::versions::handle,
             Group::Aliases => api::aliases::handle,
+            Group::Executions => api::executions::handle,
         }
     }
 
@@ -77,14 +80,39 @@ fn caller(request: &ApiRequest) -> Result<Caller, ApiError> {
     }
 }
 
-/// Serves one request with the group's handler: reads the body within its limit, opens the
-/// database (migrating it if needed), runs the handler, writes the response.
+/// Serves one request with the group's handler: reads the body within its limit, opens what
+/// the group needs, runs the handler, writes the response, and then runs what the handler
+/// deferred (asynchronous executions: Spin keeps the instance until this returns).
 pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, group: Group) {
-    let response = match read_request(request, body_limit(group)).await {
-        Ok(request) => handle(&request, group),
-        Err(e) => ApiResponse::from(e),
+    let request = match read_request(request, body_limit(group)).await {
+        Ok(request) => request,
+        Err(e) => return write_response(response_out, e.into()).await,
     };
+    let resources = match Resources::open(&request, group) {
+        Ok(resources) => resources,
+        Err(e) => return write_response(response_out, e.into()).await,
+    };
+    let migrating = resources.db.as_ref().map(|db| SelfMigrating(db));
+    let db: &dyn Database = match &migrating {
+        Some(db) => db,
+        None => &storage::NoDatabase,
+    };
+    let cache: &dyn Cache = match &resources.cache {
+        Some(cache) => cache,
+        None => &NoCache,
+    };
+    let env = Env {
+        db,
+        cache,
+        caller: resources.caller,
+        settings: resources.settings,
+        workers: &HttpWorkerProbe,
+        executor: &HttpExecutor,
+        deferred: Default::default(),
+    };
+    let response = api::respond(group.handler(), &env, &request);
     write_response(response_out, response).await;
+    env.run_deferred();
 }
 
 fn body_limit(group: Group) -> u64 {
@@ -97,35 +125,30 @@ fn body_limit(group: Group) -> u64 {
     }
 }
 
-fn handle(request: &ApiRequest, group: Group) -> ApiResponse {
-    run(request, group).unwrap_or_else(ApiResponse::from)
+/// What a request is served with.
+struct Resources {
+    settings: Settings,
+    caller: Caller,
+    db: Option<SpinDatabase>,
+    cache: Option<KeyValueCache>,
 }
 
-fn run(request: &ApiRequest, group: Group) -> Result<ApiResponse, ApiError> {
-    let settings = settings()?;
-    let caller = caller(request)?;
-    let opened = match group.needs_database() {
-        true => Some(open_database(request, &settings)?),
-        false => None,
-    };
-    let migrating = opened.as_ref().map(|db| SelfMigrating(db));
-    let db: &dyn Database = match &migrating {
-        Some(db) => db,
-        None => &storage::NoDatabase,
-    };
-    let key_value = group.uses_cache().then(KeyValueCache::open);
-    let cache: &dyn Cache = match &key_value {
-        Some(cache) => cache,
-        None => &NoCache,
-    };
-    let env = Env {
-        db,
-        cache,
-        caller,
-        settings,
-        workers: &HttpWorkerProbe,
-    };
-    Ok(api::respond(group.handler(), &env, request))
+impl Resources {
+    fn open(request: &ApiRequest, group: Group) -> Result<Resources, ApiError> {
+        let settings = settings()?;
+        let caller = caller(request)?;
+        let db = match group.needs_database() {
+            true => Some(open_database(request, &settings)?),
+            false => None,
+        };
+        let cache = group.uses_cache().then(KeyValueCache::open);
+        Ok(Resources {
+            settings,
+            caller,
+            db,
+            cache,
+        })
+    }
 }
 
 /// Opens the database; a write first brings the schema up to date (a read does so only if it
@@ -152,7 +175,7 @@ fn too_large(limit: u64) -> ApiError {
 
 /// Builds the core's request, reading the body as it streams in and refusing it as soon as
 /// it is known to be over `limit` (from Content-Length, or while counting).
-async fn read_request(request: IncomingRequest, limit: u64) -> Result<ApiRequest, ApiError> {
+pub async fn read_request(request: IncomingRequest, limit: u64) -> Result<ApiRequest, ApiError> {
     let headers: Vec<(String, String)> = request
         .headers()
         .entries()
@@ -186,7 +209,7 @@ async fn read_request(request: IncomingRequest, limit: u64) -> Result<ApiRequest
     Ok(ApiRequest::new(&method, &full_url, headers, body))
 }
 
-async fn write_response(response_out: ResponseOutparam, response: ApiResponse) {
+pub async fn write_response(response_out: ResponseOutparam, response: ApiResponse) {
     let mut headers: Vec<(String, Vec<u8>)> = response
         .headers
         .iter()

@@ -1,42 +1,72 @@
-//! Pings external workers over Spin's outbound HTTP (`wasi:http/outgoing-handler`), blocking:
-//! a runtime's status is decided before the create or update returns.
+//! Runtimes reached over Qinling's worker protocol (spec §5): pings decide a runtime's status,
+//! and executions run on the built-in WebAssembly runtime (by service chaining) or on an
+//! external worker (by URL).
 
-use spinling_core::runtimes::WorkerProbe;
-use wasi::http::outgoing_handler;
-use wasi::http::types::{Fields, OutgoingRequest, RequestOptions, Scheme};
+use crate::outbound::{call, Call, CallError};
+use spinling_core::executions::{Executor, Job, WorkerFailure, WorkerReply};
+use spinling_core::runtimes::{WorkerProbe, BUILTIN_WASM_IMAGE};
+use wasi::http::types::Method;
 
-/// How long a ping may take in total, in nanoseconds (Qinling uses 3 s per try).
-const PING_TIMEOUT_NS: u64 = 3_000_000_000;
+const SECOND_NS: u64 = 1_000_000_000;
+/// Qinling waits 3 s per ping.
+const PING_TIMEOUT_NS: u64 = 3 * SECOND_NS;
+/// How often a worker is pinged before an execution gives up on it.
+const PING_TRIES: u32 = 3;
+/// The built-in runtime, a private component of this app.
+pub const BUILTIN_RUNTIME_URL: &str = "http://wasm-runtime.spin.internal";
 
 pub struct HttpWorkerProbe;
 
 impl WorkerProbe for HttpWorkerProbe {
     fn is_up(&self, base_url: &str) -> bool {
-        ping(base_url).unwrap_or(false)
+        ping(base_url)
     }
 }
 
-fn ping(base_url: &str) -> Option<bool> {
-    let (scheme, rest) = if let Some(rest) = base_url.strip_prefix("https://") {
-        (Scheme::Https, rest)
-    } else {
-        (Scheme::Http, base_url.strip_prefix("http://")?)
+fn ping(base_url: &str) -> bool {
+    let url = format!("{}/ping", base_url.trim_end_matches('/'));
+    let request = Call {
+        method: Method::Get,
+        url: &url,
+        headers: &[],
+        body: &[],
+        timeout_ns: PING_TIMEOUT_NS,
     };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-        None => (rest, ""),
-    };
-    let request = OutgoingRequest::new(Fields::new());
-    request.set_scheme(Some(&scheme)).ok()?;
-    request.set_authority(Some(authority)).ok()?;
-    request
-        .set_path_with_query(Some(&format!("{path}/ping")))
-        .ok()?;
-    let options = RequestOptions::new();
-    let _ = options.set_connect_timeout(Some(PING_TIMEOUT_NS));
-    let _ = options.set_first_byte_timeout(Some(PING_TIMEOUT_NS));
-    let future = outgoing_handler::handle(request, Some(options)).ok()?;
-    future.subscribe().block();
-    let response = future.get()?.ok()?.ok()?;
-    Some((200..300).contains(&response.status()))
+    matches!(call(&request), Ok((status, _)) if (200..300).contains(&status))
+}
+
+pub struct HttpExecutor;
+
+impl Executor for HttpExecutor {
+    fn execute(&self, job: &Job, download_url: &str) -> Result<WorkerReply, WorkerFailure> {
+        let base = if job.runtime_image == BUILTIN_WASM_IMAGE {
+            BUILTIN_RUNTIME_URL
+        } else {
+            if !(0..PING_TRIES).any(|attempt| {
+                if attempt > 0 {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+                ping(&job.runtime_image)
+            }) {
+                return Err(WorkerFailure::Unreachable);
+            }
+            job.runtime_image.trim_end_matches('/')
+        };
+        let url = format!("{base}/execute");
+        let body = job.worker_request(download_url).to_string();
+        // The function's own timeout, plus room to download and start it.
+        let timeout_ns = (job.timeout.max(1) as u64 + 30) * SECOND_NS;
+        let request = Call {
+            method: Method::Post,
+            url: &url,
+            headers: &[("content-type", "application/json")],
+            body: body.as_bytes(),
+            timeout_ns,
+        };
+        match call(&request) {
+            Ok((_, reply)) => serde_json::from_slice(&reply).map_err(|_| WorkerFailure::NoReply),
+            Err(CallError::Connect(_)) => Err(WorkerFailure::ConnectionFailed),
+            Err(CallError::Timeout) | Err(CallError::Other(_)) => Err(WorkerFailure::NoReply),
+        }
+    }
 }

@@ -293,3 +293,22 @@ pub fn python_tool(venv: &str, packages: &[&str], executable: &str) -> Option<Pa
     }
     panic!("pip install {packages:?} failed:\n{stderr}");
 }
+
+/// A package holding one of the example functions (built by scripts/test) as `<name>.wasm`.
+pub fn example_package(name: &str) -> Vec<u8> {
+    let path = repo_root().join(format!(
+        "target/wasm32-wasip1/release/spinling-example-{name}.wasm"
+    ));
+    let wasm = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{} ({e}); build the examples first: scripts/test",
+            path.display()
+        )
+    });
+    zip_of(&[(&format!("{name}.wasm"), &wasm)])
+}
+
+/// A package holding a module written in WAT, as `main.wasm`.
+pub fn wat_package(wat: &str) -> Vec<u8> {
+    zip_of(&[("main.wasm", &wat::parse_str(wat).unwrap())])
+}

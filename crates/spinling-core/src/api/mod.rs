@@ -2,6 +2,7 @@
 //! result. Each Spin component serves one group by calling its `handle`.
 
 pub mod aliases;
+pub mod executions;
 pub mod functions;
 pub mod root;
 pub mod runtimes;
@@ -11,9 +12,11 @@ use crate::cache::Cache;
 use crate::context::{Caller, Settings};
 use crate::db::Database;
 use crate::error::{ApiError, ApiResult};
+use crate::executions::{Executor, Job};
 use crate::http::{parse_bool, ApiRequest, ApiResponse};
 use crate::runtimes::WorkerProbe;
 use serde_json::Value as Json;
+use std::cell::RefCell;
 
 /// What a handler works with besides the request.
 pub struct Env<'a> {
@@ -23,6 +26,29 @@ pub struct Env<'a> {
     pub caller: Caller,
     pub settings: Settings,
     pub workers: &'a dyn WorkerProbe,
+    pub executor: &'a dyn Executor,
+    /// Jobs to run once the response is sent (asynchronous executions), with their
+    /// package URLs.
+    pub deferred: RefCell<Vec<(Job, String)>>,
+}
+
+impl Env<'_> {
+    pub fn defer(&self, job: Job, download_url: String) {
+        self.deferred.borrow_mut().push((job, download_url));
+    }
+
+    /// Runs the deferred jobs, recording each outcome.
+    pub fn run_deferred(&self) {
+        for (job, url) in self.deferred.take() {
+            let outcome = self.executor.execute(&job, &url);
+            if let Err(e) = crate::executions::complete(self.db, &job, outcome) {
+                eprintln!(
+                    "could not record the end of execution {}: {e}",
+                    job.execution_id
+                );
+            }
+        }
+    }
 }
 
 /// A handler of one endpoint group, given the request and its decoded path segments.

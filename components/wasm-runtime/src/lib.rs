@@ -1,0 +1,130 @@
+//! The built-in runtime `spinling/wasm`, reached only by service chaining
+//! (`http://wasm-runtime.spin.internal`). It speaks Qinling's worker protocol (spec §5):
+//! `GET /ping`, and `POST /execute`, which fetches the package from `download_url`, runs its
+//! WebAssembly with `spinling-runner` under the function's timeout and memory size, and
+//! answers `{"output", "duration", "logs", "success"}`.
+
+use serde::Deserialize;
+use serde_json::{json, Value as Json};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
+use spin_sdk::http_component;
+use spinling_core::error::ApiError;
+use spinling_core::http::{ApiRequest, ApiResponse};
+use spinling_runner::{prepare, run, RunLimits, RunStatus};
+use spinling_spin::outbound::{call, Call};
+use wasi::http::types::Method;
+
+/// An execute request is small JSON; the package comes by download.
+const BODY_LIMIT: u64 = 2 * 1024 * 1024;
+const DOWNLOAD_TIMEOUT_NS: u64 = 30_000_000_000;
+
+#[derive(Deserialize)]
+struct ExecuteRequest {
+    download_url: String,
+    entry: Option<String>,
+    input: Option<Json>,
+    timeout: u64,
+    memory_size: u64,
+}
+
+#[http_component]
+async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    let response = match spinling_spin::read_request(request, BODY_LIMIT).await {
+        Ok(request) => respond(&request),
+        Err(e) => e.into(),
+    };
+    spinling_spin::write_response(response_out, response).await;
+}
+
+fn respond(request: &ApiRequest) -> ApiResponse {
+    match (request.method.as_str(), request.path.as_str()) {
+        ("GET", "/ping") => ApiResponse {
+            status: 200,
+            headers: vec![],
+            body: b"pong".to_vec(),
+        },
+        ("POST", "/execute") => match serde_json::from_slice::<ExecuteRequest>(&request.body) {
+            Ok(execute) => ApiResponse::ok(&execute_reply(&execute)),
+            Err(e) => ApiError::bad_request(format!("Invalid execute request: {e}")).into(),
+        },
+        _ => ApiError::path_not_found().into(),
+    }
+}
+
+fn failure(output: impl Into<String>, logs: String) -> Json {
+    json!({"output": output.into(), "duration": 0.0, "logs": logs, "success": false})
+}
+
+/// What the function reads on stdin: a raw input as it was given, an object as JSON.
+fn stdin_of(input: &Option<Json>) -> Vec<u8> {
+    match input {
+        None | Some(Json::Null) => Vec::new(),
+        Some(object) => match object.get("__function_input") {
+            Some(Json::String(raw)) => raw.clone().into_bytes(),
+            _ => object.to_string().into_bytes(),
+        },
+    }
+}
+
+/// The function's stdout as its output: JSON when it parses, else the text.
+fn output_of(stdout: &[u8]) -> Json {
+    let text = String::from_utf8_lossy(stdout);
+    let trimmed = text.trim_end_matches(['\n', '\r']);
+    if trimmed.is_empty() {
+        return Json::Null;
+    }
+    serde_json::from_str(trimmed).unwrap_or_else(|_| Json::String(trimmed.to_string()))
+}
+
+fn execute_reply(request: &ExecuteRequest) -> Json {
+    let download = Call {
+        method: Method::Get,
+        url: &request.download_url,
+        headers: &[],
+        body: &[],
+        timeout_ns: DOWNLOAD_TIMEOUT_NS,
+    };
+    let package = match call(&download) {
+        Ok((200, bytes)) => bytes,
+        Ok((status, body)) => {
+            return failure(
+                format!(
+                    "Failed to download function package from {}, error: {status} {}",
+                    request.download_url,
+                    String::from_utf8_lossy(&body)
+                ),
+                String::new(),
+            )
+        }
+        Err(e) => {
+            return failure(
+                format!(
+                    "Failed to download function package from {}, error: {e:?}",
+                    request.download_url
+                ),
+                String::new(),
+            )
+        }
+    };
+    let prepared = match prepare(&package, request.entry.as_deref()) {
+        Ok(prepared) => prepared,
+        Err(e) => return failure(e.to_string(), String::new()),
+    };
+    let limits = RunLimits {
+        timeout_seconds: request.timeout.max(1),
+        memory_bytes: request.memory_size,
+    };
+    let outcome = run(&prepared, &stdin_of(&request.input), &limits);
+    let logs = String::from_utf8_lossy(&outcome.stderr).into_owned();
+    let duration = (outcome.duration.as_secs_f64() * 1000.0).round() / 1000.0;
+    let (output, success) = match outcome.status {
+        RunStatus::Success => (output_of(&outcome.stdout), true),
+        RunStatus::Timeout => (json!("Function execution timeout."), false),
+        RunStatus::ResourceExhausted(_) => (
+            json!("Function execution failed because of too much resource consumption"),
+            false,
+        ),
+        RunStatus::Failed(message) => (json!(message), false),
+    };
+    json!({"output": output, "duration": duration, "logs": logs, "success": success})
+}

@@ -1,0 +1,420 @@
+//! Executions: one run of a function version, and what came of it. The run itself happens in
+//! a runtime reached over Qinling's worker protocol (spec §5): the built-in WebAssembly
+//! runtime by service chaining, or an external worker by URL.
+
+use crate::context::{Caller, ListScope};
+use crate::db::{in_transaction, Database, Row};
+use crate::error::{ApiError, ApiResult};
+use crate::time::now_timestamp;
+use crate::wire::{python_json, Body, Field, FieldType};
+use crate::{aliases, functions, runtimes, versions};
+use serde::Deserialize;
+use serde_json::{json, Value as Json};
+
+/// The largest execution input accepted, in characters.
+const MAX_INPUT: usize = 1024 * 1024;
+
+pub const FIELDS: &[Field] = &[
+    Field::uuid("function_id"),
+    Field::int("function_version", 0),
+    Field::text("function_alias"),
+    Field::boolean("sync"),
+    Field {
+        name: "input",
+        ty: FieldType::Text(MAX_INPUT),
+        read_only: false,
+    },
+    Field::text("description"),
+    Field::text("status").read_only(),
+    Field::text("result").read_only(),
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Execution {
+    pub id: String,
+    pub function_id: String,
+    pub function_version: i64,
+    pub function_alias: Option<String>,
+    pub description: Option<String>,
+    pub status: String,
+    pub sync: bool,
+    /// The stored input: a JSON object, `{"__function_input": raw}` for anything else, or none.
+    pub input: Option<Json>,
+    /// `{"output": ..., "duration": ...}` once finished.
+    pub result: Option<Json>,
+    pub project_id: String,
+    pub created_at: String,
+    pub updated_at: Option<String>,
+}
+
+const COLUMNS: &str =
+    "id, function_id, function_version, function_alias, description, status, sync, input,
+    result, project_id, created_at, updated_at";
+
+impl Execution {
+    fn from_row(r: Row) -> Execution {
+        let json = |i| r.opt_text(i).and_then(|t| serde_json::from_str(&t).ok());
+        Execution {
+            id: r.text(0),
+            function_id: r.text(1),
+            function_version: r.int(2),
+            function_alias: r.opt_text(3),
+            description: r.opt_text(4),
+            status: r.text(5),
+            sync: r.bool(6),
+            input: json(7),
+            result: json(8),
+            project_id: r.text(9),
+            created_at: r.text(10),
+            updated_at: r.opt_text(11),
+        }
+    }
+
+    /// As Qinling renders it: `input` and `result` are strings (JSON in Python's style).
+    pub fn to_json(&self) -> Json {
+        let input = self
+            .input
+            .as_ref()
+            .map(|i| match i.get("__function_input") {
+                Some(Json::String(raw)) => raw.clone(),
+                _ => python_json(i),
+            });
+        json!({
+            "id": self.id,
+            "function_id": self.function_id,
+            "function_version": self.function_version,
+            "function_alias": self.function_alias,
+            "description": self.description,
+            "status": self.status,
+            "sync": self.sync,
+            "input": input,
+            "result": self.result.as_ref().map(python_json),
+            "project_id": self.project_id,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        })
+    }
+}
+
+/// Qinling's input rules, without its 500s: a JSON object is kept as it is; any other
+/// non-empty text (JSON or not) is kept raw under `__function_input`; empty is no input.
+pub fn parse_input(raw: Option<&str>) -> Option<Json> {
+    let raw = raw?;
+    if raw.is_empty() {
+        return None;
+    }
+    match serde_json::from_str::<Json>(raw) {
+        Ok(object @ Json::Object(_)) => Some(object),
+        _ => Some(json!({ "__function_input": raw })),
+    }
+}
+
+/// Everything a runtime needs to run one execution (spec §5's request, plus the runtime).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub execution_id: String,
+    /// `spinling/wasm` or a worker's URL.
+    pub runtime_image: String,
+    pub function_id: String,
+    pub function_version: i64,
+    pub entry: Option<String>,
+    pub cpu: i64,
+    pub memory_size: i64,
+    pub timeout: i64,
+    pub input: Option<Json>,
+}
+
+impl Job {
+    /// The body of `POST <worker>/execute`.
+    pub fn worker_request(&self, download_url: &str) -> Json {
+        json!({
+            "execution_id": self.execution_id,
+            "cpu": self.cpu,
+            "memory_size": self.memory_size,
+            "timeout": self.timeout,
+            "input": self.input,
+            "function_id": self.function_id,
+            "function_version": self.function_version,
+            "entry": self.entry,
+            "download_url": download_url,
+            "request_id": format!("req-{}", self.execution_id),
+        })
+    }
+
+    /// The API path of the code this job runs (the function's for version 0).
+    pub fn package_path(&self) -> String {
+        match self.function_version {
+            0 => format!("/v1/functions/{}?download=true", self.function_id),
+            n => format!(
+                "/v1/functions/{}/versions/{n}?download=true",
+                self.function_id
+            ),
+        }
+    }
+}
+
+/// A worker's answer to `POST /execute` (spec §5).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct WorkerReply {
+    #[serde(default)]
+    pub output: Json,
+    #[serde(default)]
+    pub duration: f64,
+    #[serde(default)]
+    pub logs: String,
+    #[serde(default)]
+    pub success: bool,
+}
+
+/// How a run ended when the runtime could not give a reply of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerFailure {
+    /// The worker never answered its ping.
+    Unreachable,
+    /// Connecting kept failing.
+    ConnectionFailed,
+    /// No (valid) reply in time.
+    NoReply,
+}
+
+impl WorkerFailure {
+    /// Qinling's message for each failure.
+    pub fn message(&self) -> &'static str {
+        match self {
+            WorkerFailure::Unreachable => "Function execution failed.",
+            WorkerFailure::ConnectionFailed => "Internal service error.",
+            WorkerFailure::NoReply => "Function execution timeout.",
+        }
+    }
+}
+
+/// Runs jobs: the adapter implements it over Spin's outbound HTTP.
+pub trait Executor {
+    /// Runs `job` on its runtime, which fetches the package from `download_url`.
+    fn execute(&self, job: &Job, download_url: &str) -> Result<WorkerReply, WorkerFailure>;
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("Execution not found [id={id}]"))
+}
+
+/// Records a new execution (counting it on the function or version) and returns it with the
+/// job that runs it.
+pub fn create(db: &dyn Database, caller: &Caller, body: &Body) -> ApiResult<(Execution, Job)> {
+    let alias = body.text("function_alias");
+    if alias.is_none() && !body.has("function_id") {
+        return Err(ApiError::bad_request(
+            "Either function_alias or function_id must be provided.",
+        ));
+    }
+    in_transaction(db, |tx| {
+        let (function_id, version) = match &alias {
+            Some(name) => {
+                let alias = aliases::find_own(tx, caller, name)?;
+                (alias.function_id, alias.function_version)
+            }
+            None => (
+                body.text("function_id").unwrap_or_default(),
+                body.int("function_version").unwrap_or(0),
+            ),
+        };
+        let function = functions::find(tx, caller, &function_id)?;
+        if function.source() != "package" {
+            return Err(ApiError::bad_request(if version > 0 {
+                "Can not specify version for package type function."
+            } else {
+                "Only package functions can be executed by Spinling."
+            }));
+        }
+        let runtime_id = function.runtime_id.clone().unwrap_or_default();
+        let runtime = runtimes::find(tx, caller, &runtime_id)?;
+        if !runtime.is_available() {
+            return Err(ApiError::conflict(format!(
+                "Runtime {runtime_id} is not available."
+            )));
+        }
+        // A version runs as published: its own code and settings.
+        let (entry, cpu, memory_size, timeout) = if version > 0 {
+            let v = versions::find(tx, &crate::cache::NoCache, caller, &function_id, version)?;
+            tx.execute(
+                "UPDATE function_versions SET count = count + 1 WHERE function_id = ? AND version_number = ?",
+                &[function_id.as_str().into(), version.into()],
+            )?;
+            (v.entry, v.cpu, v.memory_size, v.timeout)
+        } else {
+            tx.execute(
+                "UPDATE functions SET count = count + 1 WHERE id = ?",
+                &[function_id.as_str().into()],
+            )?;
+            (
+                function.entry.clone(),
+                function.cpu,
+                function.memory_size,
+                function.timeout,
+            )
+        };
+        let execution = Execution {
+            id: crate::id::new_id(),
+            function_id: function_id.clone(),
+            function_version: version,
+            function_alias: alias.clone(),
+            description: body.text("description"),
+            status: "running".into(),
+            sync: body.boolean("sync").unwrap_or(true),
+            input: parse_input(body.text("input").as_deref()),
+            result: None,
+            project_id: caller.project_id.clone(),
+            created_at: now_timestamp(),
+            updated_at: None,
+        };
+        tx.execute(
+            &format!("INSERT INTO executions ({COLUMNS}, logs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, '')"),
+            &[
+                execution.id.as_str().into(),
+                execution.function_id.as_str().into(),
+                execution.function_version.into(),
+                execution.function_alias.clone().into(),
+                execution.description.clone().into(),
+                execution.status.as_str().into(),
+                execution.sync.into(),
+                execution.input.as_ref().map(Json::to_string).into(),
+                execution.project_id.as_str().into(),
+                execution.created_at.as_str().into(),
+            ],
+        )?;
+        let job = Job {
+            execution_id: execution.id.clone(),
+            runtime_image: runtime.image,
+            function_id,
+            function_version: version,
+            entry,
+            cpu,
+            memory_size,
+            timeout,
+            input: execution.input.clone(),
+        };
+        Ok((execution, job))
+    })
+}
+
+/// Records how the job ended: `success` or `failed` with Qinling's result and the logs.
+pub fn complete(
+    db: &dyn Database,
+    job: &Job,
+    outcome: Result<WorkerReply, WorkerFailure>,
+) -> ApiResult<()> {
+    let (status, result, logs) = match outcome {
+        Ok(reply) => (
+            if reply.success { "success" } else { "failed" },
+            json!({"output": reply.output, "duration": reply.duration}),
+            reply.logs,
+        ),
+        Err(failure) => (
+            "failed",
+            json!({"output": failure.message()}),
+            String::new(),
+        ),
+    };
+    db.execute(
+        "UPDATE executions SET status = ?, result = ?, logs = ?, updated_at = ? WHERE id = ?",
+        &[
+            status.into(),
+            result.to_string().into(),
+            logs.into(),
+            now_timestamp().into(),
+            job.execution_id.as_str().into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// The execution with `id`, if the caller may read it.
+pub fn find(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<Execution> {
+    db.execute(
+        &format!("SELECT {COLUMNS} FROM executions WHERE id = ?"),
+        &[id.into()],
+    )?
+    .first()
+    .map(Execution::from_row)
+    .filter(|e| caller.may_read(&e.project_id))
+    .ok_or_else(|| not_found(id))
+}
+
+pub fn logs(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<String> {
+    find(db, caller, id)?;
+    Ok(db
+        .execute("SELECT logs FROM executions WHERE id = ?", &[id.into()])?
+        .first()
+        .map(|r| r.text(0))
+        .unwrap_or_default())
+}
+
+/// Filters of the execution list: `function_id`, `function_version` and `status`, exact.
+pub fn list(
+    db: &dyn Database,
+    scope: &ListScope,
+    filters: &[(&str, String)],
+) -> ApiResult<Vec<Execution>> {
+    let mut sql = format!("SELECT {COLUMNS} FROM executions WHERE 1 = 1");
+    let mut params = Vec::new();
+    if let Some(project) = scope.project() {
+        sql.push_str(" AND project_id = ?");
+        params.push(project.into());
+    }
+    for (column, value) in filters {
+        sql.push_str(&format!(" AND {column} = ?"));
+        params.push(value.as_str().into());
+    }
+    sql.push_str(" ORDER BY created_at, id");
+    Ok(db
+        .execute(&sql, &params)?
+        .iter()
+        .map(Execution::from_row)
+        .collect())
+}
+
+pub fn delete(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<()> {
+    find(db, caller, id)?;
+    db.execute("DELETE FROM executions WHERE id = ?", &[id.into()])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_input_is_kept_and_anything_else_is_raw() {
+        assert_eq!(parse_input(Some(r#"{"a": 1}"#)), Some(json!({"a": 1})));
+        assert_eq!(
+            parse_input(Some("[1, 2]")),
+            Some(json!({"__function_input": "[1, 2]"}))
+        );
+        assert_eq!(
+            parse_input(Some("hello")),
+            Some(json!({"__function_input": "hello"}))
+        );
+        assert_eq!(parse_input(Some("")), None);
+        assert_eq!(parse_input(None), None);
+    }
+
+    #[test]
+    fn a_version_job_downloads_the_versions_package() {
+        let job = Job {
+            execution_id: "e".into(),
+            runtime_image: "spinling/wasm".into(),
+            function_id: "f".into(),
+            function_version: 2,
+            entry: None,
+            cpu: 100,
+            memory_size: 1,
+            timeout: 1,
+            input: None,
+        };
+        assert_eq!(
+            job.package_path(),
+            "/v1/functions/f/versions/2?download=true"
+        );
+        assert_eq!(job.worker_request("u")["download_url"], "u");
+    }
+}

@@ -1,0 +1,215 @@
+//! From a function package (a zip) to a validated module that is ready to run.
+
+use std::fmt;
+use std::io::{Cursor, Read};
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmi::{Config, Engine, ExternType, FuncType, Module, Store};
+
+use crate::limits::{Limiter, MAX_ENTRY_BYTES};
+use crate::wasi::{self, Host, WASI_MODULE};
+
+/// Why a package cannot be run; the messages are meant for the function's author.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrepareError {
+    NotAZip(String),
+    NoWasm,
+    SeveralWasm(Vec<String>),
+    EntryNotFound(String),
+    EntryTooLarge(String),
+    UnreadableEntry {
+        entry: String,
+        reason: String,
+    },
+    InvalidModule(String),
+    NotACommand,
+    UnsupportedImport {
+        module: String,
+        name: String,
+    },
+    WrongImportType {
+        name: String,
+        wanted: String,
+        found: String,
+    },
+}
+
+impl fmt::Display for PrepareError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotAZip(reason) => write!(f, "The package is not a valid zip archive: {reason}."),
+            Self::NoWasm => f.write_str("The package holds no .wasm file."),
+            Self::SeveralWasm(names) => write!(
+                f,
+                "The package holds several .wasm files ({}); name one as the function's entry.",
+                names.join(", ")
+            ),
+            Self::EntryNotFound(entry) => write!(f, "Entry {entry} not found in the package."),
+            Self::EntryTooLarge(entry) => write!(
+                f,
+                "Entry {entry} is larger than {} MiB uncompressed.",
+                MAX_ENTRY_BYTES >> 20
+            ),
+            Self::UnreadableEntry { entry, reason } => {
+                write!(
+                    f,
+                    "Entry {entry} cannot be read from the package: {reason}."
+                )
+            }
+            Self::InvalidModule(reason) => write!(f, "Invalid WebAssembly module: {reason}"),
+            Self::NotACommand => f.write_str(
+                "The module is not a WASI command: it must export a `_start` function that takes \
+                 and returns nothing (build a binary for wasm32-wasip1).",
+            ),
+            Self::UnsupportedImport { module, name } => write!(
+                f,
+                "Unsupported import {module}::{name}: a function may import only WASI preview1 \
+                 functions ({WASI_MODULE})."
+            ),
+            Self::WrongImportType {
+                name,
+                wanted,
+                found,
+            } => write!(
+                f,
+                "The module imports {WASI_MODULE}::{name} as {wanted}, but WASI defines it as \
+                 {found}."
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PrepareError {}
+
+/// A validated WASI command module taken from a package, ready to [`run`](crate::run).
+///
+/// Cloning is cheap (shared bytes and module), and one `Prepared` can run any number of
+/// times. To cache it, keep [`wasm`](Self::wasm) and [`entry`](Self::entry) and rebuild it
+/// with [`Prepared::from_wasm`], which skips the unzipping.
+#[derive(Clone)]
+pub struct Prepared {
+    entry: Arc<str>,
+    wasm: Arc<[u8]>,
+    module: Module,
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared")
+            .field("entry", &self.entry)
+            .field("wasm_bytes", &self.wasm.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prepared {
+    /// Validates `wasm` as a runnable function module named `entry` (argv\[0\] of the run).
+    pub fn from_wasm(entry: &str, wasm: Vec<u8>) -> Result<Self, PrepareError> {
+        // One engine per module: a wasmi engine keeps the code of every module it compiled,
+        // so a shared one would grow with every function ever prepared.
+        let mut config = Config::default();
+        config.consume_fuel(true);
+        let engine = Engine::new(&config);
+        let module = Module::new(&engine, &wasm)
+            .map_err(|err| PrepareError::InvalidModule(err.to_string()))?;
+        let is_command = matches!(
+            module.get_export("_start"),
+            Some(ExternType::Func(ty)) if ty.params().is_empty() && ty.results().is_empty()
+        );
+        if !is_command {
+            return Err(PrepareError::NotACommand);
+        }
+        // Link once on a throwaway store, so an import problem shows now and not at run time.
+        let host = Host::new(&[], entry, 0, Instant::now(), Limiter::new(0));
+        wasi::link(&mut Store::new(&engine, host), &module)?;
+        Ok(Self {
+            entry: entry.into(),
+            wasm: wasm.into(),
+            module,
+        })
+    }
+
+    /// The module's bytes, as found in the package.
+    pub fn wasm(&self) -> &[u8] {
+        &self.wasm
+    }
+
+    /// The module's path inside the package.
+    pub fn entry(&self) -> &str {
+        &self.entry
+    }
+
+    pub(crate) fn module(&self) -> &Module {
+        &self.module
+    }
+}
+
+/// Unzips the package, finds the entry (or its only `.wasm` file when `entry` is `None`) and
+/// validates it; see the crate documentation for the rules.
+pub fn prepare(package_zip: &[u8], entry: Option<&str>) -> Result<Prepared, PrepareError> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(package_zip))
+        .map_err(|err| PrepareError::NotAZip(err.to_string()))?;
+    let names = archive
+        .file_names()
+        .map(|name| name.map(|name| name.into_owned()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| PrepareError::NotAZip(err.to_string()))?;
+    let name = match entry {
+        Some(entry) => names
+            .iter()
+            .find(|name| normalise(name) == normalise(entry))
+            .ok_or_else(|| PrepareError::EntryNotFound(entry.to_string()))?,
+        None => {
+            let wasm: Vec<&String> = names
+                .iter()
+                .filter(|name| !name.ends_with('/') && name.to_ascii_lowercase().ends_with(".wasm"))
+                .collect();
+            match wasm.as_slice() {
+                [] => return Err(PrepareError::NoWasm),
+                [only] => *only,
+                several => {
+                    return Err(PrepareError::SeveralWasm(
+                        several.iter().map(|name| name.to_string()).collect(),
+                    ))
+                }
+            }
+        }
+    };
+    let unreadable = |reason: String| PrepareError::UnreadableEntry {
+        entry: name.clone(),
+        reason,
+    };
+    let file = archive
+        .by_name(name)
+        .map_err(|err| unreadable(err.to_string()))?;
+    // The header's size may lie: read at most one byte past the cap either way.
+    if file.size() > MAX_ENTRY_BYTES {
+        return Err(PrepareError::EntryTooLarge(name.clone()));
+    }
+    let mut wasm = Vec::with_capacity(file.size() as usize);
+    file.take(MAX_ENTRY_BYTES + 1)
+        .read_to_end(&mut wasm)
+        .map_err(|err| unreadable(err.to_string()))?;
+    if wasm.len() as u64 > MAX_ENTRY_BYTES {
+        return Err(PrepareError::EntryTooLarge(name.clone()));
+    }
+    Prepared::from_wasm(normalise(name), wasm)
+}
+
+/// Zip paths and entries may or may not start with `./` or `/`; they name the same file.
+fn normalise(path: &str) -> &str {
+    path.trim_start_matches("./").trim_start_matches('/')
+}
+
+/// A function type as WebAssembly text writes it, e.g. `(i32, i32) -> i32`.
+pub(crate) fn signature(ty: &FuncType) -> String {
+    let list = |types: &[wasmi::ValType]| {
+        types
+            .iter()
+            .map(|ty| format!("{ty:?}").to_ascii_lowercase())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!("({}) -> ({})", list(ty.params()), list(ty.results()))
+}

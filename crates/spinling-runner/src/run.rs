@@ -1,0 +1,184 @@
+//! One run of a prepared module: stdin in, stdout and stderr out, under the run's limits.
+
+use std::time::{Duration, Instant};
+
+use wasmi::{ResumableCall, Store, TrapCode};
+
+use crate::limits::{Limiter, RunLimits, FUEL_PER_SECOND, FUEL_SLICE, MAX_OUTPUT_BYTES};
+use crate::wasi::{self, Host, SleptPastDeadline};
+use crate::Prepared;
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStatus {
+    /// `_start` returned, or the function called `proc_exit(0)`.
+    Success,
+    /// A non-zero exit code or a trap, with a message for the function's author.
+    Failed(String),
+    /// The function used up its fuel budget or its wall-clock time.
+    Timeout,
+    /// The function hit its memory limit, a table cap or the call-stack depth.
+    ResourceExhausted(String),
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub status: RunStatus,
+    /// The function's output, at most [`MAX_OUTPUT_BYTES`].
+    pub stdout: Vec<u8>,
+    /// The function's log, at most [`MAX_OUTPUT_BYTES`], plus a closing note when stdout or
+    /// stderr was cut.
+    pub stderr: Vec<u8>,
+    /// Wall-clock time of the run, instantiation included.
+    pub duration: Duration,
+    /// The exit code, when the function exited (returning from `_start` is 0).
+    pub exit_code: Option<i32>,
+    /// The fuel the run burned (see [`FUEL_PER_SECOND`]).
+    pub fuel_consumed: u64,
+}
+
+/// How the guest's execution stopped, before it is judged.
+enum End {
+    Returned,
+    OutOfTime,
+    Error(wasmi::Error),
+    /// The module passed `prepare` but could not be set up for this run.
+    NotRunnable(String),
+}
+
+/// Runs the module's `_start` with `stdin` as its standard input. Never panics on guest
+/// behaviour: every way a function can end is a [`RunStatus`].
+pub fn run(prepared: &Prepared, stdin: &[u8], limits: &RunLimits) -> RunOutcome {
+    let started = Instant::now();
+    let timeout = Duration::from_secs(limits.timeout_seconds);
+    // An absurd timeout that overflows `Instant` still gets a deadline, a year away.
+    let deadline = started
+        .checked_add(timeout)
+        .unwrap_or_else(|| started + Duration::from_secs(365 * 24 * 3600));
+    let module = prepared.module();
+    let host = Host::new(
+        stdin,
+        prepared.entry(),
+        MAX_OUTPUT_BYTES,
+        deadline,
+        Limiter::new(limits.memory_bytes),
+    );
+    let mut store = Store::new(module.engine(), host);
+    store.limiter(|host| &mut host.limiter);
+
+    let budget = limits.timeout_seconds.saturating_mul(FUEL_PER_SECOND);
+    let mut unsliced = budget;
+    let end = execute(&mut store, prepared, &mut unsliced, started, timeout);
+    let fuel_consumed = budget.saturating_sub(unsliced + store.get_fuel().unwrap_or(0));
+    let duration = started.elapsed();
+
+    let host = store.into_data();
+    let (status, exit_code) = match end {
+        End::Returned => (RunStatus::Success, Some(0)),
+        End::OutOfTime => (RunStatus::Timeout, None),
+        End::NotRunnable(reason) => (RunStatus::Failed(reason), None),
+        End::Error(error) => judge(&error, &host.limiter),
+    };
+    let mut stderr = host.stderr.bytes;
+    for (name, truncated) in [
+        ("stdout", host.stdout.truncated),
+        ("stderr", host.stderr.truncated),
+    ] {
+        if truncated {
+            let note = format!("\n[spinling] {name} was cut at {MAX_OUTPUT_BYTES} bytes.\n");
+            stderr.extend_from_slice(note.as_bytes());
+        }
+    }
+    RunOutcome {
+        status,
+        stdout: host.stdout.bytes,
+        stderr,
+        duration,
+        exit_code,
+        fuel_consumed,
+    }
+}
+
+/// Instantiates the module with the whole fuel budget (a start section, if any, runs then),
+/// then runs `_start` in slices of fuel, checking the wall clock between slices.
+/// `unsliced` is the part of the budget not yet handed to the store.
+fn execute(
+    store: &mut Store<Host>,
+    prepared: &Prepared,
+    unsliced: &mut u64,
+    started: Instant,
+    timeout: Duration,
+) -> End {
+    let module = prepared.module();
+    let linker = match wasi::link(store, module) {
+        Ok(linker) => linker,
+        Err(err) => return End::NotRunnable(err.to_string()),
+    };
+    if let Err(err) = store.set_fuel(std::mem::take(unsliced)) {
+        return End::Error(err);
+    }
+    let instance = match linker.instantiate_and_start(&mut *store, module) {
+        Ok(instance) => instance,
+        Err(err) => return End::Error(err),
+    };
+    let Some(start) = instance.get_func(&*store, "_start") else {
+        return End::NotRunnable("the module has no _start function".into());
+    };
+    // From here on the store holds one slice at a time and `unsliced` the rest.
+    *unsliced = store.get_fuel().unwrap_or(0);
+    let first = FUEL_SLICE.min(*unsliced);
+    *unsliced -= first;
+    if let Err(err) = store.set_fuel(first) {
+        return End::Error(err);
+    }
+    let mut call = start.call_resumable(&mut *store, &[], &mut []);
+    loop {
+        match call {
+            Ok(ResumableCall::Finished) => return End::Returned,
+            Ok(ResumableCall::HostTrap(trap)) => return End::Error(trap.into_host_error()),
+            Ok(ResumableCall::OutOfFuel(paused)) => {
+                let left = store.get_fuel().unwrap_or(0);
+                let needed = paused.required_fuel();
+                let slice = FUEL_SLICE.max(needed).min(*unsliced);
+                if started.elapsed() >= timeout || left + slice < needed || slice == 0 {
+                    return End::OutOfTime;
+                }
+                *unsliced -= slice;
+                if let Err(err) = store.set_fuel(left + slice) {
+                    return End::Error(err);
+                }
+                call = paused.resume(&mut *store, &mut []);
+            }
+            Err(err) => return End::Error(err),
+        }
+    }
+}
+
+/// Turns the error that ended a run into its status and exit code.
+fn judge(error: &wasmi::Error, limiter: &Limiter) -> (RunStatus, Option<i32>) {
+    if let Some(code) = error.i32_exit_status() {
+        return match code {
+            0 => (RunStatus::Success, Some(0)),
+            code => (
+                RunStatus::Failed(format!("The function exited with code {code}.")),
+                Some(code),
+            ),
+        };
+    }
+    if error.downcast_ref::<SleptPastDeadline>().is_some() {
+        return (RunStatus::Timeout, None);
+    }
+    if let Some(exhausted) = &limiter.exhausted {
+        return (RunStatus::ResourceExhausted(exhausted.clone()), None);
+    }
+    let status = match error.as_trap_code() {
+        Some(TrapCode::OutOfFuel) => RunStatus::Timeout,
+        Some(TrapCode::StackOverflow) => {
+            RunStatus::ResourceExhausted("The function overflowed its call stack.".into())
+        }
+        Some(_) => RunStatus::Failed(format!("The function trapped: {error}.")),
+        None => RunStatus::Failed(format!("The function failed: {error}.")),
+    };
+    (status, None)
+}

@@ -1,0 +1,263 @@
+use serde_json::{json, Value as Json};
+use spinling_api_tests::{example_package, wat_package, Api};
+use std::time::{Duration, Instant};
+
+/// A builtin-runtime function from `package`, with extra form fields.
+fn function(api: &Api, package: &[u8], fields: &[(&str, &str)]) -> String {
+    let runtime = api.create_runtime();
+    let reply = api.create_function_with(&runtime, package, fields);
+    reply.assert_status(201);
+    reply.json()["id"].as_str().unwrap().to_string()
+}
+
+fn execute(api: &Api, body: Json) -> Json {
+    let reply = api.post_json("/v1/executions", &body);
+    reply.assert_status(201);
+    reply.json()
+}
+
+fn result(execution: &Json) -> Json {
+    serde_json::from_str(
+        execution["result"]
+            .as_str()
+            .expect("a finished execution has a result"),
+    )
+    .unwrap()
+}
+
+const LOOP: &str =
+    r#"(module (memory (export "memory") 1) (func (export "_start") (loop (br 0))))"#;
+const MEMORY_BOMB: &str = r#"(module (memory (export "memory") 1)
+    (func (export "_start") (loop (drop (memory.grow (i32.const 16))) (br 0))))"#;
+
+#[test]
+fn a_sync_execution_runs_the_function_on_its_input() {
+    let api = Api::start();
+    let fid = function(&api, &example_package("echo"), &[]);
+    let execution = execute(
+        &api,
+        json!({"function_id": fid, "input": "{\"name\": \"Spin\"}"}),
+    );
+    assert_eq!(execution["status"], "success");
+    assert_eq!(execution["sync"], true);
+    assert_eq!(execution["input"], "{\"name\": \"Spin\"}");
+    assert_eq!(
+        result(&execution)["output"],
+        json!({"greeting": "Hello, Spin!"})
+    );
+    assert!(result(&execution)["duration"].is_number());
+    assert_eq!(api.get(&format!("/v1/functions/{fid}")).json()["count"], 1);
+}
+
+#[test]
+fn the_log_is_what_the_function_wrote_to_stderr() {
+    let api = Api::start();
+    let fid = function(&api, &example_package("echo"), &[]);
+    let id = execute(
+        &api,
+        json!({"function_id": fid, "input": "{\"name\": \"x\"}"}),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reply = api.get(&format!("/v1/executions/{id}/log"));
+    reply.assert_status(200);
+    assert!(reply
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain"));
+    assert!(!reply.text().is_empty());
+}
+
+#[test]
+fn a_non_zero_exit_is_failed() {
+    let api = Api::start();
+    let fid = function(&api, &example_package("echo"), &[]);
+    let execution = execute(&api, json!({"function_id": fid, "input": "not json"}));
+    assert_eq!(execution["status"], "failed");
+    assert_eq!(execution["input"], "not json");
+}
+
+#[test]
+fn a_runaway_loop_ends_as_a_timeout() {
+    let api = Api::start();
+    let fid = function(&api, &wat_package(LOOP), &[("timeout", "1")]);
+    let started = Instant::now();
+    let execution = execute(&api, json!({"function_id": fid}));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(execution["status"], "failed");
+    assert_eq!(result(&execution)["output"], "Function execution timeout.");
+    // The app keeps serving.
+    api.get("/v1/").assert_status(200);
+}
+
+#[test]
+fn memory_exhaustion_ends_as_failed() {
+    let api = Api::start();
+    let fid = function(&api, &wat_package(MEMORY_BOMB), &[]);
+    let execution = execute(&api, json!({"function_id": fid}));
+    assert_eq!(execution["status"], "failed");
+    assert_eq!(
+        result(&execution)["output"],
+        "Function execution failed because of too much resource consumption"
+    );
+}
+
+#[test]
+fn a_missing_entry_is_failed_with_a_message() {
+    let api = Api::start();
+    let fid = function(&api, &example_package("hello"), &[("entry", "nope.wasm")]);
+    let execution = execute(&api, json!({"function_id": fid}));
+    assert_eq!(execution["status"], "failed");
+    assert!(
+        result(&execution)["output"]
+            .as_str()
+            .unwrap()
+            .contains("nope.wasm"),
+        "{execution}"
+    );
+}
+
+#[test]
+fn an_async_execution_answers_running_and_finishes_by_itself() {
+    let api = Api::start();
+    let fid = function(&api, &example_package("hello"), &[]);
+    let execution = execute(&api, json!({"function_id": fid, "sync": false}));
+    assert_eq!(execution["status"], "running");
+    assert!(execution["result"].is_null());
+    let id = execution["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = api.get(&format!("/v1/executions/{id}")).json();
+        if now["status"] != "running" {
+            assert_eq!(now["status"], "success", "{now}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still running: {now}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_version_runs_as_published_and_counts_on_the_version() {
+    let api = Api::start();
+    let fid = function(&api, &example_package("hello"), &[]);
+    api.publish(&fid).assert_status(201);
+    api.update_package(&fid, &example_package("echo"))
+        .assert_status(200);
+    let v1 = execute(&api, json!({"function_id": fid, "function_version": 1}));
+    assert_eq!(v1["status"], "success", "{v1}");
+    assert_eq!(result(&v1)["output"], "Hello, Spinling!");
+    let current = execute(
+        &api,
+        json!({"function_id": fid, "input": "{\"name\": \"now\"}"}),
+    );
+    assert_eq!(
+        result(&current)["output"],
+        json!({"greeting": "Hello, now!"})
+    );
+    assert_eq!(
+        api.get(&format!("/v1/functions/{fid}/versions/1")).json()["count"],
+        1
+    );
+    assert_eq!(api.get(&format!("/v1/functions/{fid}")).json()["count"], 1);
+}
+
+#[test]
+fn an_alias_resolves_when_the_execution_is_created() {
+    let api = Api::start();
+    let fid = function(&api, &example_package("hello"), &[]);
+    api.publish(&fid).assert_status(201);
+    api.update_package(&fid, &example_package("echo"))
+        .assert_status(200);
+    api.publish(&fid).assert_status(201);
+    api.post_json(
+        "/v1/aliases",
+        &json!({"name": "prod", "function_id": fid, "function_version": 1}),
+    )
+    .assert_status(201);
+    let first = execute(
+        &api,
+        json!({"function_alias": "prod", "input": "{\"name\": \"a\"}"}),
+    );
+    assert_eq!(
+        (
+            first["function_version"].as_i64(),
+            first["function_alias"].as_str()
+        ),
+        (Some(1), Some("prod"))
+    );
+    assert_eq!(result(&first)["output"], "Hello, Spinling!");
+    api.put_json("/v1/aliases/prod", &json!({"function_version": 2}))
+        .assert_status(200);
+    let second = execute(
+        &api,
+        json!({"function_alias": "prod", "input": "{\"name\": \"b\"}"}),
+    );
+    assert_eq!(result(&second)["output"], json!({"greeting": "Hello, b!"}));
+}
+
+#[test]
+fn executing_a_deleted_version_is_404() {
+    let api = Api::start();
+    let fid = function(&api, &example_package("hello"), &[]);
+    api.publish(&fid).assert_status(201);
+    api.delete(&format!("/v1/functions/{fid}/versions/1"))
+        .assert_status(204);
+    api.post_json(
+        "/v1/executions",
+        &json!({"function_id": fid, "function_version": 1}),
+    )
+    .assert_error(
+        404,
+        &format!("FunctionVersion not found [function_id={fid}, version_number=1]"),
+    );
+}
+
+#[test]
+fn a_function_or_alias_is_required() {
+    let api = Api::start();
+    api.post_json("/v1/executions", &json!({"input": "x"}))
+        .assert_error(
+            400,
+            "Either function_alias or function_id must be provided.",
+        );
+    api.post_json("/v1/executions", &json!({"function_alias": "nope"}))
+        .assert_error(404, "FunctionAlias not found [name=nope]");
+}
+
+#[test]
+fn executions_are_listed_filtered_shown_and_deleted() {
+    let api = Api::start();
+    let fid = function(&api, &example_package("echo"), &[]);
+    let ok = execute(&api, json!({"function_id": fid, "input": "{}"}));
+    execute(&api, json!({"function_id": fid, "input": "bad"}));
+    let list = api
+        .get(&format!("/v1/executions?function_id={fid}&status=success"))
+        .json();
+    let listed = list["executions"].as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], ok["id"]);
+    let id = ok["id"].as_str().unwrap();
+    api.get(&format!("/v1/executions/{id}")).assert_status(200);
+    api.delete(&format!("/v1/executions/{id}"))
+        .assert_status(204);
+    api.get(&format!("/v1/executions/{id}"))
+        .assert_error(404, &format!("Execution not found [id={id}]"));
+    api.get("/v1/executions?bogus=1")
+        .assert_error(400, "Unknown argument: \"bogus\"");
+}
+
+#[test]
+fn input_that_is_not_an_object_is_kept_raw_and_empty_input_is_none() {
+    let api = Api::start();
+    let fid = function(&api, &example_package("hello"), &[]);
+    let list = execute(&api, json!({"function_id": fid, "input": "[1, 2]"}));
+    assert_eq!(list["input"], "[1, 2]");
+    let empty = execute(&api, json!({"function_id": fid, "input": ""}));
+    assert!(empty["input"].is_null());
+}
