@@ -26,6 +26,10 @@ fn every_documented_operation_is_served() {
     api.publish(&fid).assert_status(201);
     api.post_json("/v1/aliases", &json!({"name": "prod", "function_id": fid}))
         .assert_status(201);
+    // A package that is not WebAssembly: the execution exists, and fails.
+    let execution = api.post_json("/v1/executions", &json!({"function_id": fid}));
+    execution.assert_status(201);
+    let eid = execution.json()["id"].as_str().unwrap().to_string();
     let doc = document();
     let mut checked = 0;
     for (template, operations) in doc["paths"].as_object().unwrap() {
@@ -33,7 +37,8 @@ fn every_documented_operation_is_served() {
             .replace("{runtime_id}", &runtime)
             .replace("{function_id}", &fid)
             .replace("{version_number}", "1")
-            .replace("{name}", "prod");
+            .replace("{name}", "prod")
+            .replace("{execution_id}", &eid);
         for method in ["get", "post", "put", "delete"] {
             if operations.get(method).is_none() {
                 continue;
