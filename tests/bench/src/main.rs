@@ -271,6 +271,35 @@ fn main() {
         &trivial_post,
     );
 
+    // Sync executions of the hello-world example on the built-in runtime.
+    let hello = spinling_api_tests::example_package("hello");
+    let hello_fid = app.create_function(&hello);
+    let run_times = std::sync::Mutex::new(Vec::new());
+    let executions = measure(THREADS, 400, |a, _| {
+        let reply = check(
+            a.post(&format!("{base}/v1/executions"))
+                .header("content-type", "application/json")
+                .send(json!({"function_id": hello_fid}).to_string())
+                .unwrap(),
+            201,
+        );
+        let execution: Json = serde_json::from_slice(&reply).unwrap();
+        assert_eq!(execution["status"], "success", "{execution}");
+        let result: Json = serde_json::from_str(execution["result"].as_str().unwrap()).unwrap();
+        run_times
+            .lock()
+            .unwrap()
+            .push(result["duration"].as_f64().unwrap());
+    });
+    report("sync execution (hello)", &executions, &trivial_post);
+    let run_times = run_times.into_inner().unwrap();
+    let mean_run = run_times.iter().sum::<f64>() / run_times.len() as f64;
+    println!(
+        "  latency split: p50 {:.2?} in all, of which the function's run {:.2} ms on average; the rest is API, storage and runtime start",
+        executions.p50,
+        mean_run * 1000.0
+    );
+
     // 50 MiB packages.
     let big = zip_of(&[("big.bin", &incompressible(BIG))]);
     let runtime = app.post_json("/v1/runtimes", json!({"image": "spinling/wasm"}));
