@@ -2,16 +2,20 @@
 //! (`http://wasm-runtime.spin.internal`). It speaks Qinling's worker protocol (spec §5):
 //! `GET /ping`, and `POST /execute`, which fetches the package from `download_url`, runs its
 //! WebAssembly with `spinling-runner` under the function's timeout and memory size, and
-//! answers `{"output", "duration", "logs", "success"}`.
+//! answers `{"output", "duration", "logs", "success"}`. The module prepared for a function
+//! version is kept in key-value (keyed by version, checked against the package's md5) until
+//! the version is detached.
 
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
+use spinling_core::cache::{prepared_key, Cache};
 use spinling_core::error::ApiError;
 use spinling_core::http::{ApiRequest, ApiResponse};
-use spinling_runner::{prepare, run, RunLimits, RunStatus};
+use spinling_runner::{prepare, run, Prepared, RunLimits, RunStatus};
 use spinling_spin::outbound::{call, Call};
+use spinling_spin::KeyValueCache;
 use wasi::http::types::Method;
 
 /// An execute request is small JSON; the package comes by download.
@@ -21,10 +25,51 @@ const DOWNLOAD_TIMEOUT_NS: u64 = 30_000_000_000;
 #[derive(Deserialize)]
 struct ExecuteRequest {
     download_url: String,
+    function_id: String,
+    function_version: i64,
     entry: Option<String>,
     input: Option<Json>,
     timeout: u64,
     memory_size: u64,
+    /// Identifies the code, so a module prepared from older code is not run.
+    #[serde(default)]
+    package_md5: String,
+}
+
+/// Hosts cap key-value values at about 1 MB; a larger module is simply not cached.
+const MAX_CACHED_MODULE: usize = 1000 * 1000 - 1024;
+
+/// What the cache holds for a function version: which code and entry it was prepared from,
+/// then the module's bytes.
+#[derive(serde::Serialize, Deserialize)]
+struct PreparedHeader {
+    package_md5: String,
+    entry: Option<String>,
+    resolved_entry: String,
+}
+
+/// The module prepared earlier for this exact code and entry, if the cache has it.
+fn cached(cache: &KeyValueCache, key: &str, header: &PreparedHeader) -> Option<Prepared> {
+    let bytes = cache.get(key)?;
+    let split = bytes.iter().position(|b| *b == b'\n')?;
+    let stored: PreparedHeader = serde_json::from_slice(&bytes[..split]).ok()?;
+    if stored.package_md5 != header.package_md5 || stored.entry != header.entry {
+        return None;
+    }
+    Prepared::from_wasm(&stored.resolved_entry, bytes[split + 1..].to_vec()).ok()
+}
+
+fn remember(cache: &KeyValueCache, key: &str, mut header: PreparedHeader, prepared: &Prepared) {
+    if prepared.wasm().len() > MAX_CACHED_MODULE || header.package_md5.is_empty() {
+        return;
+    }
+    header.resolved_entry = prepared.entry().to_string();
+    let Ok(mut bytes) = serde_json::to_vec(&header) else {
+        return;
+    };
+    bytes.push(b'\n');
+    bytes.extend_from_slice(prepared.wasm());
+    cache.set(key, &bytes);
 }
 
 #[http_component]
@@ -76,7 +121,8 @@ fn output_of(stdout: &[u8]) -> Json {
     serde_json::from_str(trimmed).unwrap_or_else(|_| Json::String(trimmed.to_string()))
 }
 
-fn execute_reply(request: &ExecuteRequest) -> Json {
+/// Fetches the package and prepares its module; a failure is the reply to send.
+fn download_and_prepare(request: &ExecuteRequest) -> Result<Prepared, Json> {
     let download = Call {
         method: Method::Get,
         url: &request.download_url,
@@ -87,28 +133,45 @@ fn execute_reply(request: &ExecuteRequest) -> Json {
     let package = match call(&download) {
         Ok((200, bytes)) => bytes,
         Ok((status, body)) => {
-            return failure(
+            return Err(failure(
                 format!(
                     "Failed to download function package from {}, error: {status} {}",
                     request.download_url,
                     String::from_utf8_lossy(&body)
                 ),
                 String::new(),
-            )
+            ))
         }
         Err(e) => {
-            return failure(
+            return Err(failure(
                 format!(
                     "Failed to download function package from {}, error: {e:?}",
                     request.download_url
                 ),
                 String::new(),
-            )
+            ))
         }
     };
-    let prepared = match prepare(&package, request.entry.as_deref()) {
-        Ok(prepared) => prepared,
-        Err(e) => return failure(e.to_string(), String::new()),
+    prepare(&package, request.entry.as_deref()).map_err(|e| failure(e.to_string(), String::new()))
+}
+
+fn execute_reply(request: &ExecuteRequest) -> Json {
+    let cache = KeyValueCache::open();
+    let key = prepared_key(&request.function_id, request.function_version);
+    let header = PreparedHeader {
+        package_md5: request.package_md5.clone(),
+        entry: request.entry.clone(),
+        resolved_entry: String::new(),
+    };
+    let prepared = match cached(&cache, &key, &header) {
+        Some(prepared) => prepared,
+        None => match download_and_prepare(request) {
+            Ok(prepared) => {
+                remember(&cache, &key, header, &prepared);
+                prepared
+            }
+            Err(reply) => return reply,
+        },
     };
     let limits = RunLimits {
         timeout_seconds: request.timeout.max(1),

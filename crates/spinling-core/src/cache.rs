@@ -75,11 +75,18 @@ pub fn version_list_key(function_id: &str) -> String {
     format!("spinling:v1:versions:{function_id}")
 }
 
+/// Where the built-in runtime keeps the module it prepared for a function version (0: the
+/// function's current code). Detaching the version forgets it.
+pub fn prepared_key(function_id: &str, number: i64) -> String {
+    format!("spinling:v1:prepared:{function_id}:{number}")
+}
+
 /// Forgets what is cached about a function's versions `numbers` and their list.
 pub fn forget_versions(cache: &dyn Cache, function_id: &str, numbers: &[i64]) {
     cache.delete(&version_list_key(function_id));
     for n in numbers {
         cache.delete(&version_key(function_id, *n));
+        cache.delete(&prepared_key(function_id, *n));
     }
 }
 

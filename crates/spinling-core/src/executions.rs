@@ -122,6 +122,8 @@ pub struct Job {
     pub memory_size: i64,
     pub timeout: i64,
     pub input: Option<Json>,
+    /// The package's md5: lets a runtime tell whether what it prepared is still this code.
+    pub package_md5: String,
 }
 
 impl Job {
@@ -138,6 +140,7 @@ impl Job {
             "entry": self.entry,
             "download_url": download_url,
             "request_id": format!("req-{}", self.execution_id),
+            "package_md5": self.package_md5,
         })
     }
 
@@ -234,13 +237,13 @@ pub fn create(db: &dyn Database, caller: &Caller, body: &Body) -> ApiResult<(Exe
             )));
         }
         // A version runs as published: its own code and settings.
-        let (entry, cpu, memory_size, timeout) = if version > 0 {
+        let (entry, cpu, memory_size, timeout, code) = if version > 0 {
             let v = versions::find(tx, &crate::cache::NoCache, caller, &function_id, version)?;
             tx.execute(
                 "UPDATE function_versions SET count = count + 1 WHERE function_id = ? AND version_number = ?",
                 &[function_id.as_str().into(), version.into()],
             )?;
-            (v.entry, v.cpu, v.memory_size, v.timeout)
+            (v.entry, v.cpu, v.memory_size, v.timeout, v.code)
         } else {
             tx.execute(
                 "UPDATE functions SET count = count + 1 WHERE id = ?",
@@ -251,6 +254,7 @@ pub fn create(db: &dyn Database, caller: &Caller, body: &Body) -> ApiResult<(Exe
                 function.cpu,
                 function.memory_size,
                 function.timeout,
+                function.code.clone(),
             )
         };
         let execution = Execution {
@@ -292,6 +296,11 @@ pub fn create(db: &dyn Database, caller: &Caller, body: &Body) -> ApiResult<(Exe
             memory_size,
             timeout,
             input: execution.input.clone(),
+            package_md5: code
+                .get("md5sum")
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string(),
         };
         Ok((execution, job))
     })
@@ -410,6 +419,7 @@ mod tests {
             memory_size: 1,
             timeout: 1,
             input: None,
+            package_md5: "m".into(),
         };
         assert_eq!(
             job.package_path(),

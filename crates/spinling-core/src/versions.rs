@@ -290,7 +290,8 @@ pub fn download(
     })
 }
 
-/// Detaching drops whatever a runtime prepared for the version; its code and rows stay.
+/// Detaching makes runtimes forget what they prepared for the version (the handler drops the
+/// cached module); its code and rows stay.
 /// Admin only. Version 0 is the function's current code.
 pub fn detach(db: &dyn Database, caller: &Caller, function_id: &str, number: i64) -> ApiResult<()> {
     caller.require_admin()?;

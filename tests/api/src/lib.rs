@@ -83,6 +83,20 @@ impl Api {
         Api { app, state }
     }
 
+    /// Whether the app's key-value store `default` holds `key` (read from the test host's
+    /// key-value file, as Spin lays it out).
+    pub fn key_value_has(&self, key: &str) -> bool {
+        let path = self.state.path().join("sqlite_key_value.db");
+        let db = rusqlite::Connection::open(path).unwrap();
+        db.query_row(
+            "SELECT COUNT(*) FROM spin_key_value WHERE store = 'default' AND key = ?",
+            [key],
+            |row| row.get::<_, i64>(0),
+        )
+        .unwrap()
+            > 0
+    }
+
     /// Stops the app and hands back its state, to start it again.
     pub fn stop(self) -> tempfile::TempDir {
         self.state

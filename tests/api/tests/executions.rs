@@ -261,3 +261,59 @@ fn input_that_is_not_an_object_is_kept_raw_and_empty_input_is_none() {
     let empty = execute(&api, json!({"function_id": fid, "input": ""}));
     assert!(empty["input"].is_null());
 }
+
+#[test]
+fn detaching_a_version_drops_its_prepared_module_and_the_next_run_rebuilds_it() {
+    let api = Api::start();
+    let fid = function(&api, &example_package("hello"), &[]);
+    api.publish(&fid).assert_status(201);
+    let key = format!("spinling:v1:prepared:{fid}:1");
+    let run = |api: &Api| execute(api, json!({"function_id": fid, "function_version": 1}));
+    assert_eq!(run(&api)["status"], "success");
+    assert!(api.key_value_has(&key), "the module is kept after a run");
+    api.request(
+        "POST",
+        &format!("/v1/functions/{fid}/versions/1/detach"),
+        &[],
+        vec![],
+    )
+    .assert_status(202);
+    assert!(!api.key_value_has(&key), "detach drops it");
+    assert_eq!(run(&api)["status"], "success");
+    assert!(api.key_value_has(&key), "the next run prepares it again");
+}
+
+#[test]
+fn a_changed_function_never_runs_its_old_prepared_module() {
+    let api = Api::start();
+    let fid = function(&api, &example_package("hello"), &[]);
+    assert_eq!(
+        result(&execute(&api, json!({"function_id": fid})))["output"],
+        "Hello, Spinling!"
+    );
+    api.update_package(&fid, &example_package("echo"))
+        .assert_status(200);
+    let after = execute(
+        &api,
+        json!({"function_id": fid, "input": "{\"name\": \"new\"}"}),
+    );
+    assert_eq!(result(&after)["output"], json!({"greeting": "Hello, new!"}));
+}
+
+#[test]
+fn a_runaway_function_does_not_slow_other_requests() {
+    let api = Api::start();
+    let fid = function(&api, &wat_package(LOOP), &[("timeout", "3")]);
+    std::thread::scope(|s| {
+        let runaway = s.spawn(|| execute(&api, json!({"function_id": fid})));
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        api.get("/v1/runtimes").assert_status(200);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(runaway.join().unwrap()["status"], "failed");
+    });
+}

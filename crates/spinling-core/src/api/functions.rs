@@ -1,7 +1,7 @@
 //! `/v1/functions[/{id}[/detach]]`.
 
 use super::{wants_download, wrapped, Env};
-use crate::cache::forget_versions;
+use crate::cache::{forget_versions, prepared_key};
 use crate::context::ListScope;
 use crate::error::{ApiError, ApiResult};
 use crate::forms::parse_function_form;
@@ -41,13 +41,15 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             Ok(ApiResponse::ok(&function.to_json()))
         }
         ("DELETE", ["v1", "functions", id]) => {
-            let numbers = functions::delete(db, caller, id)?;
+            let mut numbers = functions::delete(db, caller, id)?;
+            numbers.push(0);
             forget_versions(env.cache, id, &numbers);
             Ok(ApiResponse::empty(204))
         }
         (_, ["v1", "functions", _]) => Err(ApiError::method_not_allowed()),
         ("POST", ["v1", "functions", id, "detach"]) => {
             versions::detach(db, caller, id, 0)?;
+            env.cache.delete(&prepared_key(id, 0));
             Ok(ApiResponse::empty(202))
         }
         (_, ["v1", "functions", _, "detach"]) => Err(ApiError::method_not_allowed()),

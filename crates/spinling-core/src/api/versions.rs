@@ -1,7 +1,7 @@
 //! `/v1/functions/{id}/versions[/{n}[/detach]]`: the seed's Versions API.
 
 use super::{wants_download, wrapped, Env};
-use crate::cache::forget_versions;
+use crate::cache::{forget_versions, prepared_key};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::versions::{self, parse_number, FunctionVersion};
@@ -58,7 +58,9 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             }
         }
         ("POST", ["v1", "functions", fid, "versions", n, "detach"]) => {
-            versions::detach(db, caller, fid, parse_number(n, true)?)?;
+            let n = parse_number(n, true)?;
+            versions::detach(db, caller, fid, n)?;
+            env.cache.delete(&prepared_key(fid, n));
             Ok(ApiResponse::empty(202))
         }
         (_, ["v1", "functions", _, "versions", _, "detach"]) => Err(ApiError::method_not_allowed()),
