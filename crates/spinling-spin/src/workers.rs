@@ -10,8 +10,11 @@ use wasi::http::types::Method;
 const SECOND_NS: u64 = 1_000_000_000;
 /// Qinling waits 3 s per ping.
 const PING_TIMEOUT_NS: u64 = 3 * SECOND_NS;
-/// How often a worker is pinged before an execution gives up on it.
+/// How often a worker is pinged before an execution gives up on it (Qinling tries 30 times;
+/// a synchronous caller should not wait half a minute for a dead worker).
 const PING_TRIES: u32 = 3;
+/// How often `POST /execute` is sent again when connecting fails, as Qinling.
+const EXECUTE_TRIES: u32 = 10;
 /// The built-in runtime, a private component of this app.
 pub const BUILTIN_RUNTIME_URL: &str = "http://wasm-runtime.spin.internal";
 
@@ -63,10 +66,20 @@ impl Executor for HttpExecutor {
             body: body.as_bytes(),
             timeout_ns,
         };
-        match call(&request) {
-            Ok((_, reply)) => serde_json::from_slice(&reply).map_err(|_| WorkerFailure::NoReply),
-            Err(CallError::Connect(_)) => Err(WorkerFailure::ConnectionFailed),
-            Err(CallError::Timeout) | Err(CallError::Other(_)) => Err(WorkerFailure::NoReply),
+        for attempt in 1..=EXECUTE_TRIES {
+            match call(&request) {
+                Ok((_, reply)) => {
+                    return serde_json::from_slice(&reply).map_err(|_| WorkerFailure::NoReply)
+                }
+                Err(CallError::Connect(_)) if attempt < EXECUTE_TRIES => {
+                    std::thread::sleep(std::time::Duration::from_secs(1))
+                }
+                Err(CallError::Connect(_)) => return Err(WorkerFailure::ConnectionFailed),
+                Err(CallError::Timeout) | Err(CallError::Other(_)) => {
+                    return Err(WorkerFailure::NoReply)
+                }
+            }
         }
+        Err(WorkerFailure::ConnectionFailed)
     }
 }
