@@ -98,6 +98,9 @@ pub struct Settings {
     /// SQLite's `synchronous` for writes: `FULL` (every commit is on disk before the answer)
     /// or `NORMAL` (in WAL mode, the last commits may be lost on power loss, never corrupted).
     pub sqlite_synchronous: &'static str,
+    /// The URL clients and workers reach this API at (e.g. `https://faas.example.org`); when
+    /// unset, the URL the caller used. Workers download packages from it.
+    pub public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -107,6 +110,7 @@ impl Default for Settings {
             max_package_size: 50 * 1024 * 1024,
             worker_hosts: vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()],
             sqlite_synchronous: "FULL",
+            public_url: None,
         }
     }
 }
@@ -143,6 +147,14 @@ impl Settings {
                     ))
                 }
             };
+        }
+        if let Some(v) = value("public_url") {
+            if !(v.starts_with("http://") || v.starts_with("https://")) {
+                return Err(format!(
+                    "variable public_url must be an http(s) URL, not {v:?}"
+                ));
+            }
+            settings.public_url = Some(v.trim_end_matches('/').to_string());
         }
         if let Some(v) = value("worker_hosts") {
             settings.worker_hosts = v

@@ -8,7 +8,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::time::now_timestamp;
 use crate::wire::{python_json, Body, Field, FieldType};
 use crate::{aliases, functions, runtimes, versions};
-use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
 /// The largest execution input accepted, in characters.
@@ -157,16 +156,51 @@ impl Job {
 }
 
 /// A worker's answer to `POST /execute` (spec §5).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WorkerReply {
-    #[serde(default)]
     pub output: Json,
-    #[serde(default)]
     pub duration: f64,
-    #[serde(default)]
     pub logs: String,
-    #[serde(default)]
     pub success: bool,
+}
+
+/// The most of a worker's non-JSON answer kept as the execution's output.
+const MAX_REJECTION: usize = 4096;
+
+impl WorkerReply {
+    /// Reads a worker's answer leniently (missing or null fields take their defaults); as in
+    /// Qinling, a run succeeded only if the HTTP call did *and* the worker says so. An answer
+    /// that is not a JSON object is a rejection whose text (e.g. "Failed to download function
+    /// package from ...") becomes the output.
+    pub fn parse(status: u16, body: &[u8]) -> Result<WorkerReply, WorkerFailure> {
+        let ok = (200..300).contains(&status);
+        match serde_json::from_slice::<Json>(body) {
+            Ok(Json::Object(reply)) => Ok(WorkerReply {
+                output: reply.get("output").cloned().unwrap_or(Json::Null),
+                duration: reply.get("duration").and_then(Json::as_f64).unwrap_or(0.0),
+                logs: reply
+                    .get("logs")
+                    .and_then(Json::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                success: ok
+                    && reply
+                        .get("success")
+                        .and_then(Json::as_bool)
+                        .unwrap_or(false),
+            }),
+            _ if ok => Err(WorkerFailure::NoReply),
+            _ => {
+                let text = String::from_utf8_lossy(body);
+                let text: String = text.trim().chars().take(MAX_REJECTION).collect();
+                Err(WorkerFailure::Rejected(if text.is_empty() {
+                    format!("The worker answered {status}.")
+                } else {
+                    text
+                }))
+            }
+        }
+    }
 }
 
 /// How a run ended when the runtime could not give a reply of its own.
@@ -178,15 +212,18 @@ pub enum WorkerFailure {
     ConnectionFailed,
     /// No (valid) reply in time.
     NoReply,
+    /// The worker refused the job with an error that is not a reply (its text).
+    Rejected(String),
 }
 
 impl WorkerFailure {
     /// Qinling's message for each failure.
-    pub fn message(&self) -> &'static str {
+    pub fn message(&self) -> &str {
         match self {
             WorkerFailure::Unreachable => "Function execution failed.",
             WorkerFailure::ConnectionFailed => "Internal service error.",
             WorkerFailure::NoReply => "Function execution timeout.",
+            WorkerFailure::Rejected(text) => text,
         }
     }
 }
@@ -405,6 +442,47 @@ mod tests {
         );
         assert_eq!(parse_input(Some("")), None);
         assert_eq!(parse_input(None), None);
+    }
+
+    #[test]
+    fn a_worker_reply_is_read_leniently() {
+        let reply = WorkerReply::parse(
+            200,
+            br#"{"output": 1, "logs": null, "duration": null, "success": true}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                reply.output,
+                reply.logs.as_str(),
+                reply.duration,
+                reply.success
+            ),
+            (json!(1), "", 0.0, true)
+        );
+    }
+
+    #[test]
+    fn a_reply_with_a_failing_status_is_not_a_success() {
+        assert!(
+            !WorkerReply::parse(500, br#"{"output": 1, "success": true}"#)
+                .unwrap()
+                .success
+        );
+    }
+
+    #[test]
+    fn a_non_json_error_is_a_rejection_with_its_text() {
+        assert_eq!(
+            WorkerReply::parse(500, b"Failed to download function package from u"),
+            Err(WorkerFailure::Rejected(
+                "Failed to download function package from u".into()
+            ))
+        );
+        assert_eq!(
+            WorkerReply::parse(200, b"pong"),
+            Err(WorkerFailure::NoReply)
+        );
     }
 
     #[test]

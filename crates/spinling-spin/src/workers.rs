@@ -68,9 +68,7 @@ impl Executor for HttpExecutor {
         };
         for attempt in 1..=EXECUTE_TRIES {
             match call(&request) {
-                Ok((_, reply)) => {
-                    return serde_json::from_slice(&reply).map_err(|_| WorkerFailure::NoReply)
-                }
+                Ok((status, reply)) => return WorkerReply::parse(status, &reply),
                 Err(CallError::Connect(_)) if attempt < EXECUTE_TRIES => {
                     std::thread::sleep(std::time::Duration::from_secs(1))
                 }

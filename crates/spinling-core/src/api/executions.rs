@@ -9,21 +9,18 @@ use crate::runtimes::BUILTIN_WASM_IMAGE;
 use crate::wire::{parse_body, require_uuid_path};
 
 /// Where the runtime fetches the job's package: through service chaining for the built-in
-/// runtime, through this API's public URL for an external worker.
-pub fn download_url(job: &Job, request: &ApiRequest) -> String {
+/// runtime; for an external worker, through this API's configured public URL, or else the
+/// URL the caller used.
+pub fn download_url(job: &Job, request: &ApiRequest, public_url: Option<&str>) -> String {
     if job.runtime_image == BUILTIN_WASM_IMAGE {
-        let component = if job.function_version == 0 {
-            "functions"
-        } else {
-            "versions"
+        let component = match job.function_version {
+            0 => "functions",
+            _ => "versions",
         };
         format!("http://{component}.spin.internal{}", job.package_path())
     } else {
-        format!(
-            "{}{}",
-            request.base_url.trim_end_matches('/'),
-            job.package_path()
-        )
+        let base = public_url.unwrap_or(&request.base_url);
+        format!("{}{}", base.trim_end_matches('/'), job.package_path())
     }
 }
 
@@ -54,7 +51,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         ("POST", ["v1", "executions"]) => {
             let body = parse_body(&request.body, "body", FIELDS)?;
             let (execution, job) = executions::create(db, caller, &body)?;
-            let url = download_url(&job, request);
+            let url = download_url(&job, request, env.settings.public_url.as_deref());
             if !execution.sync {
                 env.defer(job, url);
                 return Ok(ApiResponse::created(&execution.to_json()));
@@ -88,5 +85,62 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         }
         (_, ["v1", "executions", _, "log"]) => Err(ApiError::method_not_allowed()),
         _ => Err(ApiError::path_not_found()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(image: &str, version: i64) -> Job {
+        Job {
+            execution_id: "e".into(),
+            runtime_image: image.into(),
+            function_id: "f".into(),
+            function_version: version,
+            entry: None,
+            cpu: 100,
+            memory_size: 1,
+            timeout: 1,
+            input: None,
+            package_md5: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_builtin_runtime_downloads_by_service_chaining() {
+        let request = ApiRequest::new(
+            "POST",
+            "http://client.example/v1/executions",
+            vec![],
+            vec![],
+        );
+        assert_eq!(
+            download_url(&job(BUILTIN_WASM_IMAGE, 0), &request, None),
+            "http://functions.spin.internal/v1/functions/f?download=true"
+        );
+        assert_eq!(
+            download_url(&job(BUILTIN_WASM_IMAGE, 3), &request, None),
+            "http://versions.spin.internal/v1/functions/f/versions/3?download=true"
+        );
+    }
+
+    #[test]
+    fn a_worker_downloads_from_the_public_url_when_one_is_set() {
+        let request = ApiRequest::new(
+            "POST",
+            "http://client.example/v1/executions",
+            vec![],
+            vec![],
+        );
+        let worker = job("http://w:9090", 1);
+        assert_eq!(
+            download_url(&worker, &request, None),
+            "http://client.example/v1/functions/f/versions/1?download=true"
+        );
+        assert_eq!(
+            download_url(&worker, &request, Some("https://faas.example.org")),
+            "https://faas.example.org/v1/functions/f/versions/1?download=true"
+        );
     }
 }
