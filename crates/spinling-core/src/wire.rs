@@ -246,6 +246,13 @@ pub fn require_uuid_path(value: &str) -> ApiResult<()> {
 /// Serialises JSON as Python's `json.dumps` does (`", "` and `": "` separators): the form
 /// in which Qinling embeds JSON in strings (a function's `code` in lists).
 pub fn python_json(value: &Json) -> String {
+    fn separator<W: ?Sized + std::io::Write>(w: &mut W, first: bool) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
     struct PythonStyle;
     impl serde_json::ser::Formatter for PythonStyle {
         fn begin_array_value<W: ?Sized + std::io::Write>(
@@ -253,22 +260,14 @@ pub fn python_json(value: &Json) -> String {
             w: &mut W,
             first: bool,
         ) -> std::io::Result<()> {
-            if first {
-                Ok(())
-            } else {
-                w.write_all(b", ")
-            }
+            separator(w, first)
         }
         fn begin_object_key<W: ?Sized + std::io::Write>(
             &mut self,
             w: &mut W,
             first: bool,
         ) -> std::io::Result<()> {
-            if first {
-                Ok(())
-            } else {
-                w.write_all(b", ")
-            }
+            separator(w, first)
         }
         fn begin_object_value<W: ?Sized + std::io::Write>(
             &mut self,

@@ -173,6 +173,16 @@ impl Api {
         reply.json()
     }
 
+    /// Creates an image function (no package) and returns its id.
+    pub fn create_image_function(&self) -> String {
+        let reply = self.post_json(
+            "/v1/functions",
+            &json!({"code": {"source": "image", "image": "alpine"}}),
+        );
+        reply.assert_status(201);
+        reply.json()["id"].as_str().unwrap().to_string()
+    }
+
     /// Creates a package function and returns its id.
     pub fn create_function_id(&self, runtime_id: &str, package: &[u8]) -> String {
         self.create_function(runtime_id, package)["id"]

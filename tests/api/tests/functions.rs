@@ -280,15 +280,7 @@ fn updating_settings_keeps_the_package() {
 #[test]
 fn an_image_function_cannot_change_its_code_type_or_code() {
     let api = Api::start();
-    let id = api
-        .post_json(
-            "/v1/functions",
-            &json!({"code": {"source": "image", "image": "alpine"}}),
-        )
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = api.create_image_function();
     api.put_json(
         &format!("/v1/functions/{id}"),
         &json!({"code": "{\"source\": \"package\"}"}),

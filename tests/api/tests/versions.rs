@@ -234,15 +234,7 @@ fn versions_of_an_unknown_function_are_404() {
 #[test]
 fn only_package_functions_have_versions() {
     let api = Api::start();
-    let fid = api
-        .post_json(
-            "/v1/functions",
-            &json!({"code": {"source": "image", "image": "alpine"}}),
-        )
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let fid = api.create_image_function();
     api.publish(&fid).assert_error(
         403,
         "Function versioning only allowed for package type function.",
