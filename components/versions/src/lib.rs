@@ -3,5 +3,5 @@ use spin_sdk::http_component;
 
 #[http_component]
 async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-    spinling_spin::serve(request, response_out, spinling_spin::Group::Versions).await
+    spinling_spin::serve(request, response_out, spinling_spin::Group::VERSIONS).await
 }

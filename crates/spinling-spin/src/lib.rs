@@ -25,38 +25,44 @@ const FORM_OVERHEAD: u64 = 1024 * 1024;
 /// The size of the pieces a response body is written in.
 const WRITE_CHUNK: usize = 1024 * 1024;
 
-/// The endpoint groups, one per component.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Group {
-    Root,
-    Runtimes,
-    Functions,
-    Versions,
-    Aliases,
-    Executions,
+/// An endpoint group, one per component: its handler and what it needs. Each component names
+/// its own group constant, so the linker keeps only that group's handler in its wasm.
+#[derive(Clone, Copy)]
+pub struct Group {
+    handler: Handler,
+    /// Root answers without touching storage: discovery must work even on a broken database.
+    needs_database: bool,
+    /// Groups that read versions (and cache them) or drop versions (and forget them).
+    uses_cache: bool,
+    /// Function create and update carry packages, up to `max_package_size`.
+    takes_packages: bool,
 }
 
 impl Group {
-    fn handler(self) -> Handler {
-        match self {
-            Group::Root => api::root::handle,
-            Group::Runtimes => api::runtimes::handle,
-            Group::Functions => api::functions::handle,
-            Group::Versions => api::versions::handle,
-            Group::Aliases => api::aliases::handle,
-            Group::Executions => api::executions::handle,
+    const fn new(handler: Handler) -> Group {
+        Group {
+            handler,
+            needs_database: true,
+            uses_cache: false,
+            takes_packages: false,
         }
     }
-
-    /// Root answers without touching storage: discovery must work even on a broken database.
-    fn needs_database(self) -> bool {
-        self != Group::Root
-    }
-
-    /// The groups that read versions (and cache them) or drop versions (and forget them).
-    fn uses_cache(self) -> bool {
-        matches!(self, Group::Versions | Group::Functions)
-    }
+    pub const ROOT: Group = Group {
+        needs_database: false,
+        ..Group::new(api::root::handle)
+    };
+    pub const RUNTIMES: Group = Group::new(api::runtimes::handle);
+    pub const FUNCTIONS: Group = Group {
+        uses_cache: true,
+        takes_packages: true,
+        ..Group::new(api::functions::handle)
+    };
+    pub const VERSIONS: Group = Group {
+        uses_cache: true,
+        ..Group::new(api::versions::handle)
+    };
+    pub const ALIASES: Group = Group::new(api::aliases::handle);
+    pub const EXECUTIONS: Group = Group::new(api::executions::handle);
 }
 
 /// Reads a Spin variable; an undeclared or unset one reads as `None`.
@@ -110,19 +116,19 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
         executor: &HttpExecutor,
         deferred: Default::default(),
     };
-    let response = api::respond(group.handler(), &env, &request);
+    let response = api::respond(group.handler, &env, &request);
     write_response(response_out, response).await;
     env.run_deferred();
 }
 
 fn body_limit(group: Group) -> u64 {
-    match group {
-        Group::Functions => settings()
-            .map(|s| s.max_package_size)
-            .unwrap_or_else(|_| Settings::default().max_package_size)
-            .saturating_add(FORM_OVERHEAD),
-        _ => JSON_BODY_LIMIT,
+    if !group.takes_packages {
+        return JSON_BODY_LIMIT;
     }
+    settings()
+        .map(|s| s.max_package_size)
+        .unwrap_or_else(|_| Settings::default().max_package_size)
+        .saturating_add(FORM_OVERHEAD)
 }
 
 /// What a request is served with.
@@ -137,11 +143,11 @@ impl Resources {
     fn open(request: &ApiRequest, group: Group) -> Result<Resources, ApiError> {
         let settings = settings()?;
         let caller = caller(request)?;
-        let db = match group.needs_database() {
+        let db = match group.needs_database {
             true => Some(open_database(request, &settings)?),
             false => None,
         };
-        let cache = group.uses_cache().then(KeyValueCache::open);
+        let cache = group.uses_cache.then(KeyValueCache::open);
         Ok(Resources {
             settings,
             caller,
