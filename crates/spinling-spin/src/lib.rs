@@ -160,7 +160,7 @@ impl Resources {
 /// Opens the database; a write first brings the schema up to date (a read does so only if it
 /// meets a missing table or column: `SelfMigrating`) and sets the configured durability.
 fn open_database(request: &ApiRequest, settings: &Settings) -> Result<SpinDatabase, ApiError> {
-    let db = SpinDatabase::open()?;
+    let db = SpinDatabase::new();
     if !matches!(request.method.as_str(), "GET" | "HEAD") {
         migrate(&db)?;
         // Per connection; a backend without the pragma (libSQL remote) ignores it.

@@ -1,19 +1,28 @@
 //! `Database` over Spin's SQLite interface (`fermyon:spin/sqlite@2.0.0`, the most widely
 //! supported): the database labelled `default`, which spin.toml grants each component.
 
+use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{Connection, Error, Value as SpinValue};
 use spinling_core::cache::Cache;
 use spinling_core::db::{Database, DbError, Rows, Value};
-use spinling_core::error::ApiError;
+use std::cell::OnceCell;
 
-pub struct SpinDatabase(Connection);
+/// Opened on first use: a read served from the cache never touches SQLite.
+#[derive(Default)]
+pub struct SpinDatabase(OnceCell<Connection>);
 
 impl SpinDatabase {
-    pub fn open() -> Result<SpinDatabase, ApiError> {
-        Connection::open_default().map(SpinDatabase).map_err(|e| {
-            eprintln!("could not open the default database: {e:?}");
-            ApiError::internal("Internal server error.")
-        })
+    pub fn new() -> SpinDatabase {
+        SpinDatabase::default()
+    }
+
+    fn connection(&self) -> Result<&Connection, DbError> {
+        if let Some(connection) = self.0.get() {
+            return Ok(connection);
+        }
+        let connection = Connection::open_default()
+            .map_err(|e| DbError(format!("could not open the default database: {e:?}")))?;
+        Ok(self.0.get_or_init(|| connection))
     }
 }
 
@@ -47,7 +56,7 @@ fn describe(e: Error) -> DbError {
 impl Database for SpinDatabase {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
         let params: Vec<SpinValue> = params.iter().map(to_spin).collect();
-        let result = self.0.execute(sql, &params).map_err(describe)?;
+        let result = self.connection()?.execute(sql, &params).map_err(describe)?;
         Ok(Rows {
             columns: result.columns,
             rows: result
@@ -68,27 +77,32 @@ impl Database for NoDatabase {
     }
 }
 
-/// The cache in Spin's key-value store `default`. A store that cannot be opened, read or
-/// written (not granted, full, unreachable) behaves as an empty cache.
-pub struct KeyValueCache(Option<spin_sdk::key_value::Store>);
+/// The cache in Spin's key-value store `default`, opened on first use. A store that cannot be
+/// opened, read or written (not granted, full, unreachable) behaves as an empty cache.
+#[derive(Default)]
+pub struct KeyValueCache(OnceCell<Option<Store>>);
 
 impl KeyValueCache {
     pub fn open() -> KeyValueCache {
-        KeyValueCache(spin_sdk::key_value::Store::open_default().ok())
+        KeyValueCache::default()
+    }
+
+    fn store(&self) -> Option<&Store> {
+        self.0.get_or_init(|| Store::open_default().ok()).as_ref()
     }
 }
 
 impl Cache for KeyValueCache {
     fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.0.as_ref()?.get(key).ok().flatten()
+        self.store()?.get(key).ok().flatten()
     }
     fn set(&self, key: &str, value: &[u8]) {
-        if let Some(store) = &self.0 {
+        if let Some(store) = self.store() {
             let _ = store.set(key, value);
         }
     }
     fn delete(&self, key: &str) {
-        if let Some(store) = &self.0 {
+        if let Some(store) = self.store() {
             let _ = store.delete(key);
         }
     }
