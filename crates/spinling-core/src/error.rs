@@ -14,9 +14,7 @@ pub enum ErrorKind {
     MethodNotAllowed,
     Conflict,
     PayloadTooLarge,
-    UnsupportedMediaType,
     Internal,
-    Unavailable,
 }
 
 impl ErrorKind {
@@ -29,9 +27,7 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::Conflict => 409,
             ErrorKind::PayloadTooLarge => 413,
-            ErrorKind::UnsupportedMediaType => 415,
             ErrorKind::Internal => 500,
-            ErrorKind::Unavailable => 503,
         }
     }
 }

@@ -90,11 +90,16 @@ fn caller(request: &ApiRequest) -> Result<Caller, ApiError> {
 /// the group needs, runs the handler, writes the response, and then runs what the handler
 /// deferred (asynchronous executions: Spin keeps the instance until this returns).
 pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, group: Group) {
-    let request = match read_request(request, body_limit(group)).await {
+    // Read once: the body limit depends on them, and so does the handler.
+    let settings = match settings() {
+        Ok(settings) => settings,
+        Err(e) => return write_response(response_out, e.into()).await,
+    };
+    let request = match read_request(request, body_limit(group, &settings)).await {
         Ok(request) => request,
         Err(e) => return write_response(response_out, e.into()).await,
     };
-    let resources = match Resources::open(&request, group) {
+    let resources = match Resources::open(&request, group, settings) {
         Ok(resources) => resources,
         Err(e) => return write_response(response_out, e.into()).await,
     };
@@ -121,14 +126,12 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
     env.run_deferred();
 }
 
-fn body_limit(group: Group) -> u64 {
-    if !group.takes_packages {
-        return JSON_BODY_LIMIT;
+fn body_limit(group: Group, settings: &Settings) -> u64 {
+    if group.takes_packages {
+        settings.max_package_size.saturating_add(FORM_OVERHEAD)
+    } else {
+        JSON_BODY_LIMIT
     }
-    settings()
-        .map(|s| s.max_package_size)
-        .unwrap_or_else(|_| Settings::default().max_package_size)
-        .saturating_add(FORM_OVERHEAD)
 }
 
 /// What a request is served with.
@@ -140,8 +143,7 @@ struct Resources {
 }
 
 impl Resources {
-    fn open(request: &ApiRequest, group: Group) -> Result<Resources, ApiError> {
-        let settings = settings()?;
+    fn open(request: &ApiRequest, group: Group, settings: Settings) -> Result<Resources, ApiError> {
         let caller = caller(request)?;
         let db = match group.needs_database {
             true => Some(open_database(request, &settings)?),
