@@ -34,6 +34,9 @@ struct ExecuteRequest {
     /// Identifies the code, so a module prepared from older code is not run.
     #[serde(default)]
     package_md5: String,
+    /// The caller's token, for downloading the package when the API checks tokens.
+    #[serde(default)]
+    token: Option<String>,
 }
 
 /// Hosts cap key-value values at about 1 MB; a larger module is simply not cached.
@@ -123,21 +126,24 @@ fn output_of(stdout: &[u8]) -> Json {
 
 /// Fetches the package and prepares its module; a failure is the reply to send.
 fn download_and_prepare(request: &ExecuteRequest) -> Result<Prepared, Json> {
+    let token_header = request.token.as_deref().map(|t| ("x-auth-token", t));
+    let headers: Vec<(&str, &str)> = token_header.into_iter().collect();
     let download = Call {
         method: Method::Get,
         url: &request.download_url,
-        headers: &[],
+        headers: &headers,
         body: &[],
         timeout_ns: DOWNLOAD_TIMEOUT_NS,
     };
     let package = match call(&download) {
-        Ok((200, bytes)) => bytes,
-        Ok((status, body)) => {
+        Ok(reply) if reply.status == 200 => reply.body,
+        Ok(reply) => {
             return Err(failure(
                 format!(
-                    "Failed to download function package from {}, error: {status} {}",
+                    "Failed to download function package from {}, error: {} {}",
                     request.download_url,
-                    String::from_utf8_lossy(&body)
+                    reply.status,
+                    String::from_utf8_lossy(&reply.body)
                 ),
                 String::new(),
             ))

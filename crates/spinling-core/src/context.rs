@@ -1,7 +1,9 @@
 //! Who is calling and what the deployment allows: the inputs every operation is judged by.
 
+use crate::cors::AllowedOrigins;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{parse_bool, ApiRequest};
+use crate::limits::{JsonLimits, MAX_JSON_DEPTH};
 
 /// The caller as Qinling's request context sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +13,9 @@ pub struct Caller {
     pub is_admin: bool,
     /// False in auth mode `none`: as Qinling with auth disabled, no policy is checked.
     pub policy_enforced: bool,
+    /// The caller's validated token, which runtimes present to download the package of an
+    /// execution on the caller's behalf (auth mode `keystone` only).
+    pub token: Option<String>,
 }
 
 impl Caller {
@@ -24,6 +29,7 @@ impl Caller {
             project_id: "default".into(),
             is_admin,
             policy_enforced: false,
+            token: None,
         }
     }
 
@@ -101,6 +107,12 @@ pub struct Settings {
     /// The URL clients and workers reach this API at (e.g. `https://faas.example.org`); when
     /// unset, the URL the caller used. Workers download packages from it.
     pub public_url: Option<String>,
+    /// The largest request body that is not a package upload, in bytes.
+    pub max_request_body: u64,
+    /// How deeply JSON from a client may nest, and how many values it may hold.
+    pub json_limits: JsonLimits,
+    /// The origins browsers may call the API from (CORS).
+    pub cors_allowed_origins: AllowedOrigins,
 }
 
 impl Default for Settings {
@@ -111,6 +123,9 @@ impl Default for Settings {
             worker_hosts: vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()],
             sqlite_synchronous: "FULL",
             public_url: None,
+            max_request_body: 1024 * 1024,
+            json_limits: JsonLimits::default(),
+            cors_allowed_origins: AllowedOrigins::any(),
         }
     }
 }
@@ -163,6 +178,23 @@ impl Settings {
                 .filter(|h| !h.is_empty())
                 .collect();
         }
+        // A wasm32 instance cannot hold more bytes, let alone values, than this.
+        let most = u64::from(u32::MAX);
+        if let Some(v) = value("max_request_body") {
+            settings.max_request_body = whole_number("max_request_body", &v, most)?;
+        }
+        if let Some(v) = value("max_json_depth") {
+            settings.json_limits.max_depth =
+                whole_number("max_json_depth", &v, MAX_JSON_DEPTH as u64)? as usize;
+        }
+        if let Some(v) = value("max_json_items") {
+            settings.json_limits.max_items = whole_number("max_json_items", &v, most)? as usize;
+        }
+        // Set but empty is meaningful here: CORS off.
+        if let Some(v) = get("cors_allowed_origins") {
+            settings.cors_allowed_origins = AllowedOrigins::parse(&v)
+                .map_err(|e| format!("variable cors_allowed_origins: {e}"))?;
+        }
         Ok(settings)
     }
 
@@ -178,6 +210,17 @@ impl Settings {
     }
 }
 
+/// A variable counting something: a whole number from 1 to `max`.
+fn whole_number(name: &str, value: &str, max: u64) -> Result<u64, String> {
+    value
+        .parse()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| {
+            format!("variable {name} must be a whole number from 1 to {max}, not {value:?}")
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +234,7 @@ mod tests {
             project_id: "p1".into(),
             is_admin: false,
             policy_enforced: policy,
+            token: None,
         }
     }
 
@@ -249,6 +293,72 @@ mod tests {
             Settings::from_variables(|n| (n == "max_versions").then(|| "3".to_string())).unwrap();
         assert_eq!(s.max_versions, 3);
         assert!(Settings::from_variables(|_| Some("x".into())).is_err());
+    }
+
+    #[test]
+    fn request_limits_are_read_from_variables() {
+        let variables = [
+            ("max_request_body", "2048"),
+            ("max_json_depth", "4"),
+            ("max_json_items", "50"),
+            (
+                "cors_allowed_origins",
+                "https://app.example.org, http://localhost:8080",
+            ),
+        ];
+        let s = Settings::from_variables(|n| {
+            variables
+                .iter()
+                .find(|(name, _)| *name == n)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap();
+        assert_eq!(s.max_request_body, 2048);
+        assert_eq!(
+            s.json_limits,
+            JsonLimits {
+                max_depth: 4,
+                max_items: 50
+            }
+        );
+        assert_eq!(
+            s.cors_allowed_origins,
+            AllowedOrigins::parse("https://app.example.org,http://localhost:8080").unwrap()
+        );
+    }
+
+    #[test]
+    fn an_empty_cors_origin_list_turns_cors_off_and_an_unset_one_allows_any() {
+        let off = Settings::from_variables(|n| (n == "cors_allowed_origins").then(String::new));
+        assert_eq!(
+            off.unwrap().cors_allowed_origins,
+            AllowedOrigins::parse("").unwrap()
+        );
+        let unset = Settings::from_variables(|_| None).unwrap();
+        assert_eq!(unset.cors_allowed_origins, AllowedOrigins::any());
+    }
+
+    #[test]
+    fn bad_limit_variables_are_configuration_errors() {
+        let bad = [
+            ("max_request_body", "0"),
+            ("max_request_body", "1MB"),
+            ("max_json_depth", "128"),
+            ("max_json_depth", "-1"),
+            ("max_json_items", "0"),
+            ("cors_allowed_origins", "app.example.org"),
+        ];
+        for (name, value) in bad {
+            let err =
+                Settings::from_variables(|n| (n == name).then(|| value.to_string())).unwrap_err();
+            assert!(err.starts_with(&format!("variable {name}")), "{err}");
+        }
+        let err = Settings::from_variables(|n| (n == "max_json_depth").then(|| "500".into()))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "variable max_json_depth must be a whole number from 1 to 127, not \"500\""
+        );
     }
 
     #[test]

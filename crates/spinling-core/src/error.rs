@@ -15,6 +15,8 @@ pub enum ErrorKind {
     Conflict,
     PayloadTooLarge,
     Internal,
+    /// A service this API depends on (OpenStack Identity) cannot answer.
+    ServiceUnavailable,
 }
 
 impl ErrorKind {
@@ -28,6 +30,7 @@ impl ErrorKind {
             ErrorKind::Conflict => 409,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::Internal => 500,
+            ErrorKind::ServiceUnavailable => 503,
         }
     }
 }

@@ -5,6 +5,7 @@
 use crate::context::{Caller, ListScope};
 use crate::db::{in_transaction, Database, Row};
 use crate::error::{ApiError, ApiResult};
+use crate::limits::JsonLimits;
 use crate::time::now_timestamp;
 use crate::wire::{python_json, Body, Field, FieldType};
 use crate::{aliases, functions, runtimes, versions};
@@ -97,15 +98,17 @@ impl Execution {
 
 /// Qinling's input rules, without its 500s: a JSON object is kept as it is; any other
 /// non-empty text (JSON or not) is kept raw under `__function_input`; empty is no input.
-pub fn parse_input(raw: Option<&str>) -> Option<Json> {
-    let raw = raw?;
-    if raw.is_empty() {
-        return None;
+/// Only what may be an object is parsed, within `limits`: beyond them it is a 400.
+pub fn parse_input(raw: Option<&str>, limits: &JsonLimits) -> ApiResult<Option<Json>> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    if raw.trim_start().starts_with('{') {
+        if let Ok(object) = limits.parse(raw.as_bytes(), "Execution input")? {
+            return Ok(Some(object));
+        }
     }
-    match serde_json::from_str::<Json>(raw) {
-        Ok(object @ Json::Object(_)) => Some(object),
-        _ => Some(json!({ "__function_input": raw })),
-    }
+    Ok(Some(json!({ "__function_input": raw })))
 }
 
 /// Everything a runtime needs to run one execution (spec §5's request, plus the runtime).
@@ -123,12 +126,15 @@ pub struct Job {
     pub input: Option<Json>,
     /// The package's md5: lets a runtime tell whether what it prepared is still this code.
     pub package_md5: String,
+    /// The caller's token, which the runtime presents to download the package (auth mode
+    /// `keystone`; as Qinling, the worker acts on the caller's behalf).
+    pub token: Option<String>,
 }
 
 impl Job {
     /// The body of `POST <worker>/execute`.
     pub fn worker_request(&self, download_url: &str) -> Json {
-        json!({
+        let mut request = json!({
             "execution_id": self.execution_id,
             "cpu": self.cpu,
             "memory_size": self.memory_size,
@@ -140,7 +146,11 @@ impl Job {
             "download_url": download_url,
             "request_id": format!("req-{}", self.execution_id),
             "package_md5": self.package_md5,
-        })
+        });
+        if let Some(token) = &self.token {
+            request["token"] = json!(token);
+        }
+        request
     }
 
     /// The API path of the code this job runs (the function's for version 0).
@@ -240,13 +250,19 @@ fn not_found(id: &str) -> ApiError {
 
 /// Records a new execution (counting it on the function or version) and returns it with the
 /// job that runs it.
-pub fn create(db: &dyn Database, caller: &Caller, body: &Body) -> ApiResult<(Execution, Job)> {
+pub fn create(
+    db: &dyn Database,
+    caller: &Caller,
+    body: &Body,
+    limits: &JsonLimits,
+) -> ApiResult<(Execution, Job)> {
     let alias = body.text("function_alias");
     if alias.is_none() && !body.has("function_id") {
         return Err(ApiError::bad_request(
             "Either function_alias or function_id must be provided.",
         ));
     }
+    let input = parse_input(body.text("input").as_deref(), limits)?;
     in_transaction(db, |tx| {
         let (function_id, version) = match &alias {
             Some(name) => {
@@ -302,7 +318,7 @@ pub fn create(db: &dyn Database, caller: &Caller, body: &Body) -> ApiResult<(Exe
             description: body.text("description"),
             status: "running".into(),
             sync: body.boolean("sync").unwrap_or(true),
-            input: parse_input(body.text("input").as_deref()),
+            input: input.clone(),
             result: None,
             project_id: caller.project_id.clone(),
             created_at: now_timestamp(),
@@ -338,6 +354,7 @@ pub fn create(db: &dyn Database, caller: &Caller, body: &Body) -> ApiResult<(Exe
                 .and_then(Json::as_str)
                 .unwrap_or_default()
                 .to_string(),
+            token: caller.token.clone(),
         };
         Ok((execution, job))
     })
@@ -431,17 +448,35 @@ mod tests {
 
     #[test]
     fn object_input_is_kept_and_anything_else_is_raw() {
-        assert_eq!(parse_input(Some(r#"{"a": 1}"#)), Some(json!({"a": 1})));
+        let input = |raw| parse_input(raw, &JsonLimits::default()).unwrap();
+        assert_eq!(input(Some(r#"{"a": 1}"#)), Some(json!({"a": 1})));
         assert_eq!(
-            parse_input(Some("[1, 2]")),
+            input(Some("[1, 2]")),
             Some(json!({"__function_input": "[1, 2]"}))
         );
         assert_eq!(
-            parse_input(Some("hello")),
+            input(Some("hello")),
             Some(json!({"__function_input": "hello"}))
         );
-        assert_eq!(parse_input(Some("")), None);
-        assert_eq!(parse_input(None), None);
+        assert_eq!(
+            input(Some("{not json")),
+            Some(json!({"__function_input": "{not json"}))
+        );
+        assert_eq!(input(Some("")), None);
+        assert_eq!(input(None), None);
+    }
+
+    #[test]
+    fn object_input_beyond_the_json_limits_is_a_bad_request() {
+        let deep = format!(r#"{{"a": {}}}"#, "[".repeat(100_000));
+        let err = parse_input(Some(&deep), &JsonLimits::default()).unwrap_err();
+        assert_eq!(err.message, "Execution input nests deeper than 32 levels.");
+        let many = JsonLimits {
+            max_depth: 32,
+            max_items: 2,
+        };
+        let err = parse_input(Some(r#"{"a": 1, "b": 2}"#), &many).unwrap_err();
+        assert_eq!(err.message, "Execution input has more than 2 values.");
     }
 
     #[test]
@@ -498,6 +533,7 @@ mod tests {
             timeout: 1,
             input: None,
             package_md5: "m".into(),
+            token: None,
         };
         assert_eq!(
             job.package_path(),

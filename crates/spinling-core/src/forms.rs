@@ -3,6 +3,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::{parse_urlencoded, ApiRequest};
+use crate::limits::{check_form_fields, JsonLimits};
 use serde_json::Value as Json;
 
 /// The fields of a function form: text values by name, plus an optional uploaded package.
@@ -29,7 +30,8 @@ impl FunctionForm {
     }
 }
 
-pub fn parse_function_form(request: &ApiRequest) -> ApiResult<FunctionForm> {
+/// Reads a function form; a JSON one within `limits`.
+pub fn parse_function_form(request: &ApiRequest, limits: &JsonLimits) -> ApiResult<FunctionForm> {
     let content_type = request.content_type();
     let body = &request.body;
     if content_type == "multipart/form-data" {
@@ -42,8 +44,10 @@ pub fn parse_function_form(request: &ApiRequest) -> ApiResult<FunctionForm> {
     if content_type == "application/x-www-form-urlencoded" {
         let text = std::str::from_utf8(body)
             .map_err(|_| ApiError::bad_request("Form body is not valid UTF-8."))?;
+        let fields = parse_urlencoded(text);
+        check_form_fields(fields.len())?;
         return Ok(FunctionForm {
-            fields: parse_urlencoded(text)
+            fields: fields
                 .into_iter()
                 .map(|(k, v)| (k, Json::String(v)))
                 .collect(),
@@ -53,7 +57,7 @@ pub fn parse_function_form(request: &ApiRequest) -> ApiResult<FunctionForm> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(FunctionForm::default());
     }
-    match serde_json::from_slice::<Json>(body) {
+    match limits.parse(body, "Request body")? {
         Ok(Json::Object(map)) => Ok(FunctionForm {
             fields: map.into_iter().collect(),
             package: None,
@@ -85,10 +89,12 @@ fn parse_multipart(body: &[u8], boundary: &str) -> ApiResult<FunctionForm> {
     let delimiter = format!("--{boundary}").into_bytes();
     let mut form = FunctionForm::default();
     let mut pos = find(body, &delimiter, 0).ok_or_else(malformed)? + delimiter.len();
-    loop {
+    // Parts are numbered from 1; the closing delimiter ends the loop.
+    for part in 1.. {
         if body[pos..].starts_with(b"--") {
-            return Ok(form);
+            break;
         }
+        check_form_fields(part)?;
         // Skip the CRLF after the delimiter.
         pos = find(body, b"\r\n", pos).ok_or_else(malformed)? + 2;
         let headers_end = find(body, b"\r\n\r\n", pos).ok_or_else(malformed)?;
@@ -117,6 +123,7 @@ fn parse_multipart(body: &[u8], boundary: &str) -> ApiResult<FunctionForm> {
             return Err(malformed());
         }
     }
+    Ok(form)
 }
 
 /// The `name` and `filename` of a part's Content-Disposition.
@@ -152,18 +159,21 @@ mod tests {
         )
     }
 
+    fn form_of(request: &ApiRequest) -> ApiResult<FunctionForm> {
+        parse_function_form(request, &JsonLimits::default())
+    }
+
     #[test]
     fn multipart_fields_and_the_package_file_are_read() {
         let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"code\"\r\n\r\n{\"source\": \"package\"}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"package\"; filename=\"f.zip\"\r\nContent-Type: application/zip\r\n\r\nPK\x03\x04\r\n--\r\n--XyZ--\r\n";
-        let form =
-            parse_function_form(&request("multipart/form-data; boundary=XyZ", body)).unwrap();
+        let form = form_of(&request("multipart/form-data; boundary=XyZ", body)).unwrap();
         assert_eq!(form.get("code").unwrap(), "{\"source\": \"package\"}");
         assert_eq!(form.package.unwrap(), b"PK\x03\x04\r\n--");
     }
 
     #[test]
     fn urlencoded_fields_are_read() {
-        let form = parse_function_form(&request(
+        let form = form_of(&request(
             "application/x-www-form-urlencoded",
             b"name=my+fn&code=%7B%7D",
         ))
@@ -174,7 +184,7 @@ mod tests {
 
     #[test]
     fn json_bodies_are_read_and_nulls_are_unset() {
-        let form = parse_function_form(&request(
+        let form = form_of(&request(
             "application/json",
             br#"{"name": "a", "cpu": null}"#,
         ))
@@ -185,11 +195,43 @@ mod tests {
 
     #[test]
     fn a_truncated_multipart_body_is_a_bad_request() {
-        let err = parse_function_form(&request(
+        let err = form_of(&request(
             "multipart/form-data; boundary=XyZ",
             b"--XyZ\r\nContent-Disposition: form-data; name=\"code\"\r\n\r\nabc",
         ))
         .unwrap_err();
         assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn a_form_of_more_than_a_hundred_fields_is_refused() {
+        let many = vec!["a=1"; 101].join("&");
+        let err = form_of(&request(
+            "application/x-www-form-urlencoded",
+            many.as_bytes(),
+        ))
+        .unwrap_err();
+        assert_eq!(err.message, "Request body has more than 100 form fields.");
+        let part = "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n";
+        let multipart = format!("{}--XyZ--\r\n", part.repeat(101));
+        let err = form_of(&request(
+            "multipart/form-data; boundary=XyZ",
+            multipart.as_bytes(),
+        ))
+        .unwrap_err();
+        assert_eq!(err.message, "Request body has more than 100 form fields.");
+        let hundred = format!("{}--XyZ--\r\n", part.repeat(100));
+        assert!(form_of(&request(
+            "multipart/form-data; boundary=XyZ",
+            hundred.as_bytes()
+        ))
+        .is_ok());
+    }
+
+    #[test]
+    fn a_json_form_beyond_the_json_limits_is_refused() {
+        let deep = format!(r#"{{"name": {}}}"#, "[".repeat(100_000));
+        let err = form_of(&request("application/json", deep.as_bytes())).unwrap_err();
+        assert_eq!(err.message, "Request body nests deeper than 32 levels.");
     }
 }

@@ -4,6 +4,7 @@ use crate::context::{Caller, ListScope, Settings};
 use crate::db::{in_transaction, Database, Row};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::forms::FunctionForm;
+use crate::limits::JsonLimits;
 use crate::packages::{self, Package};
 use crate::runtimes;
 use crate::time::now_timestamp;
@@ -229,11 +230,12 @@ fn text_field(form: &FunctionForm, name: &'static str, max: usize) -> ApiResult<
     }
 }
 
-/// `code`, which Qinling wants as a JSON-encoded string; an object is accepted too.
-fn code_field(form: &FunctionForm) -> ApiResult<Option<Map<String, Json>>> {
+/// `code`, which Qinling wants as a JSON-encoded string (parsed within `limits`); an object
+/// is accepted too.
+fn code_field(form: &FunctionForm, limits: &JsonLimits) -> ApiResult<Option<Map<String, Json>>> {
     let parsed = match form.get("code") {
         None => return Ok(None),
-        Some(Json::String(s)) => serde_json::from_str::<Json>(s).map_err(|e| {
+        Some(Json::String(s)) => limits.parse(s.as_bytes(), "Function code")?.map_err(|e| {
             ApiError::bad_request(format!("Invalid input, code is not valid JSON: {e}"))
         })?,
         Some(other) => other.clone(),
@@ -286,7 +288,7 @@ pub fn create(
     settings: &Settings,
     mut form: FunctionForm,
 ) -> ApiResult<Function> {
-    let Some(mut code) = code_field(&form)? else {
+    let Some(mut code) = code_field(&form, &settings.json_limits)? else {
         return Err(ApiError::bad_request(
             "Required param is missing. Required: {'code'}",
         ));
@@ -410,7 +412,7 @@ pub fn update(
     id: &str,
     mut form: FunctionForm,
 ) -> ApiResult<Function> {
-    let code = code_field(&form)?;
+    let code = code_field(&form, &settings.json_limits)?;
     let timeout = TIMEOUT.read(&form)?;
     let cpu = CPU.read(&form)?;
     let memory_size = MEMORY.read(&form)?;

@@ -170,12 +170,24 @@ impl From<ApiError> for ApiResponse {
             body: e.body(),
         };
         if e.kind == crate::error::ErrorKind::Unauthorized {
+            // As keystonemiddleware and pecan.abort: clients learn where to get a token, and
+            // the reason travels in a header too.
             response
                 .headers
                 .push(("www-authenticate".into(), "Keystone uri=''".into()));
+            response
+                .headers
+                .push(("server-error-message".into(), header_safe(&e.message)));
         }
         response
     }
+}
+
+/// `text` as a header value: printable ASCII only.
+fn header_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+        .collect()
 }
 
 pub fn percent_decode(s: &str) -> String {

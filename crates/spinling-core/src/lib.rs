@@ -3,8 +3,10 @@
 
 pub mod aliases;
 pub mod api;
+pub mod auth;
 pub mod cache;
 pub mod context;
+pub mod cors;
 pub mod db;
 pub mod error;
 pub mod executions;
@@ -12,6 +14,7 @@ pub mod forms;
 pub mod functions;
 pub mod http;
 pub mod id;
+pub mod limits;
 pub mod migrations;
 pub mod packages;
 pub mod runtimes;

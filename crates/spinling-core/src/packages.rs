@@ -25,6 +25,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 pub fn md5_hex(bytes: &[u8]) -> String {
     hex(&Md5::digest(bytes))
 }
@@ -50,7 +54,7 @@ impl Package {
             return Err(ApiError::bad_request("Package is not a valid ZIP package."));
         }
         Ok(Package {
-            digest: hex(&Sha256::digest(&bytes)),
+            digest: sha256_hex(&bytes),
             md5,
             bytes,
         })

@@ -341,6 +341,7 @@ mod tests {
             project_id: "p".into(),
             is_admin: false,
             policy_enforced: true,
+            token: None,
         }
     }
 
@@ -491,6 +492,7 @@ mod tests {
             project_id: "other".into(),
             is_admin: true,
             policy_enforced: true,
+            token: None,
         };
         let err = publish_version(&db, &admin, &Settings::default(), &fid, None).unwrap_err();
         assert_eq!(err.status(), 404);

@@ -2,6 +2,7 @@
 //! attributes, wrong types and over-long strings are 400s with WSME's messages, never 500s.
 
 use crate::error::{ApiError, ApiResult};
+use crate::limits::JsonLimits;
 use serde_json::{Map, Value as Json};
 
 /// The column width Qinling gives names and descriptions.
@@ -192,14 +193,21 @@ pub fn check_value(field: &Field, value: &Json) -> ApiResult<Json> {
     }
 }
 
-/// Parses a WSME-typed JSON body. `argument` names it in "Missing argument" errors.
-pub fn parse_body(bytes: &[u8], argument: &str, fields: &[Field]) -> ApiResult<Body> {
+/// Parses a WSME-typed JSON body within `limits`. `argument` names it in "Missing argument"
+/// errors.
+pub fn parse_body(
+    bytes: &[u8],
+    limits: &JsonLimits,
+    argument: &str,
+    fields: &[Field],
+) -> ApiResult<Body> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(format!(
             "Missing argument: \"{argument}\""
         )));
     }
-    let json: Json = serde_json::from_slice(bytes)
+    let json = limits
+        .parse(bytes, "Request body")?
         .map_err(|_| ApiError::bad_request("Request is not in valid JSON format"))?;
     let Json::Object(object) = json else {
         return Err(invalid(argument, &json, "Wrong type. Expected an object."));
@@ -295,7 +303,7 @@ mod tests {
     ];
 
     fn err(body: &str) -> String {
-        parse_body(body.as_bytes(), "body", FIELDS)
+        parse_body(body.as_bytes(), &JsonLimits::default(), "body", FIELDS)
             .unwrap_err()
             .message
     }
@@ -350,7 +358,8 @@ mod tests {
 
     #[test]
     fn numeric_strings_are_integers_and_absurd_numbers_are_refused() {
-        let body = parse_body(br#"{"count": "7"}"#, "body", FIELDS).unwrap();
+        let body =
+            parse_body(br#"{"count": "7"}"#, &JsonLimits::default(), "body", FIELDS).unwrap();
         assert_eq!(body.int("count"), Some(7));
         assert!(err(r#"{"count": 99999999999999999999}"#).contains("Wrong type"));
         assert!(err(r#"{"count": 9999999999}"#).contains("lower or equal"));
@@ -358,8 +367,14 @@ mod tests {
     }
 
     #[test]
+    fn a_body_beyond_the_json_limits_is_refused_before_it_is_parsed() {
+        let deep = format!(r#"{{"name": {}}}"#, "[".repeat(100_000));
+        assert_eq!(err(&deep), "Request body nests deeper than 32 levels.");
+    }
+
+    #[test]
     fn missing_required_attributes_are_listed() {
-        let body = parse_body(b"{}", "body", FIELDS).unwrap();
+        let body = parse_body(b"{}", &JsonLimits::default(), "body", FIELDS).unwrap();
         assert_eq!(
             body.require(&["name", "function_id"]).unwrap_err().message,
             "Required param is missing. Required: {'name', 'function_id'}"

@@ -1,6 +1,7 @@
 //! Everything a Spinling component needs from Spin, in one place: each component's handler is
 //! `spinling_spin::serve(request, response_out, Group::X).await`.
 
+mod identity;
 pub mod outbound;
 mod storage;
 mod workers;
@@ -9,17 +10,19 @@ pub use storage::{KeyValueCache, SpinDatabase};
 pub use workers::{HttpExecutor, HttpWorkerProbe};
 
 use futures::{SinkExt, StreamExt};
+use identity::HttpIdentity;
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
 use spinling_core::api::{self, Env, Handler};
+use spinling_core::auth::{AuthMode, Keystone};
 use spinling_core::cache::{Cache, NoCache};
 use spinling_core::context::{Caller, Settings};
+use spinling_core::cors;
 use spinling_core::db::Database;
 use spinling_core::error::{ApiError, ErrorKind};
 use spinling_core::http::{ApiRequest, ApiResponse};
 use spinling_core::migrations::{migrate, SelfMigrating};
+use spinling_core::time::now_unix;
 
-/// The largest body a non-upload request may carry.
-const JSON_BODY_LIMIT: u64 = 1024 * 1024;
 /// Room for the multipart framing and form fields around an uploaded package.
 const FORM_OVERHEAD: u64 = 1024 * 1024;
 /// The size of the pieces a response body is written in.
@@ -32,6 +35,8 @@ pub struct Group {
     handler: Handler,
     /// Root answers without touching storage: discovery must work even on a broken database.
     needs_database: bool,
+    /// Root (`/`, `/v1/`, unknown paths) is open to anyone, as in Qinling.
+    authenticates: bool,
     /// Groups that read versions (and cache them) or drop versions (and forget them).
     uses_cache: bool,
     /// Function create and update carry packages, up to `max_package_size`.
@@ -43,12 +48,14 @@ impl Group {
         Group {
             handler,
             needs_database: true,
+            authenticates: true,
             uses_cache: false,
             takes_packages: false,
         }
     }
     pub const ROOT: Group = Group {
         needs_database: false,
+        authenticates: false,
         ..Group::new(api::root::handle)
     };
     pub const RUNTIMES: Group = Group::new(api::runtimes::handle);
@@ -71,91 +78,99 @@ fn variable(name: &str) -> Option<String> {
 }
 
 fn settings() -> Result<Settings, ApiError> {
-    Settings::from_variables(variable).map_err(|e| {
-        eprintln!("configuration error: {e}");
-        ApiError::internal(format!("Configuration error: {e}"))
-    })
+    Settings::from_variables(variable).map_err(configuration_error)
 }
 
-fn caller(request: &ApiRequest) -> Result<Caller, ApiError> {
-    match variable("auth_mode").as_deref().map(str::trim) {
-        None | Some("") | Some("none") => Ok(Caller::unauthenticated(request)),
-        Some(other) => Err(ApiError::internal(format!(
-            "Configuration error: unsupported auth_mode {other:?} (supported: none)"
-        ))),
+fn configuration_error(e: String) -> ApiError {
+    eprintln!("configuration error: {e}");
+    ApiError::internal(format!("Configuration error: {e}"))
+}
+
+/// The caller as `auth_mode` says: anyone (`none`) or the owner of a validated token.
+fn caller(request: &ApiRequest, group: Group, cache: &dyn Cache) -> Result<Caller, ApiError> {
+    if !group.authenticates {
+        return Ok(Caller::unauthenticated(request));
+    }
+    match AuthMode::from_variables(variable).map_err(configuration_error)? {
+        AuthMode::None => Ok(Caller::unauthenticated(request)),
+        AuthMode::Keystone(config) => Keystone {
+            config: &config,
+            transport: &HttpIdentity,
+            cache,
+        }
+        .authenticate(request, now_unix()),
     }
 }
 
-/// Serves one request with the group's handler: reads the body within its limit, opens what
-/// the group needs, runs the handler, writes the response, and then runs what the handler
-/// deferred (asynchronous executions: Spin keeps the instance until this returns).
+/// Serves one request with the group's handler: answers a CORS preflight at once; otherwise
+/// identifies the caller, reads the body within its limit, opens the database, runs the
+/// handler, writes the response with its CORS headers, and then runs what the handler deferred (asynchronous
+/// executions: Spin keeps the instance until this returns).
 pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, group: Group) {
-    // Read once: the body limit depends on them, and so does the handler.
+    // Read once: CORS and the body limit depend on them, and so does the handler.
     let settings = match settings() {
         Ok(settings) => settings,
         Err(e) => return write_response(response_out, e.into()).await,
     };
-    let request = match read_request(request, body_limit(group, &settings)).await {
-        Ok(request) => request,
-        Err(e) => return write_response(response_out, e.into()).await,
+    let mut head = request_head(&request);
+    // Before authentication, the body and storage: browsers send preflights without a token.
+    if let Some(answer) = cors::preflight(&settings.cors_allowed_origins, &head) {
+        return write_response(response_out, answer).await;
+    }
+    // Every answer from here on carries them, a 413 or a 401 too.
+    let cors_headers = cors::response_headers(&settings.cors_allowed_origins, &head);
+    let with_cors = |mut response: ApiResponse| {
+        response.headers.extend(cors_headers.iter().cloned());
+        response
     };
-    let resources = match Resources::open(&request, group, settings) {
-        Ok(resources) => resources,
-        Err(e) => return write_response(response_out, e.into()).await,
+    let key_value = KeyValueCache::open();
+    // Before the body: a caller without a valid token does not get to upload 50 MiB.
+    let caller = match caller(&head, group, &key_value) {
+        Ok(caller) => caller,
+        Err(e) => return write_response(response_out, with_cors(e.into())).await,
     };
-    let migrating = resources.db.as_ref().map(|db| SelfMigrating(db));
+    let limit = body_limit(group, &settings, &head);
+    head.body = match read_body(request, &head, limit).await {
+        Ok(body) => body,
+        Err(e) => return write_response(response_out, with_cors(e.into())).await,
+    };
+    let request = head;
+    let db = match group.needs_database {
+        true => match open_database(&request, &settings) {
+            Ok(db) => Some(db),
+            Err(e) => return write_response(response_out, with_cors(e.into())).await,
+        },
+        false => None,
+    };
+    let migrating = db.as_ref().map(|db| SelfMigrating(db));
     let db: &dyn Database = match &migrating {
         Some(db) => db,
         None => &storage::NoDatabase,
     };
-    let cache: &dyn Cache = match &resources.cache {
-        Some(cache) => cache,
-        None => &NoCache,
+    let cache: &dyn Cache = match group.uses_cache {
+        true => &key_value,
+        false => &NoCache,
     };
     let env = Env {
         db,
         cache,
-        caller: resources.caller,
-        settings: resources.settings,
+        caller,
+        settings,
         workers: &HttpWorkerProbe,
         executor: &HttpExecutor,
         deferred: Default::default(),
     };
     let response = api::respond(group.handler, &env, &request);
-    write_response(response_out, response).await;
+    write_response(response_out, with_cors(response)).await;
     env.run_deferred();
 }
 
-fn body_limit(group: Group, settings: &Settings) -> u64 {
-    if group.takes_packages {
+/// Packages travel in multipart bodies only: any other body is held to `max_request_body`.
+fn body_limit(group: Group, settings: &Settings, head: &ApiRequest) -> u64 {
+    if group.takes_packages && head.content_type() == "multipart/form-data" {
         settings.max_package_size.saturating_add(FORM_OVERHEAD)
     } else {
-        JSON_BODY_LIMIT
-    }
-}
-
-/// What a request is served with.
-struct Resources {
-    settings: Settings,
-    caller: Caller,
-    db: Option<SpinDatabase>,
-    cache: Option<KeyValueCache>,
-}
-
-impl Resources {
-    fn open(request: &ApiRequest, group: Group, settings: Settings) -> Result<Resources, ApiError> {
-        let caller = caller(request)?;
-        let db = match group.needs_database {
-            true => Some(open_database(request, &settings)?),
-            false => None,
-        };
-        let cache = group.uses_cache.then(KeyValueCache::open);
-        Ok(Resources {
-            settings,
-            caller,
-            db,
-            cache,
-        })
+        settings.max_request_body
     }
 }
 
@@ -181,28 +196,43 @@ fn too_large(limit: u64) -> ApiError {
     )
 }
 
-/// Builds the core's request, reading the body as it streams in and refusing it as soon as
-/// it is known to be over `limit` (from Content-Length, or while counting).
+/// Builds the core's request, reading the body within `limit`.
 pub async fn read_request(request: IncomingRequest, limit: u64) -> Result<ApiRequest, ApiError> {
+    let mut head = request_head(&request);
+    head.body = read_body(request, &head, limit).await?;
+    Ok(head)
+}
+
+/// The core's request before its body is read: method, URL and headers.
+fn request_head(request: &IncomingRequest) -> ApiRequest {
     let headers: Vec<(String, String)> = request
         .headers()
         .entries()
         .into_iter()
         .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
         .collect();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
-    if let Some(length) = header("content-length").and_then(|v| v.trim().parse::<u64>().ok()) {
-        if length > limit {
-            return Err(too_large(limit));
-        }
-    }
-    let full_url = header("spin-full-url").unwrap_or_else(|| request.uri());
+    let full_url = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("spin-full-url"))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| request.uri());
     let method = request.method().to_string();
+    ApiRequest::new(&method, &full_url, headers, Vec::new())
+}
+
+/// Reads the body as it streams in, refusing it as soon as it is known to be over `limit`
+/// (from the `head`'s Content-Length, or while counting).
+async fn read_body(
+    request: IncomingRequest,
+    head: &ApiRequest,
+    limit: u64,
+) -> Result<Vec<u8>, ApiError> {
+    let declared = head
+        .header("content-length")
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large(limit));
+    }
     let mut body = Vec::new();
     let mut stream = request.into_body_stream();
     while let Some(chunk) = stream.next().await {
@@ -214,7 +244,7 @@ pub async fn read_request(request: IncomingRequest, limit: u64) -> Result<ApiReq
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(ApiRequest::new(&method, &full_url, headers, body))
+    Ok(body)
 }
 
 pub async fn write_response(response_out: ResponseOutparam, response: ApiResponse) {

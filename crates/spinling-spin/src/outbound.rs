@@ -60,8 +60,15 @@ fn classify(e: ErrorCode) -> CallError {
     }
 }
 
-/// Sends the request and reads the whole response: `(status, body)`.
-pub fn call(call: &Call) -> Result<(u16, Vec<u8>), CallError> {
+/// A whole response.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Sends the request and reads the whole response.
+pub fn call(call: &Call) -> Result<Reply, CallError> {
     let (scheme, authority, path) = split(call.url)?;
     let headers: Vec<(String, Vec<u8>)> = call
         .headers
@@ -102,6 +109,12 @@ pub fn call(call: &Call) -> Result<(u16, Vec<u8>), CallError> {
         .map_err(|_| CallError::Other("response already taken".into()))?
         .map_err(classify)?;
     let status = response.status();
+    let headers = response
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .collect();
     let incoming = response
         .consume()
         .map_err(|_| CallError::Other("no body".into()))?;
@@ -118,7 +131,11 @@ pub fn call(call: &Call) -> Result<(u16, Vec<u8>), CallError> {
             }
         }
     }
-    Ok((status, bytes))
+    Ok(Reply {
+        status,
+        headers,
+        body: bytes,
+    })
 }
 
 fn write_all(body: &OutgoingBody, bytes: &[u8]) -> Result<(), CallError> {

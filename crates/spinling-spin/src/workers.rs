@@ -35,7 +35,7 @@ fn ping(base_url: &str) -> bool {
         body: &[],
         timeout_ns: PING_TIMEOUT_NS,
     };
-    matches!(call(&request), Ok((status, _)) if (200..300).contains(&status))
+    matches!(call(&request), Ok(reply) if (200..300).contains(&reply.status))
 }
 
 pub struct HttpExecutor;
@@ -68,7 +68,7 @@ impl Executor for HttpExecutor {
         };
         for attempt in 1..=EXECUTE_TRIES {
             match call(&request) {
-                Ok((status, reply)) => return WorkerReply::parse(status, &reply),
+                Ok(reply) => return WorkerReply::parse(reply.status, &reply.body),
                 Err(CallError::Connect(_)) if attempt < EXECUTE_TRIES => {
                     std::thread::sleep(std::time::Duration::from_secs(1))
                 }

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 pub use serde_json;
 
+pub mod keystone;
+
 /// The repository root (where spin.toml is).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -1,9 +1,10 @@
 //! The real client: python-openstackclient with python-qinlingclient, pointed at the app
-//! served over loopback by the test host (`--os-auth-type none`, as against Qinling with
-//! auth disabled).
+//! served over loopback by the test host: with `--os-auth-type none`, as against Qinling with
+//! auth disabled, and with Keystone passwords, finding the app in Keystone's catalog.
 
 use serde_json::Value as Json;
-use spinling_api_tests::{package, python_tool, Api};
+use spinling_api_tests::keystone::Keystone;
+use spinling_api_tests::{example_package, package, python_tool, Api};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -26,14 +27,15 @@ fn openstack() -> Option<&'static Path> {
 
 struct Cli<'a> {
     exe: &'a Path,
-    endpoint: String,
+    /// How it logs in and finds the app.
+    auth: Vec<String>,
     dir: tempfile::TempDir,
 }
 
 impl Cli<'_> {
     fn run(&self, args: &[&str]) -> String {
         let output = Command::new(self.exe)
-            .args(["--os-auth-type", "none", "--os-endpoint", &self.endpoint])
+            .args(&self.auth)
             .args(args)
             .current_dir(self.dir.path())
             .output()
@@ -57,7 +59,7 @@ impl Cli<'_> {
 
     fn fails(&self, args: &[&str]) -> String {
         let output = Command::new(self.exe)
-            .args(["--os-auth-type", "none", "--os-endpoint", &self.endpoint])
+            .args(&self.auth)
             .args(args)
             .output()
             .expect("openstack runs");
@@ -72,10 +74,81 @@ fn with_cli(scenario: impl FnOnce(&Cli)) {
     let address = api.app.serve_in_background();
     let cli = Cli {
         exe,
-        endpoint: format!("http://{address}"),
+        auth: [
+            "--os-auth-type",
+            "none",
+            "--os-endpoint",
+            &format!("http://{address}"),
+        ]
+        .map(String::from)
+        .to_vec(),
         dir: tempfile::tempdir().unwrap(),
     };
     scenario(&cli);
+}
+
+#[test]
+fn the_openstack_cli_works_with_keystone_tokens_and_projects() {
+    let Some(exe) = openstack() else { return };
+    let keystone = Keystone::shared();
+    let variables = keystone.variables("300");
+    let pairs: Vec<(&str, &str)> = variables.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let api = Api::start_with(&pairs);
+    let address = api.app.serve_in_background();
+    keystone.register_endpoint("function-engine", &format!("http://{address}"));
+    let as_user = |user: &str| Cli {
+        exe,
+        auth: keystone.cli_options(user),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let (admin, alpha, beta) = (
+        as_user("admin"),
+        as_user("alpha_member"),
+        as_user("beta_member"),
+    );
+
+    let err = alpha.fails(&["runtime", "create", "spinling/wasm"]);
+    assert!(err.contains("Operation not allowed"), "{err}");
+    let runtime = admin.json(&["runtime", "create", "spinling/wasm", "--name", "wasm"]);
+    let runtime_id = runtime["id"].as_str().unwrap();
+
+    let zip = alpha.dir.path().join("hello.zip");
+    std::fs::write(&zip, example_package("hello")).unwrap();
+    let function = alpha.json(&[
+        "function",
+        "create",
+        "--runtime",
+        runtime_id,
+        "--package",
+        zip.to_str().unwrap(),
+    ]);
+    let fid = function["id"].as_str().unwrap();
+    assert_eq!(function["project_id"], keystone.project_id("alpha"));
+    let v1 = alpha.json(&["function", "version", "create", fid]);
+    assert_eq!(v1["version_number"], 1);
+    let execution = alpha.json(&[
+        "function",
+        "execution",
+        "create",
+        "--function",
+        fid,
+        "--function-version",
+        "1",
+    ]);
+    assert_eq!(execution["status"], "success", "{execution}");
+
+    assert!(beta
+        .json(&["function", "list"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let err = beta.fails(&["function", "version", "list", fid]);
+    assert!(
+        err.contains(&format!("Function not found [id={fid}]")),
+        "{err}"
+    );
+    let err = beta.fails(&["function", "execution", "create", "--function", fid]);
+    assert!(err.contains("Function not found"), "{err}");
 }
 
 #[test]

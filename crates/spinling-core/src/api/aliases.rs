@@ -21,7 +21,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             ))
         }
         ("POST", ["v1", "aliases"]) => {
-            let body = parse_body(&request.body, "body", FIELDS)?;
+            let body = parse_body(&request.body, &env.settings.json_limits, "body", FIELDS)?;
             Ok(ApiResponse::created(
                 &aliases::create(db, caller, &body)?.to_json(),
             ))
@@ -30,7 +30,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         (method, ["v1", "aliases", name]) => match method {
             "GET" => Ok(ApiResponse::ok(&aliases::find(db, caller, name)?.to_json())),
             "PUT" => {
-                let body = parse_body(&request.body, "body", FIELDS)?;
+                let body = parse_body(&request.body, &env.settings.json_limits, "body", FIELDS)?;
                 Ok(ApiResponse::ok(
                     &aliases::update(db, caller, name, &body)?.to_json(),
                 ))

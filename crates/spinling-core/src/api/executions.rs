@@ -49,8 +49,9 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             ))
         }
         ("POST", ["v1", "executions"]) => {
-            let body = parse_body(&request.body, "body", FIELDS)?;
-            let (execution, job) = executions::create(db, caller, &body)?;
+            let body = parse_body(&request.body, &env.settings.json_limits, "body", FIELDS)?;
+            let (execution, job) =
+                executions::create(db, caller, &body, &env.settings.json_limits)?;
             let url = download_url(&job, request, env.settings.public_url.as_deref());
             if !execution.sync {
                 env.defer(job, url);
@@ -104,6 +105,7 @@ mod tests {
             timeout: 1,
             input: None,
             package_md5: String::new(),
+            token: None,
         }
     }
 

@@ -22,7 +22,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             ))
         }
         ("POST", ["v1", "functions"]) => {
-            let form = parse_function_form(request)?;
+            let form = parse_function_form(request, &env.settings.json_limits)?;
             let function = functions::create(db, caller, &env.settings, form)?;
             Ok(ApiResponse::created(&function.to_json()))
         }
@@ -36,7 +36,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             }
         }
         ("PUT", ["v1", "functions", id]) => {
-            let form = parse_function_form(request)?;
+            let form = parse_function_form(request, &env.settings.json_limits)?;
             let function = functions::update(db, caller, &env.settings, id, form)?;
             Ok(ApiResponse::ok(&function.to_json()))
         }

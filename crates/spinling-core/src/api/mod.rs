@@ -14,6 +14,7 @@ use crate::db::Database;
 use crate::error::{ApiError, ApiResult};
 use crate::executions::{Executor, Job};
 use crate::http::{parse_bool, ApiRequest, ApiResponse};
+use crate::limits::check_query;
 use crate::runtimes::WorkerProbe;
 use serde_json::Value as Json;
 use std::cell::RefCell;
@@ -54,11 +55,14 @@ impl Env<'_> {
 /// A handler of one endpoint group, given the request and its decoded path segments.
 pub type Handler = fn(&Env, &ApiRequest, &[&str]) -> ApiResult<ApiResponse>;
 
-/// Runs a handler and turns any error into its Qinling error response.
+/// Runs a handler, if the query is within its limits, and turns any error into its Qinling
+/// error response.
 pub fn respond(handler: Handler, env: &Env, request: &ApiRequest) -> ApiResponse {
     let segments = request.segments();
     let path: Vec<&str> = segments.iter().map(String::as_str).collect();
-    handler(env, request, &path).unwrap_or_else(ApiResponse::from)
+    check_query(request)
+        .and_then(|()| handler(env, request, &path))
+        .unwrap_or_else(ApiResponse::from)
 }
 
 /// `{"<key>": [...]}`: Qinling wraps every list.

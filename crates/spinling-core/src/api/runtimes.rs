@@ -28,7 +28,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             ))
         }
         ("POST", ["v1", "runtimes"]) => {
-            let body = parse_body(&request.body, "runtime", FIELDS)?;
+            let body = parse_body(&request.body, &env.settings.json_limits, "runtime", FIELDS)?;
             let runtime = runtimes::create(db, caller, &env.settings, env.workers, &body)?;
             Ok(ApiResponse::created(&runtime.to_json()))
         }
@@ -38,7 +38,8 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             match method {
                 "GET" => Ok(ApiResponse::ok(&runtimes::find(db, caller, id)?.to_json())),
                 "PUT" => {
-                    let body = parse_body(&request.body, "runtime", FIELDS)?;
+                    let body =
+                        parse_body(&request.body, &env.settings.json_limits, "runtime", FIELDS)?;
                     let runtime =
                         runtimes::update(db, caller, &env.settings, env.workers, id, &body)?;
                     Ok(ApiResponse::ok(&runtime.to_json()))

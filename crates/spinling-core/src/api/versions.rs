@@ -27,7 +27,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         }
         ("POST", ["v1", "functions", fid, "versions"]) => {
             // Qinling needs a body (`{}` will do); an empty one is a missing argument.
-            let body = parse_body(&request.body, "body", FIELDS)?;
+            let body = parse_body(&request.body, &env.settings.json_limits, "body", FIELDS)?;
             let version = versions::publish_version(
                 db,
                 caller,
