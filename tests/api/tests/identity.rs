@@ -290,6 +290,27 @@ fn a_member_cannot_use_admin_operations() {
 }
 
 #[test]
+fn identity_headers_sent_by_a_client_are_ignored() {
+    let keystone = Keystone::shared();
+    let api = start(keystone, "300");
+    let token = keystone.token("alpha_member");
+    let beta = keystone.project_id("beta");
+    let reply = api.request(
+        "POST",
+        "/v1/runtimes",
+        &[
+            ("x-auth-token", &token),
+            ("x-roles", "admin"),
+            ("x-project-id", beta),
+            ("x-identity-status", "Confirmed"),
+            ("content-type", "application/json"),
+        ],
+        json!({"image": "spinling/wasm"}).to_string().into_bytes(),
+    );
+    reply.assert_error(403, "Operation not allowed");
+}
+
+#[test]
 fn an_admin_reads_any_project_by_id_but_lists_it_only_when_asked() {
     let keystone = Keystone::shared();
     let api = start(keystone, "300");

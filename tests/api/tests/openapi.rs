@@ -2,7 +2,9 @@
 //! finds no server error and no response that contradicts it.
 
 use serde_json::{json, Value as Json};
-use spinling_api_tests::{package, python_tool, repo_root, Api};
+use spinling_api_tests::keystone::{Keystone, Session};
+use spinling_api_tests::{multipart, package, python_tool, repo_root, Api};
+use std::path::{Path, PathBuf};
 
 fn document() -> Json {
     let text =
@@ -64,25 +66,21 @@ fn every_documented_operation_is_served() {
     assert!(checked >= 20, "only {checked} operations checked");
 }
 
-#[test]
-fn schemathesis_finds_no_server_errors_and_no_undocumented_responses() {
-    let Some(schemathesis) = python_tool("schemathesis", &["schemathesis==4.32.5"], "schemathesis")
-    else {
-        return;
-    };
-    let api = Api::start();
-    // Something to find: a runtime, a function with a version, an alias.
-    let runtime = api.create_runtime();
-    let fid = api.create_function_id(&runtime, &package("a"));
-    api.publish(&fid).assert_status(201);
-    let address = api.app.serve_in_background();
+fn schemathesis() -> Option<PathBuf> {
+    python_tool("schemathesis", &["schemathesis==4.32.5"], "schemathesis")
+}
+
+/// Fuzzes the app served at `address` from the document for at most `seconds`, sending
+/// `headers` with every request; fails on a 5xx or a response the document does not allow.
+fn fuzz(schemathesis: &Path, address: &str, headers: &[String], seconds: u32) {
     let output = std::process::Command::new(schemathesis)
         .arg("run")
         .arg(repo_root().join("crates/spinling-core/openapi.json"))
         .args(["--url", &format!("http://{address}")])
         .args(["--checks", "not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance"])
         .args(["--max-examples", "25", "--seed", "20261127", "--workers", "2"])
-        .args(["--max-time", "90", "--request-timeout", "20", "--no-color"])
+        .args(["--max-time", &seconds.to_string(), "--request-timeout", "20", "--no-color"])
+        .args(headers.iter().flat_map(|h| ["--header", h.as_str()]))
         .current_dir(repo_root().join("target"))
         .output()
         .expect("schemathesis runs");
@@ -93,4 +91,56 @@ fn schemathesis_finds_no_server_errors_and_no_undocumented_responses() {
         "schemathesis found problems:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[test]
+fn schemathesis_finds_no_server_errors_and_no_undocumented_responses() {
+    let Some(schemathesis) = schemathesis() else {
+        return;
+    };
+    let api = Api::start();
+    // Something to find: a runtime, a function with a version, an alias.
+    let runtime = api.create_runtime();
+    let fid = api.create_function_id(&runtime, &package("a"));
+    api.publish(&fid).assert_status(201);
+    let address = api.app.serve_in_background();
+    fuzz(&schemathesis, &address.to_string(), &[], 90);
+}
+
+#[test]
+fn schemathesis_finds_nothing_either_behind_keystone() {
+    let Some(schemathesis) = schemathesis() else {
+        return;
+    };
+    let keystone = Keystone::shared();
+    let variables = keystone.variables("300");
+    let pairs: Vec<(&str, &str)> = variables.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let api = Api::start_with(&pairs);
+    let admin = Session {
+        api: &api,
+        token: keystone.token("admin"),
+    };
+    let member = Session {
+        api: &api,
+        token: keystone.token("alpha_member"),
+    };
+    let runtime = admin.post_json("/v1/runtimes", &json!({"image": "spinling/wasm"}));
+    runtime.assert_status(201);
+    let (content_type, body) = multipart(
+        &[
+            ("code", r#"{"source": "package"}"#),
+            ("runtime_id", runtime.json()["id"].as_str().unwrap()),
+        ],
+        Some(&package("a")),
+    );
+    let function = member.request("POST", "/v1/functions", &content_type, body);
+    function.assert_status(201);
+    let fid = function.json()["id"].as_str().unwrap().to_string();
+    member
+        .post_json(&format!("/v1/functions/{fid}/versions"), &json!({}))
+        .assert_status(201);
+    let address = api.app.serve_in_background();
+    // A member's token: every route past authentication, admin-only ones refused.
+    let header = format!("X-Auth-Token: {}", member.token);
+    fuzz(&schemathesis, &address.to_string(), &[header], 60);
 }
