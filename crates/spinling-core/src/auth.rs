@@ -37,6 +37,8 @@ pub struct KeystoneConfig {
 
 /// The longest token looked at; Keystone's fernet tokens are about 200 characters.
 const MAX_TOKEN_LENGTH: usize = 8192;
+/// How often a request Identity failed (5xx, no answer) is sent in all.
+const IDENTITY_TRIES: u32 = 3;
 /// A service token is renewed when less than this is left of it (or half its life).
 const SERVICE_TOKEN_MARGIN: i64 = 300;
 
@@ -228,8 +230,27 @@ impl Keystone<'_> {
         }
     }
 
+    /// Sends `request`, again after a short pause when Identity fails or cannot be reached:
+    /// such failures are often transient (Keystone on SQLite answers 500 "database is
+    /// locked" under concurrent logins), and a caller should not see them if a retry helps.
+    fn send(&self, request: &IdentityRequest) -> Result<IdentityResponse, String> {
+        let mut attempt = 1;
+        loop {
+            let outcome = self.transport.send(request);
+            let transient = match &outcome {
+                Ok(response) => response.status >= 500,
+                Err(_) => true,
+            };
+            if !transient || attempt == IDENTITY_TRIES {
+                return outcome;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100 * u64::from(attempt)));
+            attempt += 1;
+        }
+    }
+
     fn ask(&self, service_token: &str, token: &str, now: i64) -> Result<Validation, String> {
-        let response = self.transport.send(&IdentityRequest {
+        let response = self.send(&IdentityRequest {
             method: "GET",
             url: format!("{}/auth/tokens?nocatalog", self.config.url),
             headers: vec![
@@ -318,7 +339,7 @@ impl Keystone<'_> {
             }}},
             "scope": {"project": {"name": config.service_project, "domain": domain}},
         }});
-        let response = self.transport.send(&IdentityRequest {
+        let response = self.send(&IdentityRequest {
             method: "POST",
             url: format!("{}/auth/tokens?nocatalog", config.url),
             headers: vec![
@@ -382,6 +403,8 @@ mod tests {
         issued: Cell<u32>,
         validations: Cell<u32>,
         down: Cell<bool>,
+        /// How many of the next requests answer 500, as Keystone on a locked SQLite.
+        failing: Cell<u32>,
     }
 
     impl FakeKeystone {
@@ -417,6 +440,10 @@ mod tests {
         fn send(&self, request: &IdentityRequest) -> Result<IdentityResponse, String> {
             if self.down.get() {
                 return Err("connection refused".into());
+            }
+            if self.failing.get() > 0 {
+                self.failing.set(self.failing.get() - 1);
+                return Ok(reply(500, vec![], json!({})));
             }
             let header = |name: &str| {
                 request
@@ -615,6 +642,24 @@ mod tests {
             authenticate(&keystone, &MemoryCache::default(), 300, Some("t1"), NOW).unwrap_err();
         assert_eq!(err.status(), 503);
         assert_eq!(err.message, "Identity service unavailable.");
+    }
+
+    #[test]
+    fn a_passing_failure_of_identity_is_retried() {
+        let keystone = FakeKeystone::with_user("t1", "alpha", &["member"]);
+        keystone.failing.set(2);
+        let caller =
+            authenticate(&keystone, &MemoryCache::default(), 300, Some("t1"), NOW).unwrap();
+        assert_eq!(caller.project_id, "alpha");
+    }
+
+    #[test]
+    fn an_identity_that_keeps_failing_is_a_503() {
+        let keystone = FakeKeystone::with_user("t1", "alpha", &["member"]);
+        keystone.failing.set(100);
+        let err =
+            authenticate(&keystone, &MemoryCache::default(), 300, Some("t1"), NOW).unwrap_err();
+        assert_eq!(err.status(), 503);
     }
 
     #[test]

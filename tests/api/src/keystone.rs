@@ -10,11 +10,14 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// The running Keystone and its fixtures (`KS_*` values printed by setup.sh).
 pub struct Keystone {
     env: HashMap<String, String>,
+    /// One call at a time from the tests: Keystone on SQLite fails concurrent logins with
+    /// "database is locked" (the app retries those; a test's own setup should not need to).
+    calls: Mutex<()>,
 }
 
 /// Where this checkout's Keystone lives (inside the build directory, like everything a
@@ -62,7 +65,10 @@ impl Keystone {
                 .filter_map(|line| line.split_once('='))
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-            Keystone { env }
+            Keystone {
+                env,
+                calls: Mutex::new(()),
+            }
         })
     }
 
@@ -217,6 +223,7 @@ impl Keystone {
         }
         request.push_str("\r\n");
         request.push_str(&body);
+        let _one_at_a_time = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         let mut stream = TcpStream::connect(authority).unwrap();
         stream.write_all(request.as_bytes()).unwrap();
         let mut response = String::new();
