@@ -138,45 +138,9 @@ pub trait Database {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError>;
 }
 
-/// How often taking the write lock is tried again, and the pauses between tries: they start
-/// short (a write transaction holds the lock for a millisecond or two) and double up to a cap,
-/// with jitter so that waiting writers do not wake in lockstep. About a second in all.
-const BUSY_RETRIES: u32 = 24;
-const BUSY_FIRST_PAUSE_US: u64 = 100;
-const BUSY_MAX_PAUSE_US: u64 = 50_000;
-/// The busy timeout hosts give connections (rusqlite's default), restored after a write.
-const HOST_BUSY_TIMEOUT_MS: u32 = 5000;
-
-fn busy_pause(attempt: u32) -> std::time::Duration {
-    let base = (BUSY_FIRST_PAUSE_US << attempt.min(16)).min(BUSY_MAX_PAUSE_US);
-    let jitter = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::from(d.subsec_nanos()) % base);
-    std::time::Duration::from_micros(base + jitter)
-}
-
-/// Takes the write lock, retrying a busy database with our own short pauses: SQLite's own
-/// busy handler sleeps 1, 2, 5, 10… ms, long next to the transactions it waits for.
-fn begin_immediate(db: &dyn Database) -> Result<(), DbError> {
-    // Backends without the pragma (libSQL remote) ignore it and keep their own waiting.
-    let _ = db.execute("PRAGMA busy_timeout = 0", &[]);
-    let mut attempt = 0;
-    let outcome = loop {
-        match db.execute("BEGIN IMMEDIATE", &[]) {
-            Ok(_) => break Ok(()),
-            Err(e) if e.is_busy() && attempt < BUSY_RETRIES => {
-                std::thread::sleep(busy_pause(attempt));
-                attempt += 1;
-            }
-            Err(e) => break Err(e),
-        }
-    };
-    let _ = db.execute(
-        &format!("PRAGMA busy_timeout = {HOST_BUSY_TIMEOUT_MS}"),
-        &[],
-    );
-    outcome
-}
+/// How often a transaction that found the database busy is tried again. Each try already
+/// waits out the backend's busy timeout, so this bounds the wait, not the work.
+const BUSY_RETRIES: u32 = 8;
 
 /// Runs `work` inside `BEGIN IMMEDIATE` … `COMMIT`: all of it or none of it. Taking the write
 /// lock up front serialises writers (so "read the newest number, insert the next" cannot
@@ -188,7 +152,17 @@ pub fn in_transaction<T, E>(
 where
     E: From<DbError>,
 {
-    begin_immediate(db)?;
+    let mut attempt = 0;
+    loop {
+        match db.execute("BEGIN IMMEDIATE", &[]) {
+            Ok(_) => break,
+            Err(e) if e.is_busy() && attempt < BUSY_RETRIES => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5 << attempt.min(6)));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     match work(db) {
         Ok(value) => match db.execute("COMMIT", &[]) {
             Ok(_) => Ok(value),

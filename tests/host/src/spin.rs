@@ -54,41 +54,26 @@ impl SqliteConnection {
         }
     }
 
-    /// Runs blocking rusqlite work on the blocking pool (as Spin's SQLite does).
+    /// Runs blocking rusqlite work on the blocking pool, opening the connection if needed.
     async fn run<R: Send + 'static>(
         &self,
         work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> Result<R, String> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.with_connection(work))
-            .await
-            .map_err(|e| format!("internal runtime error: {e}"))?
-    }
-
-    /// Runs blocking rusqlite work on this worker thread, as Spin's key-value store does
-    /// (`block_in_place`: no hand-off to the blocking pool). Needs a multi-thread runtime.
-    fn run_in_place<R>(
-        &self,
-        work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>,
-    ) -> Result<R, String> {
-        tokio::task::block_in_place(|| self.with_connection(work))
-    }
-
-    /// Runs `work` on the connection, opening it first if needed.
-    fn with_connection<R>(
-        &self,
-        work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>,
-    ) -> Result<R, String> {
-        let mut guard = self
-            .conn
-            .lock()
-            .map_err(|_| "connection lock poisoned".to_owned())?;
-        if guard.is_none() {
-            let conn = rusqlite::Connection::open(&self.path).map_err(|e| e.to_string())?;
-            conn.execute_batch(self.init).map_err(|e| e.to_string())?;
-            *guard = Some(conn);
-        }
-        work(guard.as_ref().expect("opened above")).map_err(|e| e.to_string())
+        tokio::task::spawn_blocking(move || {
+            let mut guard = this
+                .conn
+                .lock()
+                .map_err(|_| "connection lock poisoned".to_owned())?;
+            if guard.is_none() {
+                let conn = rusqlite::Connection::open(&this.path).map_err(|e| e.to_string())?;
+                conn.execute_batch(this.init).map_err(|e| e.to_string())?;
+                *guard = Some(conn);
+            }
+            work(guard.as_ref().expect("opened above")).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| format!("internal runtime error: {e}"))?
     }
 
     /// `last_insert_rowid` and `changes` of a connection that may not be open yet.
@@ -152,16 +137,16 @@ fn owned(value: ValueRef<'_>) -> Value {
 
 impl InstanceState {
     /// Key-value work for the store behind `store`.
-    async fn kv<R>(
+    async fn kv<R: Send + 'static>(
         &mut self,
         store: &Resource<KeyValueStore>,
-        work: impl FnOnce(&rusqlite::Connection, &str) -> rusqlite::Result<R>,
+        work: impl FnOnce(&rusqlite::Connection, &str) -> rusqlite::Result<R> + Send + 'static,
     ) -> wasmtime::Result<Result<R, key_value::Error>> {
         let label = self.table.get(store)?.label.clone();
-        Ok(self
-            .app
-            .key_value
-            .run_in_place(|conn| work(conn, &label))
+        let db = self.app.key_value.clone();
+        Ok(db
+            .run(move |conn| work(conn, &label))
+            .await
             .map_err(key_value::Error::Other))
     }
 
