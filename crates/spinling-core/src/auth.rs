@@ -124,7 +124,6 @@ pub trait IdentityTransport {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 struct ValidatedToken {
     project_id: String,
-    user_id: String,
     roles: Vec<String>,
     expires_at: i64,
     /// The cache entry is not used after this.
@@ -290,7 +289,6 @@ impl Keystone<'_> {
             .unwrap_or_default();
         Validation::Valid(ValidatedToken {
             project_id,
-            user_id: text(&token["user"]["id"]).unwrap_or_default(),
             roles,
             expires_at,
             trusted_until: expires_at.min(now.saturating_add(self.config.token_cache_ttl)),
