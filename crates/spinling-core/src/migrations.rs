@@ -124,6 +124,19 @@ pub const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX IF NOT EXISTS executions_by_project ON executions (project_id, created_at)",
         ],
     },
+    Migration {
+        version: 3,
+        statements: &[
+            // A version is published by one INSERT; the function's counter follows it in the
+            // same statement, so the write lock is held for one statement only.
+            "CREATE TRIGGER IF NOT EXISTS function_versions_advance_seq
+             AFTER INSERT ON function_versions
+             BEGIN
+                 UPDATE functions SET version_seq = NEW.version_number
+                 WHERE id = NEW.function_id AND version_seq < NEW.version_number;
+             END",
+        ],
+    },
 ];
 
 fn schema_version(db: &dyn Database) -> Result<i64, DbError> {

@@ -92,6 +92,9 @@ pub fn parse_number(raw: &str, allow_zero: bool) -> ApiResult<i64> {
     }
 }
 
+/// How often a publish is tried when the function changes under it.
+const PUBLISH_TRIES: u32 = 3;
+
 pub fn not_found(function_id: &str, number: i64) -> ApiError {
     ApiError::not_found(format!(
         "FunctionVersion not found [function_id={function_id}, version_number={number}]"
@@ -121,9 +124,11 @@ fn newest(db: &dyn Database, function_id: &str) -> ApiResult<Option<FunctionVers
         .map(FunctionVersion::from_row))
 }
 
-/// Publishes the function's current code and settings as its next version. Runs as one
-/// transaction holding the write lock, so concurrent publishes of one function are
-/// serialised: one of them wins, the others find nothing changed.
+/// Publishes the function's current code and settings as its next version: one INSERT that
+/// checks every rule against the rows it reads (a write statement holds the write lock from
+/// its start, so concurrent publishes of one function are serialised: one wins, the others
+/// find nothing changed), and a trigger advances the function's counter. When nothing was
+/// inserted, the reads that follow say why.
 pub fn publish_version(
     db: &dyn Database,
     caller: &Caller,
@@ -131,71 +136,82 @@ pub fn publish_version(
     function_id: &str,
     description: Option<String>,
 ) -> ApiResult<FunctionVersion> {
-    in_transaction(db, |tx| {
-        let function = functions::find_own(tx, caller, function_id)?;
-        if function.source() != "package" {
-            return Err(ApiError::forbidden(
-                "Function versioning only allowed for package type function.",
-            ));
-        }
-        let existing = tx
-            .execute(
-                "SELECT COUNT(*) FROM function_versions WHERE function_id = ?",
-                &[function_id.into()],
-            )?
-            .first()
-            .map_or(0, |r| r.int(0));
-        if existing >= settings.max_versions {
-            return Err(ApiError::forbidden(format!(
-                "Can not exceed maximum number({}) of versions",
-                settings.max_versions
-            )));
-        }
-        if let Some(latest) = newest(tx, function_id)?.filter(|v| v.same_as(&function)) {
-            return Err(ApiError::forbidden(format!(
-                "Function package not changed since the latest version {}.",
-                latest.version_number
-            )));
-        }
-        let version = FunctionVersion {
-            id: crate::id::new_id(),
-            function_id: function.id.clone(),
-            version_number: function.version_seq + 1,
-            description: description.clone(),
-            count: 0,
-            code: function.code.clone(),
-            package_digest: function.package_digest.clone().unwrap_or_default(),
-            entry: function.entry.clone(),
-            cpu: function.cpu,
-            memory_size: function.memory_size,
-            timeout: function.timeout,
-            project_id: caller.project_id.clone(),
-            created_at: now_timestamp(),
-            updated_at: None,
-        };
-        tx.execute(
-            &format!("INSERT INTO function_versions ({COLUMNS}) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, NULL)"),
+    // Another writer may change the function between a refusal and its diagnosis; then the
+    // diagnosis finds nothing wrong and the insert is tried again.
+    for _ in 0..PUBLISH_TRIES {
+        let rows = db.execute(
+            &format!(
+                "INSERT INTO function_versions ({COLUMNS})
+                 SELECT ?, f.id, f.version_seq + 1, ?, 0, f.code, f.package_digest, f.entry,
+                        f.cpu, f.memory_size, f.timeout, f.project_id, ?, NULL
+                 FROM functions f
+                 WHERE f.id = ? AND f.project_id = ?
+                   AND json_extract(f.code, '$.source') = 'package'
+                   AND f.package_digest IS NOT NULL
+                   AND (SELECT COUNT(*) FROM function_versions c WHERE c.function_id = f.id) < ?
+                   AND NOT EXISTS (
+                       SELECT 1 FROM function_versions v
+                       WHERE v.function_id = f.id
+                         AND v.version_number = (SELECT MAX(version_number)
+                                                 FROM function_versions
+                                                 WHERE function_id = f.id)
+                         AND v.package_digest = f.package_digest AND v.entry IS f.entry
+                         AND v.cpu = f.cpu AND v.memory_size = f.memory_size
+                         AND v.timeout = f.timeout)
+                 RETURNING {COLUMNS}"
+            ),
             &[
-                version.id.as_str().into(),
-                version.function_id.as_str().into(),
-                version.version_number.into(),
-                version.description.clone().into(),
-                Json::Object(version.code.clone()).to_string().into(),
-                version.package_digest.as_str().into(),
-                version.entry.clone().into(),
-                version.cpu.into(),
-                version.memory_size.into(),
-                version.timeout.into(),
-                version.project_id.as_str().into(),
-                version.created_at.as_str().into(),
+                crate::id::new_id().into(),
+                description.clone().into(),
+                now_timestamp().into(),
+                function_id.into(),
+                caller.project_id.as_str().into(),
+                settings.max_versions.into(),
             ],
         )?;
-        tx.execute(
-            "UPDATE functions SET version_seq = ? WHERE id = ?",
-            &[version.version_number.into(), function_id.into()],
-        )?;
-        Ok(version)
-    })
+        if let Some(row) = rows.first() {
+            return Ok(FunctionVersion::from_row(row));
+        }
+        why_not_published(db, caller, settings, function_id)?;
+    }
+    Err(ApiError::conflict(
+        "The function changed while its version was being published; try again.",
+    ))
+}
+
+/// The rule that keeps the function's current code from being published, if one does.
+fn why_not_published(
+    db: &dyn Database,
+    caller: &Caller,
+    settings: &Settings,
+    function_id: &str,
+) -> ApiResult<()> {
+    let function = functions::find_own(db, caller, function_id)?;
+    if function.source() != "package" {
+        return Err(ApiError::forbidden(
+            "Function versioning only allowed for package type function.",
+        ));
+    }
+    let existing = db
+        .execute(
+            "SELECT COUNT(*) FROM function_versions WHERE function_id = ?",
+            &[function_id.into()],
+        )?
+        .first()
+        .map_or(0, |r| r.int(0));
+    if existing >= settings.max_versions {
+        return Err(ApiError::forbidden(format!(
+            "Can not exceed maximum number({}) of versions",
+            settings.max_versions
+        )));
+    }
+    if let Some(latest) = newest(db, function_id)?.filter(|v| v.same_as(&function)) {
+        return Err(ApiError::forbidden(format!(
+            "Function package not changed since the latest version {}.",
+            latest.version_number
+        )));
+    }
+    Ok(())
 }
 
 /// The function's project (for visibility) and its versions by number, in one statement.
