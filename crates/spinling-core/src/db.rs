@@ -142,6 +142,43 @@ pub trait Database {
 /// waits out the backend's busy timeout, so this bounds the wait, not the work.
 const BUSY_RETRIES: u32 = 8;
 
+/// Pauses between tries of a write that found the database busy: from 100 µs, doubling up
+/// to 1 ms, with jitter so waiting writers do not wake in lockstep; about 1.5 s in all.
+const SHORT_BUSY_TRIES: u32 = 1500;
+const SHORT_BUSY_CAP_US: u64 = 1000;
+/// The busy timeout hosts give their connections (rusqlite's default), restored afterwards.
+const HOST_BUSY_TIMEOUT_MS: u32 = 5000;
+
+/// Runs one write statement, retrying it with short pauses while the database is busy.
+/// SQLite's own busy handler sleeps 1, 2, 5, 10, 15… ms between tries, long next to a
+/// single-statement write that holds the lock for about one disk sync.
+pub fn with_short_busy_waits<T>(
+    db: &dyn Database,
+    write: impl Fn() -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    // Backends without the pragma (libSQL remote) ignore it and keep their own waiting.
+    let _ = db.execute("PRAGMA busy_timeout = 0", &[]);
+    let mut attempt = 0;
+    let outcome = loop {
+        match write() {
+            Err(e) if e.is_busy() && attempt < SHORT_BUSY_TRIES => {
+                let base = (100u64 << attempt.min(4)).min(SHORT_BUSY_CAP_US);
+                let jitter = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::from(d.subsec_nanos()) % base);
+                std::thread::sleep(std::time::Duration::from_micros(base + jitter));
+                attempt += 1;
+            }
+            other => break other,
+        }
+    };
+    let _ = db.execute(
+        &format!("PRAGMA busy_timeout = {HOST_BUSY_TIMEOUT_MS}"),
+        &[],
+    );
+    outcome
+}
+
 /// Runs `work` inside `BEGIN IMMEDIATE` … `COMMIT`: all of it or none of it. Taking the write
 /// lock up front serialises writers (so "read the newest number, insert the next" cannot
 /// race) and a busy database is retried a bounded number of times.

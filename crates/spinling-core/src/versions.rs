@@ -139,9 +139,10 @@ pub fn publish_version(
     // Another writer may change the function between a refusal and its diagnosis; then the
     // diagnosis finds nothing wrong and the insert is tried again.
     for _ in 0..PUBLISH_TRIES {
-        let rows = db.execute(
-            &format!(
-                "INSERT INTO function_versions ({COLUMNS})
+        let rows = crate::db::with_short_busy_waits(db, || {
+            db.execute(
+                &format!(
+                    "INSERT INTO function_versions ({COLUMNS})
                  SELECT ?, f.id, f.version_seq + 1, ?, 0, f.code, f.package_digest, f.entry,
                         f.cpu, f.memory_size, f.timeout, f.project_id, ?, NULL
                  FROM functions f
@@ -159,16 +160,17 @@ pub fn publish_version(
                          AND v.cpu = f.cpu AND v.memory_size = f.memory_size
                          AND v.timeout = f.timeout)
                  RETURNING {COLUMNS}"
-            ),
-            &[
-                crate::id::new_id().into(),
-                description.clone().into(),
-                now_timestamp().into(),
-                function_id.into(),
-                caller.project_id.as_str().into(),
-                settings.max_versions.into(),
-            ],
-        )?;
+                ),
+                &[
+                    crate::id::new_id().into(),
+                    description.clone().into(),
+                    now_timestamp().into(),
+                    function_id.into(),
+                    caller.project_id.as_str().into(),
+                    settings.max_versions.into(),
+                ],
+            )
+        })?;
         if let Some(row) = rows.first() {
             return Ok(FunctionVersion::from_row(row));
         }
