@@ -384,6 +384,7 @@ fn domain_reference(domain: &str) -> Json {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::testing::MemoryCache;
     use crate::time::format_timestamp;
     use std::cell::{Cell, RefCell};
     use std::collections::HashMap;
@@ -488,21 +489,6 @@ mod tests {
                     reply(200, vec![], json!({"token": token}))
                 }
             })
-        }
-    }
-
-    #[derive(Default)]
-    struct MemoryCache(RefCell<HashMap<String, Vec<u8>>>);
-
-    impl Cache for MemoryCache {
-        fn get(&self, key: &str) -> Option<Vec<u8>> {
-            self.0.borrow().get(key).cloned()
-        }
-        fn set(&self, key: &str, value: &[u8]) {
-            self.0.borrow_mut().insert(key.into(), value.to_vec());
-        }
-        fn delete(&self, key: &str) {
-            self.0.borrow_mut().remove(key);
         }
     }
 

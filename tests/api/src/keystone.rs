@@ -3,7 +3,7 @@
 //! `alpha` and `beta`, a member of each, an admin and the `spinling` service user. One
 //! Keystone serves every test of a run; `scripts/test` stops it at the end.
 
-use crate::{repo_root, Api, Reply};
+use crate::{multipart, repo_root, Api, Reply};
 use serde_json::{json, Value as Json};
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -246,6 +246,12 @@ impl Keystone {
     }
 }
 
+/// Starts the app with Spin variables given as owned values (`Keystone::variables`).
+pub fn start_app(variables: &[(&str, String)]) -> Api {
+    let pairs: Vec<(&str, &str)> = variables.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Api::start_with(&pairs)
+}
+
 /// The app as one caller sees it: every request carries that caller's token.
 pub struct Session<'a> {
     pub api: &'a Api,
@@ -277,6 +283,19 @@ impl Session<'_> {
             "application/json",
             body.to_string().into_bytes(),
         )
+    }
+    /// Creates a package function on `runtime_id` (multipart, as the CLI does); its id.
+    pub fn create_function(&self, runtime_id: &str, package: &[u8]) -> String {
+        let (content_type, body) = multipart(
+            &[
+                ("code", r#"{"source": "package"}"#),
+                ("runtime_id", runtime_id),
+            ],
+            Some(package),
+        );
+        let reply = self.request("POST", "/v1/functions", &content_type, body);
+        reply.assert_status(201);
+        reply.json()["id"].as_str().unwrap().to_string()
     }
     pub fn put_json(&self, path: &str, body: &Json) -> Reply {
         self.request(

@@ -2,14 +2,12 @@
 //! policy (spec §1.6–§1.8, with §7's alias-list hole closed).
 
 use serde_json::{json, Value as Json};
-use spinling_api_tests::keystone::{Keystone, Session};
-use spinling_api_tests::{example_package, multipart, Api};
+use spinling_api_tests::keystone::{start_app, Keystone, Session};
+use spinling_api_tests::{example_package, Api};
 use std::time::Duration;
 
 fn start(keystone: &Keystone, token_cache_ttl: &str) -> Api {
-    let variables = keystone.variables(token_cache_ttl);
-    let pairs: Vec<(&str, &str)> = variables.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Api::start_with(&pairs)
+    start_app(&keystone.variables(token_cache_ttl))
 }
 
 fn session<'a>(api: &'a Api, keystone: &Keystone, user: &str) -> Session<'a> {
@@ -34,17 +32,7 @@ fn alpha_world(admin: &Session, alpha: &Session) -> Alpha {
     );
     runtime.assert_status(201);
     let runtime = runtime.json()["id"].as_str().unwrap().to_string();
-    let (content_type, body) = multipart(
-        &[
-            ("code", r#"{"source": "package"}"#),
-            ("runtime_id", &runtime),
-            ("name", "hello"),
-        ],
-        Some(&example_package("hello")),
-    );
-    let function = alpha.request("POST", "/v1/functions", &content_type, body);
-    function.assert_status(201);
-    let function = function.json()["id"].as_str().unwrap().to_string();
+    let function = alpha.create_function(&runtime, &example_package("hello"));
     alpha
         .post_json(&format!("/v1/functions/{function}/versions"), &json!({}))
         .assert_status(201);
@@ -419,8 +407,7 @@ fn identity_that_cannot_be_reached_is_a_503() {
     let url = format!("http://{}/v3", closed.local_addr().unwrap());
     drop(closed);
     variables[1].1 = url;
-    let pairs: Vec<(&str, &str)> = variables.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let api = Api::start_with(&pairs);
+    let api = start_app(&variables);
     api.request(
         "GET",
         "/v1/functions",
@@ -436,8 +423,7 @@ fn wrong_service_credentials_are_a_503_not_an_accepted_request() {
     let token = keystone.token("alpha_member");
     let mut variables = keystone.variables("300");
     variables[3].1 = "not-the-password".into();
-    let pairs: Vec<(&str, &str)> = variables.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let api = Api::start_with(&pairs);
+    let api = start_app(&variables);
     api.request(
         "GET",
         "/v1/functions",

@@ -2,8 +2,8 @@
 //! finds no server error and no response that contradicts it.
 
 use serde_json::{json, Value as Json};
-use spinling_api_tests::keystone::{Keystone, Session};
-use spinling_api_tests::{multipart, package, python_tool, repo_root, Api};
+use spinling_api_tests::keystone::{start_app, Keystone, Session};
+use spinling_api_tests::{package, python_tool, repo_root, Api};
 use std::path::{Path, PathBuf};
 
 fn document() -> Json {
@@ -113,9 +113,7 @@ fn schemathesis_finds_nothing_either_behind_keystone() {
         return;
     };
     let keystone = Keystone::shared();
-    let variables = keystone.variables("300");
-    let pairs: Vec<(&str, &str)> = variables.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let api = Api::start_with(&pairs);
+    let api = start_app(&keystone.variables("300"));
     let admin = Session {
         api: &api,
         token: keystone.token("admin"),
@@ -126,16 +124,7 @@ fn schemathesis_finds_nothing_either_behind_keystone() {
     };
     let runtime = admin.post_json("/v1/runtimes", &json!({"image": "spinling/wasm"}));
     runtime.assert_status(201);
-    let (content_type, body) = multipart(
-        &[
-            ("code", r#"{"source": "package"}"#),
-            ("runtime_id", runtime.json()["id"].as_str().unwrap()),
-        ],
-        Some(&package("a")),
-    );
-    let function = member.request("POST", "/v1/functions", &content_type, body);
-    function.assert_status(201);
-    let fid = function.json()["id"].as_str().unwrap().to_string();
+    let fid = member.create_function(runtime.json()["id"].as_str().unwrap(), &package("a"));
     member
         .post_json(&format!("/v1/functions/{fid}/versions"), &json!({}))
         .assert_status(201);

@@ -3,7 +3,7 @@
 //! auth disabled, and with Keystone passwords, finding the app in Keystone's catalog.
 
 use serde_json::Value as Json;
-use spinling_api_tests::keystone::Keystone;
+use spinling_api_tests::keystone::{start_app, Keystone};
 use spinling_api_tests::{example_package, package, python_tool, Api};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -91,9 +91,7 @@ fn with_cli(scenario: impl FnOnce(&Cli)) {
 fn the_openstack_cli_works_with_keystone_tokens_and_projects() {
     let Some(exe) = openstack() else { return };
     let keystone = Keystone::shared();
-    let variables = keystone.variables("300");
-    let pairs: Vec<(&str, &str)> = variables.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let api = Api::start_with(&pairs);
+    let api = start_app(&keystone.variables("300"));
     let address = api.app.serve_in_background();
     keystone.register_endpoint("function-engine", &format!("http://{address}"));
     let as_user = |user: &str| Cli {
