@@ -83,10 +83,18 @@ pub fn prepared_key(function_id: &str, number: i64) -> String {
 
 /// Forgets what is cached about a function's versions `numbers` and their list.
 pub fn forget_versions(cache: &dyn Cache, function_id: &str, numbers: &[i64]) {
+    forget_version_resources(cache, function_id, numbers);
+    for n in numbers {
+        cache.delete(&prepared_key(function_id, *n));
+    }
+}
+
+/// Forgets the cached resources (not the prepared code) of versions `numbers` and their list:
+/// for a change of what a version shows, such as its execution `count`.
+pub fn forget_version_resources(cache: &dyn Cache, function_id: &str, numbers: &[i64]) {
     cache.delete(&version_list_key(function_id));
     for n in numbers {
         cache.delete(&version_key(function_id, *n));
-        cache.delete(&prepared_key(function_id, *n));
     }
 }
 

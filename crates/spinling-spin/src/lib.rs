@@ -37,7 +37,7 @@ pub struct Group {
     needs_database: bool,
     /// Root (`/`, `/v1/`, unknown paths) is open to anyone, as in Qinling.
     authenticates: bool,
-    /// Groups that read versions (and cache them) or drop versions (and forget them).
+    /// Groups that read versions (and cache them) or change them (and forget them).
     uses_cache: bool,
     /// Function create and update carry packages, up to `max_package_size`.
     takes_packages: bool,
@@ -69,7 +69,10 @@ impl Group {
         ..Group::new(api::versions::handle)
     };
     pub const ALIASES: Group = Group::new(api::aliases::handle);
-    pub const EXECUTIONS: Group = Group::new(api::executions::handle);
+    pub const EXECUTIONS: Group = Group {
+        uses_cache: true,
+        ..Group::new(api::executions::handle)
+    };
 }
 
 /// Reads a Spin variable; an undeclared or unset one reads as `None`.

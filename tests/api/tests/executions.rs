@@ -168,6 +168,20 @@ fn a_version_runs_as_published_and_counts_on_the_version() {
 }
 
 #[test]
+fn a_version_shown_before_it_runs_shows_its_new_count_after() {
+    let api = Api::start();
+    let fid = function(&api, &example_package("hello"), &[]);
+    api.publish(&fid).assert_status(201);
+    let version = format!("/v1/functions/{fid}/versions/1");
+    let list = format!("/v1/functions/{fid}/versions");
+    assert_eq!(api.get(&version).json()["count"], 0);
+    assert_eq!(api.get(&list).json()["function_versions"][0]["count"], 0);
+    execute(&api, json!({"function_id": fid, "function_version": 1}));
+    assert_eq!(api.get(&version).json()["count"], 1);
+    assert_eq!(api.get(&list).json()["function_versions"][0]["count"], 1);
+}
+
+#[test]
 fn an_alias_resolves_when_the_execution_is_created() {
     let api = Api::start();
     let fid = function(&api, &example_package("hello"), &[]);

@@ -1,6 +1,7 @@
 //! `/v1/executions[/{id}[/log]]`.
 
 use super::{wrapped, Env};
+use crate::cache::forget_version_resources;
 use crate::context::ListScope;
 use crate::error::{ApiError, ApiResult};
 use crate::executions::{self, Execution, Job, FIELDS};
@@ -52,6 +53,13 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             let body = parse_body(&request.body, &env.settings.json_limits, "body", FIELDS)?;
             let (execution, job) =
                 executions::create(db, caller, &body, &env.settings.json_limits)?;
+            if execution.function_version > 0 {
+                forget_version_resources(
+                    env.cache,
+                    &execution.function_id,
+                    &[execution.function_version],
+                );
+            }
             let url = download_url(&job, request, env.settings.public_url.as_deref());
             if !execution.sync {
                 env.defer(job, url);
