@@ -15,16 +15,49 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 use wasmtime::component::Component;
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// The one engine of the process: components compiled for it are shared by every app.
+///
+/// Like `spin up`, it allocates instances from a pool reserved up front (1,000 instances, 4 GiB
+/// per memory), so a request reuses a slot instead of mapping and unmapping its memories; where
+/// the address space is too small for the pool, it falls back to on-demand allocation, as Spin
+/// does.
 pub(crate) fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
         let mut config = Config::new();
         config.wasm_component_model(true);
-        Engine::new(&config).expect("the wasmtime configuration is valid")
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool()));
+        Engine::new(&config).unwrap_or_else(|_| {
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            Engine::new(&config).expect("the wasmtime configuration is valid")
+        })
     })
+}
+
+/// Spin 3's pool: sized from a maximum of 1,000 concurrent instances.
+fn pool() -> PoolingAllocationConfig {
+    const INSTANCES: u32 = 1_000;
+    const MIB: usize = 1 << 20;
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(INSTANCES)
+        .total_memories(INSTANCES)
+        .total_tables(2 * INSTANCES)
+        .total_stacks(INSTANCES)
+        .total_core_instances(4 * INSTANCES)
+        .table_elements(100_000)
+        .max_component_instance_size(10 * MIB)
+        .max_core_instance_size(10 * MIB)
+        .max_core_instances_per_component(200)
+        .max_tables_per_component(64)
+        .max_memories_per_component(32)
+        .max_tables_per_module(2)
+        .max_memories_per_module(2)
+        .max_memory_size(4 << 30)
+        .linear_memory_keep_resident(2 * MIB)
+        .table_keep_resident(MIB / 2);
+    pool
 }
 
 type Slot = Arc<OnceCell<Component>>;

@@ -143,6 +143,8 @@ impl SpinApp {
                 accepted = listener.accept() => accepted?,
                 Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             };
+            // As Spin: a response is sent as soon as it is written, never held back by Nagle.
+            let _ = stream.set_nodelay(true);
             let app = self.app.clone();
             connections.spawn(async move {
                 let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {

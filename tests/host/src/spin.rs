@@ -60,20 +60,34 @@ impl SqliteConnection {
         work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> Result<R, String> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = this
-                .conn
-                .lock()
-                .map_err(|_| "connection lock poisoned".to_owned())?;
-            if guard.is_none() {
-                let conn = rusqlite::Connection::open(&this.path).map_err(|e| e.to_string())?;
-                conn.execute_batch(this.init).map_err(|e| e.to_string())?;
-                *guard = Some(conn);
-            }
-            work(guard.as_ref().expect("opened above")).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| format!("internal runtime error: {e}"))?
+        tokio::task::spawn_blocking(move || this.run_here(work))
+            .await
+            .map_err(|e| format!("internal runtime error: {e}"))?
+    }
+
+    /// Runs blocking rusqlite work on this worker thread, telling the runtime it blocks (as
+    /// Spin's key-value store does), opening the connection if needed.
+    fn run_in_place<R>(
+        &self,
+        work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>,
+    ) -> Result<R, String> {
+        tokio::task::block_in_place(|| self.run_here(work))
+    }
+
+    fn run_here<R>(
+        &self,
+        work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>,
+    ) -> Result<R, String> {
+        let mut guard = self
+            .conn
+            .lock()
+            .map_err(|_| "connection lock poisoned".to_owned())?;
+        if guard.is_none() {
+            let conn = rusqlite::Connection::open(&self.path).map_err(|e| e.to_string())?;
+            conn.execute_batch(self.init).map_err(|e| e.to_string())?;
+            *guard = Some(conn);
+        }
+        work(guard.as_ref().expect("opened above")).map_err(|e| e.to_string())
     }
 
     /// `last_insert_rowid` and `changes` of a connection that may not be open yet.
@@ -143,10 +157,10 @@ impl InstanceState {
         work: impl FnOnce(&rusqlite::Connection, &str) -> rusqlite::Result<R> + Send + 'static,
     ) -> wasmtime::Result<Result<R, key_value::Error>> {
         let label = self.table.get(store)?.label.clone();
-        let db = self.app.key_value.clone();
-        Ok(db
-            .run(move |conn| work(conn, &label))
-            .await
+        Ok(self
+            .app
+            .key_value
+            .run_in_place(move |conn| work(conn, &label))
             .map_err(key_value::Error::Other))
     }
 
