@@ -156,31 +156,10 @@ pub fn collect_garbage(tx: &dyn Database, digest: &str) -> ApiResult<()> {
 }
 
 #[cfg(test)]
-pub(crate) mod testing {
-    use std::io::Write;
-
-    /// A small valid zip holding `files`.
-    pub fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut buffer = std::io::Cursor::new(Vec::new());
-        {
-            let mut writer = zip::ZipWriter::new(&mut buffer);
-            for (name, content) in files {
-                writer
-                    .start_file(*name, zip::write::SimpleFileOptions::default())
-                    .unwrap();
-                writer.write_all(content).unwrap();
-            }
-            writer.finish().unwrap();
-        }
-        buffer.into_inner()
-    }
-}
-
-#[cfg(test)]
 mod tests {
-    use super::testing::zip_of;
     use super::*;
     use crate::db::testing::TestDb;
+    use spinling_test_support::zip_of;
 
     fn db() -> TestDb {
         let db = TestDb::in_memory();

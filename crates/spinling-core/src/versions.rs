@@ -351,8 +351,8 @@ mod tests {
     use super::*;
     use crate::db::testing::TestDb;
     use crate::forms::FunctionForm;
-    use crate::packages::testing::zip_of;
     use serde_json::Value as Json;
+    use spinling_test_support::zip_of;
 
     fn caller() -> Caller {
         Caller {

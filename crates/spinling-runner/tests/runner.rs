@@ -1,6 +1,5 @@
 //! The runner's behaviours, on small guest modules written as WebAssembly text.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -8,25 +7,12 @@ use spinling_runner::{
     prepare, run, PrepareError, Prepared, RunLimits, RunOutcome, RunStatus, MAX_ENTRY_BYTES,
     MAX_OUTPUT_BYTES,
 };
+use spinling_test_support::zip_of;
 
 const LIMITS: RunLimits = RunLimits {
     timeout_seconds: 5,
     memory_bytes: 16 << 20,
 };
-
-/// A zip archive holding `files`.
-fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut buffer = std::io::Cursor::new(Vec::new());
-    let mut writer = zip::ZipWriter::new(&mut buffer);
-    for (name, content) in files {
-        writer
-            .start_file(*name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        writer.write_all(content).unwrap();
-    }
-    writer.finish().unwrap();
-    buffer.into_inner()
-}
 
 fn wasm(wat: &str) -> Vec<u8> {
     wat::parse_str(wat).unwrap()

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 pub use serde_json;
+pub use spinling_test_support::zip_of;
 
 pub mod keystone;
 
@@ -246,22 +247,6 @@ pub fn multipart(fields: &[(&str, &str)], package: Option<&[u8]>) -> (String, Ve
     }
     write!(body, "--{boundary}--\r\n").unwrap();
     (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-/// A zip archive holding `files`.
-pub fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut buffer = std::io::Cursor::new(Vec::new());
-    {
-        let mut writer = zip::ZipWriter::new(&mut buffer);
-        for (name, content) in files {
-            writer
-                .start_file(*name, zip::write::SimpleFileOptions::default())
-                .unwrap();
-            writer.write_all(content).unwrap();
-        }
-        writer.finish().unwrap();
-    }
-    buffer.into_inner()
 }
 
 /// A small distinct package per `tag`.
