@@ -95,7 +95,8 @@ fn bench_manifest(dir: &std::path::Path) -> std::path::PathBuf {
         );
     let manifest = format!(
         "{manifest}\n[[trigger.http]]\nroute = \"/trivial/...\"\ncomponent = \"trivial\"\n\n\
-         [component.trivial]\nsource = \"{}/target/wasm32-wasip1/release/spinling_bench_trivial.wasm\"\n",
+         [component.trivial]\nsource = \"{}/target/wasm32-wasip1/release/spinling_bench_trivial.wasm\"\n\
+         key_value_stores = [\"default\"]\n",
         root.display()
     );
     let path = dir.join("spin.toml");
@@ -220,6 +221,11 @@ fn main() {
         check(a.get(&format!("{base}/v1/")).call().unwrap(), 200);
     });
     report("GET /v1/ (no storage)", &no_storage, &trivial_get);
+    // The floor for any request that reads storage: the trivial component reading one key.
+    let trivial_kv = measure(THREADS, 4000, |a, _| {
+        check(a.get(&format!("{base}/trivial?kv")).call().unwrap(), 200);
+    });
+    report("trivial + one key-value get", &trivial_kv, &trivial_get);
 
     // A function with ten versions.
     let fid = app.create_function(&zip_of(&[("main.wasm", b"v0")]));
@@ -242,6 +248,7 @@ fn main() {
         );
     });
     report("GET a version", &get_version, &trivial_get);
+    report("  against the key-value floor", &get_version, &trivial_kv);
     let list_versions = measure(THREADS, 4000, |a, _| {
         check(
             a.get(&format!("{base}/v1/functions/{fid}/versions"))

@@ -1,5 +1,6 @@
-//! GET answers `ok` (or `?bytes=N` zero bytes); any other method reads the whole body and
-//! answers its length. The same host, no storage: what any request costs at the least.
+//! GET answers `ok` (or `?bytes=N` zero bytes, or `?kv` the value of one key-value key);
+//! any other method reads the whole body and answers its length. The same host, no storage
+//! (or one key-value read): what any request costs at the least.
 
 use futures::{SinkExt, StreamExt};
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
@@ -14,6 +15,11 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
             .and_then(|(_, n)| n.parse::<usize>().ok())
         {
             Some(n) => vec![0u8; n],
+            None if query.ends_with("?kv") => spin_sdk::key_value::Store::open_default()
+                .and_then(|store| store.get("trivial"))
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
             None => b"ok".to_vec(),
         }
     } else {
