@@ -3,7 +3,7 @@
 //! existing version of it (or 0, the function's current code).
 
 use crate::context::{Caller, ListScope};
-use crate::db::{Database, DbError, Row};
+use crate::db::{in_transaction, Database, DbError, Row};
 use crate::error::{ApiError, ApiResult};
 use crate::functions;
 use crate::time::now_timestamp;
@@ -148,24 +148,33 @@ pub fn create(db: &dyn Database, caller: &Caller, body: &Body) -> ApiResult<Alia
             "Invalid input for field/attribute name. Value: ''. An alias needs a name.",
         ));
     }
-    check_target(db, caller, &alias.function_id, alias.function_version)?;
-    db.execute(
-        &format!("INSERT INTO function_aliases ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)"),
-        &[
-            alias.id.as_str().into(),
-            alias.name.as_str().into(),
-            alias.description.clone().into(),
-            alias.function_id.as_str().into(),
-            alias.function_version.into(),
-            alias.project_id.as_str().into(),
-            alias.created_at.as_str().into(),
-        ],
-    )
-    .map_err(duplicate_or)?;
-    Ok(alias)
+    // One transaction with the check: a function or version deleted meanwhile is either
+    // seen as gone (404) or refuses to go because of this alias (403), never left dangling.
+    in_transaction(db, |tx| {
+        check_target(tx, caller, &alias.function_id, alias.function_version)?;
+        tx.execute(
+            &format!("INSERT INTO function_aliases ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)"),
+            &[
+                alias.id.as_str().into(),
+                alias.name.as_str().into(),
+                alias.description.clone().into(),
+                alias.function_id.as_str().into(),
+                alias.function_version.into(),
+                alias.project_id.as_str().into(),
+                alias.created_at.as_str().into(),
+            ],
+        )
+        .map_err(duplicate_or)?;
+        Ok(alias.clone())
+    })
 }
 
 pub fn update(db: &dyn Database, caller: &Caller, name: &str, body: &Body) -> ApiResult<Alias> {
+    in_transaction(db, |tx| update_in(tx, caller, name, body))
+}
+
+/// `update`, inside its transaction (see `create`).
+fn update_in(db: &dyn Database, caller: &Caller, name: &str, body: &Body) -> ApiResult<Alias> {
     let mut alias = find_own(db, caller, name)?;
     let before = alias.clone();
     if let Some(f) = body.text("function_id") {

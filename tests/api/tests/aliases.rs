@@ -124,3 +124,32 @@ fn an_unknown_alias_is_404() {
     api.put_json("/v1/aliases/nope", &json!({}))
         .assert_error(404, "FunctionAlias not found [name=nope]");
 }
+
+#[test]
+fn an_alias_racing_the_delete_of_its_function_or_version_never_dangles() {
+    let api = Api::start();
+    let runtime = api.create_runtime();
+    for i in 0..12 {
+        let fid = api.create_function_id(&runtime, &package(&format!("race{i}")));
+        api.publish(&fid).assert_status(201);
+        let alias =
+            json!({"name": format!("race{i}"), "function_id": fid, "function_version": i % 2});
+        // Even rounds race the function's delete, odd rounds its version 1's.
+        let target = match i % 2 {
+            0 => format!("/v1/functions/{fid}"),
+            _ => format!("/v1/functions/{fid}/versions/1"),
+        };
+        let (created, deleted) = std::thread::scope(|s| {
+            let create = s.spawn(|| api.post_json("/v1/aliases", &alias).status);
+            let delete = s.spawn(|| api.delete(&target).status);
+            (create.join().unwrap(), delete.join().unwrap())
+        });
+        match (created, deleted) {
+            // The alias came first: the delete is refused.
+            (201, 403) => api.get(&target).assert_status(200),
+            // The delete came first: the alias is refused.
+            (404, 204) => api.get(&format!("/v1/aliases/race{i}")).assert_status(404),
+            other => panic!("round {i}: alias create and delete answered {other:?}"),
+        };
+    }
+}
