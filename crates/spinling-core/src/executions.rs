@@ -5,6 +5,7 @@
 use crate::context::{Caller, ListScope};
 use crate::db::{in_transaction, Database, Row};
 use crate::error::{ApiError, ApiResult};
+use crate::filters::Filter;
 use crate::limits::JsonLimits;
 use crate::time::now_timestamp;
 use crate::wire::{python_json, Body, Field, FieldType};
@@ -15,6 +16,7 @@ use serde_json::{json, Value as Json};
 const MAX_INPUT: usize = 1024 * 1024;
 
 pub const FIELDS: &[Field] = &[
+    Field::uuid("id"),
     Field::uuid("function_id"),
     Field::int("function_version", 0),
     Field::text("function_alias"),
@@ -293,14 +295,19 @@ pub fn create(
         let (entry, cpu, memory_size, timeout, code) = if version > 0 {
             let v = versions::find(tx, &crate::cache::NoCache, caller, &function_id, version)?;
             tx.execute(
-                "UPDATE function_versions SET count = count + 1 WHERE function_id = ? AND version_number = ?",
-                &[function_id.as_str().into(), version.into()],
+                "UPDATE function_versions SET count = count + 1, updated_at = ?
+                 WHERE function_id = ? AND version_number = ?",
+                &[
+                    now_timestamp().into(),
+                    function_id.as_str().into(),
+                    version.into(),
+                ],
             )?;
             (v.entry, v.cpu, v.memory_size, v.timeout, v.code)
         } else {
             tx.execute(
-                "UPDATE functions SET count = count + 1 WHERE id = ?",
-                &[function_id.as_str().into()],
+                "UPDATE functions SET count = count + 1, updated_at = ? WHERE id = ?",
+                &[now_timestamp().into(), function_id.as_str().into()],
             )?;
             (
                 function.entry.clone(),
@@ -311,7 +318,8 @@ pub fn create(
             )
         };
         let execution = Execution {
-            id: crate::id::new_id(),
+            // Qinling's `id` is not read-only: a client may choose it.
+            id: body.text("id").unwrap_or_else(crate::id::new_id),
             function_id: function_id.clone(),
             function_version: version,
             function_alias: alias.clone(),
@@ -324,8 +332,8 @@ pub fn create(
             created_at: now_timestamp(),
             updated_at: None,
         };
-        tx.execute(
-            &format!("INSERT INTO executions ({COLUMNS}, logs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, '')"),
+        let inserted = tx.execute(
+            &format!("INSERT OR IGNORE INTO executions ({COLUMNS}, logs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, '') RETURNING id"),
             &[
                 execution.id.as_str().into(),
                 execution.function_id.as_str().into(),
@@ -339,6 +347,11 @@ pub fn create(
                 execution.created_at.as_str().into(),
             ],
         )?;
+        if inserted.first().is_none() {
+            return Err(ApiError::bad_request(
+                "Duplicate entry for Execution: ['id']",
+            ));
+        }
         let job = Job {
             execution_id: execution.id.clone(),
             runtime_image: runtime.image,
@@ -413,20 +426,16 @@ pub fn logs(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<String> {
 }
 
 /// Filters of the execution list: `function_id`, `function_version` and `status`, exact.
-pub fn list(
-    db: &dyn Database,
-    scope: &ListScope,
-    filters: &[(&str, String)],
-) -> ApiResult<Vec<Execution>> {
+pub fn list(db: &dyn Database, scope: &ListScope, filters: &[Filter]) -> ApiResult<Vec<Execution>> {
     let mut sql = format!("SELECT {COLUMNS} FROM executions WHERE 1 = 1");
     let mut params = Vec::new();
     if let Some(project) = scope.project() {
         sql.push_str(" AND project_id = ?");
         params.push(project.into());
     }
-    for (column, value) in filters {
-        sql.push_str(&format!(" AND {column} = ?"));
-        params.push(value.as_str().into());
+    for filter in filters {
+        sql.push_str(" AND ");
+        sql.push_str(&filter.to_sql(&mut params));
     }
     sql.push_str(" ORDER BY created_at, id");
     Ok(db

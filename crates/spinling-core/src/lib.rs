@@ -10,6 +10,7 @@ pub mod cors;
 pub mod db;
 pub mod error;
 pub mod executions;
+pub mod filters;
 pub mod forms;
 pub mod functions;
 pub mod http;

@@ -267,6 +267,71 @@ fn executions_are_listed_filtered_shown_and_deleted() {
 }
 
 #[test]
+fn list_filters_take_qinling_operators() {
+    let api = Api::start();
+    let fid = function(&api, &example_package("echo"), &[]);
+    let nightly = execute(
+        &api,
+        json!({"function_id": fid, "input": "{}", "description": "nightly run"}),
+    );
+    let adhoc = execute(
+        &api,
+        json!({"function_id": fid, "input": "bad", "description": "adhoc"}),
+    );
+    assert_eq!(adhoc["status"], "failed", "{adhoc}");
+    let ids = |query: &str| -> Vec<Json> {
+        let reply = api.get(&format!("/v1/executions?{query}"));
+        reply.assert_status(200);
+        let list = reply.json()["executions"].as_array().unwrap().clone();
+        list.iter().map(|e| e["id"].clone()).collect()
+    };
+    let both = vec![nightly["id"].clone(), adhoc["id"].clone()];
+    assert_eq!(ids("status=in:success,failed"), both);
+    assert_eq!(ids(&format!("function_id=eq:{fid}")), both);
+    assert_eq!(ids("description=has:night"), vec![nightly["id"].clone()]);
+    assert_eq!(ids("status=neq:success"), vec![adhoc["id"].clone()]);
+    assert_eq!(ids("status=nin:success,failed"), Vec::<Json>::new());
+    assert_eq!(ids("description=has:%25"), Vec::<Json>::new());
+    assert_eq!(ids("status=bogus:success"), Vec::<Json>::new());
+}
+
+#[test]
+fn function_version_is_not_a_list_filter() {
+    let api = Api::start();
+    api.get("/v1/executions?function_version=1")
+        .assert_error(400, "Unknown argument: \"function_version\"");
+}
+
+#[test]
+fn a_client_chosen_execution_id_is_kept_and_cannot_be_taken_twice() {
+    let api = Api::start();
+    let fid = function(&api, &example_package("hello"), &[]);
+    let id = "11111111-2222-4333-8444-aaaaaaaaaaaa";
+    let execution = execute(&api, json!({"function_id": fid, "id": id}));
+    assert_eq!(execution["id"], id);
+    api.get(&format!("/v1/executions/{id}")).assert_status(200);
+    api.post_json("/v1/executions", &json!({"function_id": fid, "id": id}))
+        .assert_error(400, "Duplicate entry for Execution: ['id']");
+    // The refused execution was not counted.
+    assert_eq!(api.get(&format!("/v1/functions/{fid}")).json()["count"], 1);
+}
+
+#[test]
+fn counting_an_execution_updates_what_it_counts_on() {
+    let api = Api::start();
+    let fid = function(&api, &example_package("hello"), &[]);
+    let function = format!("/v1/functions/{fid}");
+    assert_eq!(api.get(&function).json()["updated_at"], Json::Null);
+    execute(&api, json!({"function_id": fid}));
+    assert!(api.get(&function).json()["updated_at"].is_string());
+    api.publish(&fid).assert_status(201);
+    let version = format!("/v1/functions/{fid}/versions/1");
+    assert_eq!(api.get(&version).json()["updated_at"], Json::Null);
+    execute(&api, json!({"function_id": fid, "function_version": 1}));
+    assert!(api.get(&version).json()["updated_at"].is_string());
+}
+
+#[test]
 fn input_that_is_not_an_object_is_kept_raw_and_empty_input_is_none() {
     let api = Api::start();
     let fid = function(&api, &example_package("hello"), &[]);

@@ -5,6 +5,7 @@ use crate::cache::forget_version_resources;
 use crate::context::ListScope;
 use crate::error::{ApiError, ApiResult};
 use crate::executions::{self, Execution, Job, FIELDS};
+use crate::filters::Filter;
 use crate::http::{ApiRequest, ApiResponse};
 use crate::runtimes::BUILTIN_WASM_IMAGE;
 use crate::wire::{parse_body, require_uuid_path};
@@ -29,20 +30,19 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
     let (db, caller) = (env.db, &env.caller);
     match (request.method.as_str(), path) {
         ("GET", ["v1", "executions"]) => {
+            const FILTERS: [&str; 3] = ["function_id", "status", "description"];
             request.only_query_params(&[
                 "all_projects",
                 "project_id",
-                "function_id",
-                "function_version",
-                "status",
+                FILTERS[0],
+                FILTERS[1],
+                FILTERS[2],
             ])?;
             let scope = ListScope::from_request(caller, request)?;
-            let mut filters = Vec::new();
-            for column in ["function_id", "function_version", "status"] {
-                if let Some(value) = request.query_param(column) {
-                    filters.push((column, value.to_string()));
-                }
-            }
+            let filters: Vec<Filter> = FILTERS
+                .into_iter()
+                .filter_map(|column| Some(Filter::parse(column, request.query_param(column)?)))
+                .collect();
             Ok(wrapped(
                 "executions",
                 &executions::list(db, &scope, &filters)?,
