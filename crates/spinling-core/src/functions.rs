@@ -58,13 +58,22 @@ impl Limit {
         let Some(value) = form.get(self.field) else {
             return Ok(None);
         };
-        let n = match value {
-            Json::Number(n) => n.as_i64().or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
-                    .map(|f| f as i64)
-            }),
-            Json::String(s) => s.trim().parse::<i64>().ok(),
+        // Wide enough that any integer, however large (Python's `int()` takes them all), is
+        // judged by the range; float-to-int casts saturate.
+        let n: i128 = match value {
+            Json::Number(n) => n
+                .as_i64()
+                .map(i128::from)
+                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i128)),
+            Json::String(s) => {
+                let digits = s.trim();
+                match digits.parse::<i128>() {
+                    Ok(n) => Some(n),
+                    Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => Some(i128::MAX),
+                    Err(e) if *e.kind() == std::num::IntErrorKind::NegOverflow => Some(i128::MIN),
+                    Err(_) => None,
+                }
+            }
             _ => None,
         }
         .ok_or_else(|| {
@@ -73,13 +82,13 @@ impl Limit {
                 self.label
             ))
         })?;
-        if n < self.min || n > self.max {
-            return Err(ApiError::bad_request(format!(
+        match i64::try_from(n) {
+            Ok(n) if (self.min..=self.max).contains(&n) => Ok(Some(n)),
+            _ => Err(ApiError::bad_request(format!(
                 "{} resource limitation not within the allowable range: {} ~ {}({}).",
                 self.label, self.min, self.max, self.unit
-            )));
+            ))),
         }
-        Ok(Some(n))
     }
 }
 

@@ -83,9 +83,16 @@ impl FunctionVersion {
 
 /// A version number from a request path: a positive integer (0, "the function's current
 /// code", only where `allow_zero`).
-pub fn parse_number(raw: &str, allow_zero: bool) -> ApiResult<i64> {
+pub fn parse_number(function_id: &str, raw: &str, allow_zero: bool) -> ApiResult<i64> {
     match raw.parse::<i64>() {
         Ok(n) if n > 0 || (allow_zero && n == 0) => Ok(n),
+        // A positive integer too large for any version that can exist: unknown, not bad.
+        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => {
+            Err(ApiError::not_found(format!(
+                "FunctionVersion not found [function_id={function_id}, version_number={}]",
+                raw.trim_start_matches('+')
+            )))
+        }
         _ => Err(ApiError::bad_request(format!(
             "Invalid version number: '{raw}'. A version number is a positive integer."
         ))),
@@ -249,9 +256,7 @@ fn load(db: &dyn Database, function_id: &str, number: i64) -> ApiResult<(String,
         ),
         &[number.into(), function_id.into()],
     )?;
-    let row = rows
-        .first()
-        .ok_or_else(|| functions::not_found(function_id))?;
+    let row = rows.first().ok_or_else(|| not_found(function_id, number))?;
     if row.opt_text(1).is_none() {
         return Err(not_found(function_id, number));
     }
@@ -276,7 +281,8 @@ pub fn list(
 }
 
 /// The version, if the caller may read its function. A hot read: served from `cache` when
-/// it can be.
+/// it can be. As in Qinling, which looks the version up directly, an unknown or invisible
+/// function is an unknown version.
 pub fn find(
     db: &dyn Database,
     cache: &dyn Cache,
@@ -288,7 +294,7 @@ pub fn find(
         load(db, function_id, number)
     })?;
     if !caller.may_read(&project) {
-        return Err(functions::not_found(function_id));
+        return Err(not_found(function_id, number));
     }
     Ok(version)
 }
@@ -322,7 +328,10 @@ pub fn detach(db: &dyn Database, caller: &Caller, function_id: &str, number: i64
 
 pub fn delete(db: &dyn Database, caller: &Caller, function_id: &str, number: i64) -> ApiResult<()> {
     in_transaction(db, |tx| {
-        functions::find_own(tx, caller, function_id)?;
+        functions::find_own(tx, caller, function_id).map_err(|e| match e.status() {
+            404 => not_found(function_id, number),
+            _ => e,
+        })?;
         let version =
             select(tx, function_id, number)?.ok_or_else(|| not_found(function_id, number))?;
         let aliased = tx

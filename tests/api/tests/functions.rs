@@ -130,6 +130,11 @@ fn resource_limits_are_enforced_with_qinlings_messages() {
         ("cpu", "99", "cpu resource limitation not within the allowable range: 100 ~ 300(millicpu)."),
         ("cpu", "1e99", "Invalid cpu resource specified. An integer is required."),
         (
+            "timeout",
+            "99999999999999999999",
+            "timeout resource limitation not within the allowable range: 1 ~ 300(seconds).",
+        ),
+        (
             "memory_size",
             "1",
             "memory resource limitation not within the allowable range: 33554432 ~ 134217728(bytes).",
@@ -295,16 +300,27 @@ fn an_image_function_cannot_change_its_code_type_or_code() {
 #[test]
 fn an_unknown_function_is_404_with_its_id() {
     let api = Api::start();
-    for path in [
-        "/v1/functions/0d2a8e6c-3e51-4f5a-8c3e-111111111111",
-        "/v1/functions/not-a-uuid",
-    ] {
-        let id = path.rsplit('/').next().unwrap();
-        api.get(path)
-            .assert_error(404, &format!("Function not found [id={id}]"));
-        api.delete(path)
-            .assert_error(404, &format!("Function not found [id={id}]"));
-    }
+    let id = "0d2a8e6c-3e51-4f5a-8c3e-111111111111";
+    let path = format!("/v1/functions/{id}");
+    let message = format!("Function not found [id={id}]");
+    api.get(&path).assert_error(404, &message);
+    api.delete(&path).assert_error(404, &message);
+    api.post_json(&format!("{path}/detach"), &json!({}))
+        .assert_error(404, &message);
+}
+
+#[test]
+fn a_function_id_that_is_not_a_uuid_is_404_to_show_and_400_to_delete_or_detach() {
+    let api = Api::start();
+    // Show is a Pecan route in Qinling, delete and detach are WSME routes typed uuid.
+    api.get("/v1/functions/not-a-uuid")
+        .assert_error(404, "Function not found [id=not-a-uuid]");
+    let bad_uuid = "Invalid input for field/attribute id. Value: 'not-a-uuid'. \
+                    Expected a uuid but received not-a-uuid.";
+    api.delete("/v1/functions/not-a-uuid")
+        .assert_error(400, bad_uuid);
+    api.post_json("/v1/functions/not-a-uuid/detach", &json!({}))
+        .assert_error(400, bad_uuid);
 }
 
 #[test]

@@ -142,6 +142,18 @@ fn a_runtime_id_that_is_not_a_uuid_is_a_bad_request() {
 }
 
 #[test]
+fn showing_a_runtime_execution_or_alias_takes_no_query_parameters() {
+    let api = Api::start();
+    let runtime = api.create_runtime();
+    api.get(&format!("/v1/runtimes/{runtime}?foo=1"))
+        .assert_error(400, "Unknown argument: \"foo\"");
+    api.get("/v1/executions/0d2a8e6c-3e51-4f5a-8c3e-111111111111?foo=1")
+        .assert_error(400, "Unknown argument: \"foo\"");
+    api.get("/v1/aliases/prod?foo=1")
+        .assert_error(400, "Unknown argument: \"foo\"");
+}
+
+#[test]
 fn runtime_list_takes_no_query_parameters() {
     let api = Api::start();
     api.get("/v1/runtimes?foo=1")

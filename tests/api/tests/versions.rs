@@ -212,11 +212,22 @@ fn an_unknown_version_is_404_with_qinlings_message() {
 fn a_version_number_that_is_not_a_positive_integer_is_a_bad_request() {
     let api = Api::start();
     let fid = function(&api, "a");
-    for n in ["abc", "0", "-1", "1.5", "99999999999999999999"] {
+    for n in ["abc", "0", "-1", "1.5", "1e3"] {
         let reply = api.get(&format!("/v1/functions/{fid}/versions/{n}"));
         assert_eq!(reply.status, 400, "{n}: {}", reply.text());
         assert_eq!(reply.json()["faultcode"], "Client");
     }
+}
+
+#[test]
+fn a_version_number_too_large_for_any_version_is_an_unknown_version() {
+    let api = Api::start();
+    let fid = function(&api, "a");
+    let n = "99999999999999999999";
+    let message = format!("FunctionVersion not found [function_id={fid}, version_number={n}]");
+    let version = format!("/v1/functions/{fid}/versions/{n}");
+    api.get(&version).assert_error(404, &message);
+    api.delete(&version).assert_error(404, &message);
 }
 
 #[test]
@@ -227,8 +238,43 @@ fn versions_of_an_unknown_function_are_404() {
     api.publish(fid).assert_error(404, &message);
     api.get(&format!("/v1/functions/{fid}/versions"))
         .assert_error(404, &message);
-    api.get(&format!("/v1/functions/{fid}/versions/1"))
+    api.post_json(
+        &format!("/v1/functions/{fid}/versions/1/detach"),
+        &json!({}),
+    )
+    .assert_error(404, &message);
+}
+
+#[test]
+fn a_function_id_that_is_not_a_uuid_is_400_on_the_wsme_version_routes() {
+    let api = Api::start();
+    let bad_uuid = "Invalid input for field/attribute id. Value: 'not-a-uuid'. \
+                    Expected a uuid but received not-a-uuid.";
+    let versions = "/v1/functions/not-a-uuid/versions";
+    api.get(versions).assert_error(400, bad_uuid);
+    api.post_json(versions, &json!({}))
+        .assert_error(400, bad_uuid);
+    api.delete(&format!("{versions}/1"))
+        .assert_error(400, bad_uuid);
+    api.post_json(&format!("{versions}/1/detach"), &json!({}))
+        .assert_error(400, bad_uuid);
+    // Showing a version is a Pecan route in Qinling: an unknown version.
+    api.get(&format!("{versions}/1")).assert_error(
+        404,
+        "FunctionVersion not found [function_id=not-a-uuid, version_number=1]",
+    );
+}
+
+#[test]
+fn a_version_of_an_unknown_function_is_an_unknown_version() {
+    let api = Api::start();
+    let fid = "0d2a8e6c-3e51-4f5a-8c3e-111111111111";
+    let message = format!("FunctionVersion not found [function_id={fid}, version_number=1]");
+    let version = format!("/v1/functions/{fid}/versions/1");
+    api.get(&version).assert_error(404, &message);
+    api.get(&format!("{version}?download=true"))
         .assert_error(404, &message);
+    api.delete(&version).assert_error(404, &message);
 }
 
 #[test]

@@ -28,7 +28,10 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         }
         (_, ["v1", "aliases"]) => Err(ApiError::method_not_allowed()),
         (method, ["v1", "aliases", name]) => match method {
-            "GET" => Ok(ApiResponse::ok(&aliases::find(db, caller, name)?.to_json())),
+            "GET" => {
+                request.only_query_params(&[])?;
+                Ok(ApiResponse::ok(&aliases::find(db, caller, name)?.to_json()))
+            }
             "PUT" => {
                 let body = parse_body(&request.body, &env.settings.json_limits, "body", FIELDS)?;
                 Ok(ApiResponse::ok(

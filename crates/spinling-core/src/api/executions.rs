@@ -74,9 +74,12 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         (method, ["v1", "executions", id]) => {
             require_uuid_path(id)?;
             match method {
-                "GET" => Ok(ApiResponse::ok(
-                    &executions::find(db, caller, id)?.to_json(),
-                )),
+                "GET" => {
+                    request.only_query_params(&[])?;
+                    Ok(ApiResponse::ok(
+                        &executions::find(db, caller, id)?.to_json(),
+                    ))
+                }
                 "DELETE" => {
                     executions::delete(db, caller, id)?;
                     Ok(ApiResponse::empty(204))

@@ -8,6 +8,7 @@ use crate::forms::parse_function_form;
 use crate::functions::{self, Function};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::versions;
+use crate::wire::require_uuid_path;
 
 pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiResponse> {
     let (db, caller) = (env.db, &env.caller);
@@ -41,6 +42,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             Ok(ApiResponse::ok(&function.to_json()))
         }
         ("DELETE", ["v1", "functions", id]) => {
+            require_uuid_path(id)?;
             let mut numbers = functions::delete(db, caller, id)?;
             numbers.push(0);
             forget_versions(env.cache, id, &numbers);
@@ -48,6 +50,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         }
         (_, ["v1", "functions", _]) => Err(ApiError::method_not_allowed()),
         ("POST", ["v1", "functions", id, "detach"]) => {
+            require_uuid_path(id)?;
             versions::detach(db, caller, id, 0)?;
             env.cache.delete(&prepared_key(id, 0));
             Ok(ApiResponse::empty(202))

@@ -36,7 +36,10 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         (method, ["v1", "runtimes", id]) => {
             require_uuid_path(id)?;
             match method {
-                "GET" => Ok(ApiResponse::ok(&runtimes::find(db, caller, id)?.to_json())),
+                "GET" => {
+                    request.only_query_params(&[])?;
+                    Ok(ApiResponse::ok(&runtimes::find(db, caller, id)?.to_json()))
+                }
                 "PUT" => {
                     let body =
                         parse_body(&request.body, &env.settings.json_limits, "runtime", FIELDS)?;

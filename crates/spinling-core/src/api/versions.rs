@@ -5,7 +5,7 @@ use crate::cache::{forget_versions, prepared_key};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::versions::{self, parse_number, FunctionVersion};
-use crate::wire::{parse_body, Field};
+use crate::wire::{parse_body, require_uuid_path, Field};
 
 const FIELDS: &[Field] = &[
     Field::text("description"),
@@ -18,6 +18,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
     let (db, caller) = (env.db, &env.caller);
     match (request.method.as_str(), path) {
         ("GET", ["v1", "functions", fid, "versions"]) => {
+            require_uuid_path(fid)?;
             request.only_query_params(&[])?;
             Ok(wrapped(
                 "function_versions",
@@ -26,6 +27,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             ))
         }
         ("POST", ["v1", "functions", fid, "versions"]) => {
+            require_uuid_path(fid)?;
             // Qinling needs a body (`{}` will do); an empty one is a missing argument.
             let body = parse_body(&request.body, &env.settings.json_limits, "body", FIELDS)?;
             let version = versions::publish_version(
@@ -40,7 +42,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         }
         (_, ["v1", "functions", _, "versions"]) => Err(ApiError::method_not_allowed()),
         (method, ["v1", "functions", fid, "versions", n]) => {
-            let n = parse_number(n, false)?;
+            let n = parse_number(fid, n, false)?;
             match method {
                 "GET" if wants_download(request)? => {
                     let bytes = versions::download(db, caller, fid, n)?;
@@ -50,6 +52,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
                     &versions::find(db, env.cache, caller, fid, n)?.to_json(),
                 )),
                 "DELETE" => {
+                    require_uuid_path(fid)?;
                     versions::delete(db, caller, fid, n)?;
                     forget_versions(env.cache, fid, &[n]);
                     Ok(ApiResponse::empty(204))
@@ -58,7 +61,8 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             }
         }
         ("POST", ["v1", "functions", fid, "versions", n, "detach"]) => {
-            let n = parse_number(n, true)?;
+            require_uuid_path(fid)?;
+            let n = parse_number(fid, n, true)?;
             versions::detach(db, caller, fid, n)?;
             env.cache.delete(&prepared_key(fid, n));
             Ok(ApiResponse::empty(202))
