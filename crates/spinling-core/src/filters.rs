@@ -24,8 +24,8 @@ pub struct Filter {
     values: Vec<String>,
 }
 
-/// Prefixes in Qinling's order of matching (`gte:` is tried after `gt:`, which it does not
-/// start with, so the order only matters for readability).
+/// Prefixes in Qinling's order of matching. No prefix starts with another (`gte:` does not
+/// start with `gt:`), so the order does not change which one matches.
 const PREFIXES: &[(&str, Operator)] = &[
     ("in:", Operator::In),
     ("nin:", Operator::NotIn),

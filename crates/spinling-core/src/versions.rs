@@ -88,10 +88,7 @@ pub fn parse_number(function_id: &str, raw: &str, allow_zero: bool) -> ApiResult
         Ok(n) if n > 0 || (allow_zero && n == 0) => Ok(n),
         // A positive integer too large for any version that can exist: unknown, not bad.
         Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => {
-            Err(ApiError::not_found(format!(
-                "FunctionVersion not found [function_id={function_id}, version_number={}]",
-                raw.trim_start_matches('+')
-            )))
+            Err(not_found(function_id, raw.trim_start_matches('+')))
         }
         _ => Err(ApiError::bad_request(format!(
             "Invalid version number: '{raw}'. A version number is a positive integer."
@@ -102,7 +99,7 @@ pub fn parse_number(function_id: &str, raw: &str, allow_zero: bool) -> ApiResult
 /// How often a publish is tried when the function changes under it.
 const PUBLISH_TRIES: u32 = 3;
 
-pub fn not_found(function_id: &str, number: i64) -> ApiError {
+pub fn not_found(function_id: &str, number: impl std::fmt::Display) -> ApiError {
     ApiError::not_found(format!(
         "FunctionVersion not found [function_id={function_id}, version_number={number}]"
     ))
@@ -256,10 +253,12 @@ fn load(db: &dyn Database, function_id: &str, number: i64) -> ApiResult<(String,
         ),
         &[number.into(), function_id.into()],
     )?;
-    let row = rows.first().ok_or_else(|| not_found(function_id, number))?;
-    if row.opt_text(1).is_none() {
-        return Err(not_found(function_id, number));
-    }
+    // No row: no function; a row without version columns: no such version. Either way,
+    // as in Qinling, an unknown version.
+    let row = rows
+        .first()
+        .filter(|r| r.opt_text(1).is_some())
+        .ok_or_else(|| not_found(function_id, number))?;
     Ok((row.text(0), FunctionVersion::from_row(row.skip(1))))
 }
 
