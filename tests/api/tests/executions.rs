@@ -279,20 +279,25 @@ fn list_filters_take_qinling_operators() {
         json!({"function_id": fid, "input": "bad", "description": "adhoc"}),
     );
     assert_eq!(adhoc["status"], "failed", "{adhoc}");
-    let ids = |query: &str| -> Vec<Json> {
+    // Ids, sorted: two executions created within one second list in id order.
+    let ids = |query: &str| -> Vec<String> {
         let reply = api.get(&format!("/v1/executions?{query}"));
         reply.assert_status(200);
         let list = reply.json()["executions"].as_array().unwrap().clone();
-        list.iter().map(|e| e["id"].clone()).collect()
+        let mut ids: Vec<String> = list.iter().map(|e| e["id"].to_string()).collect();
+        ids.sort();
+        ids
     };
-    let both = vec![nightly["id"].clone(), adhoc["id"].clone()];
+    let (nightly, adhoc) = (nightly["id"].to_string(), adhoc["id"].to_string());
+    let mut both = vec![nightly.clone(), adhoc.clone()];
+    both.sort();
     assert_eq!(ids("status=in:success,failed"), both);
     assert_eq!(ids(&format!("function_id=eq:{fid}")), both);
-    assert_eq!(ids("description=has:night"), vec![nightly["id"].clone()]);
-    assert_eq!(ids("status=neq:success"), vec![adhoc["id"].clone()]);
-    assert_eq!(ids("status=nin:success,failed"), Vec::<Json>::new());
-    assert_eq!(ids("description=has:%25"), Vec::<Json>::new());
-    assert_eq!(ids("status=bogus:success"), Vec::<Json>::new());
+    assert_eq!(ids("description=has:night"), vec![nightly]);
+    assert_eq!(ids("status=neq:success"), vec![adhoc]);
+    assert_eq!(ids("status=nin:success,failed"), Vec::<String>::new());
+    assert_eq!(ids("description=has:%25"), Vec::<String>::new());
+    assert_eq!(ids("status=bogus:success"), Vec::<String>::new());
 }
 
 #[test]
