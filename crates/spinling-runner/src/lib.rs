@@ -15,7 +15,15 @@
 //! - **Limits:**
 //!   - `timeout_seconds` is a budget of [`FUEL_PER_SECOND`] fuel per second (deterministic:
 //!     the same code times out at the same point every time) and also a wall-clock limit,
-//!     whichever ends first. Sleeping counts as time.
+//!     whichever ends first. Sleeping counts as time. WASI calls pay from the same budget
+//!     ([`HOST_CALL_FUEL`] each, plus [`HOST_FUEL_PER_BYTE`] per byte copied or generated,
+//!     [`HOST_FUEL_PER_IOVEC`] per iovec, [`HOST_FUEL_PER_SUBSCRIPTION`] per `poll_oneoff`
+//!     subscription) and check the wall clock before they start.
+//!   - one `fd_read` / `fd_write` takes at most [`MAX_IOVECS`] iovecs, one `poll_oneoff` at
+//!     most [`MAX_POLL_SUBSCRIPTIONS`] subscriptions and one `random_get` at most
+//!     [`MAX_RANDOM_BYTES`] bytes; more answers `EINVAL` (28) and does nothing.
+//!   - a start section runs under the same limits as `_start`, just before it (it is lifted
+//!     out into an export when the module is prepared: wasmi would run it unmetered).
 //!   - `memory_bytes` caps the module's linear memory: growing past it ends the run as
 //!     resource exhaustion, and so does a table of more than [`MAX_TABLE_ELEMENTS`] elements or
 //!     a call stack deeper than wasmi's limit (1000 nested calls by default).
@@ -42,10 +50,14 @@
 mod limits;
 mod package;
 mod run;
+mod start;
 mod wasi;
+pub mod worker;
 
 pub use limits::{
-    RunLimits, FUEL_PER_SECOND, MAX_ENTRY_BYTES, MAX_OUTPUT_BYTES, MAX_TABLE_ELEMENTS,
+    RunLimits, FUEL_PER_SECOND, HOST_CALL_FUEL, HOST_FUEL_PER_BYTE, HOST_FUEL_PER_IOVEC,
+    HOST_FUEL_PER_SUBSCRIPTION, MAX_ENTRY_BYTES, MAX_IOVECS, MAX_OUTPUT_BYTES,
+    MAX_POLL_SUBSCRIPTIONS, MAX_RANDOM_BYTES, MAX_TABLE_ELEMENTS,
 };
 pub use package::{prepare, PrepareError, Prepared};
 pub use run::{run, RunOutcome, RunStatus};

@@ -35,8 +35,34 @@ pub struct RunLimits {
 /// timeout there, with fuel as the usual, deterministic limit.
 pub const FUEL_PER_SECOND: u64 = 500_000_000;
 
-/// The run checks the wall clock each time this much fuel is spent (about 1/20 s of work).
-pub(crate) const FUEL_SLICE: u64 = FUEL_PER_SECOND / 20;
+/// The run checks the wall clock each time this much fuel is spent (about 1/100 s of work at
+/// [`FUEL_PER_SECOND`]; a tight branch loop in the wasm-hosted interpreter burns fuel about
+/// five times slower, so the check still comes every ~50 ms there). A slice boundary costs
+/// a few microseconds.
+pub(crate) const FUEL_SLICE: u64 = FUEL_PER_SECOND / 100;
+
+/// Fuel every call of a WASI function costs, on top of what it handles (about the cost of
+/// crossing into the host and reading the clock).
+pub const HOST_CALL_FUEL: u64 = 100;
+
+/// Fuel per byte a WASI function copies or generates (stdin, stdout, stderr, `random_get`),
+/// per iovec it reads and per `poll_oneoff` subscription it looks at. Host work is paid from
+/// the same budget as the guest's instructions, so a function that makes the host work
+/// cannot outlast its timeout either.
+pub const HOST_FUEL_PER_BYTE: u64 = 2;
+pub const HOST_FUEL_PER_IOVEC: u64 = 20;
+pub const HOST_FUEL_PER_SUBSCRIPTION: u64 = 50;
+
+/// The most iovecs one `fd_read` or `fd_write` may pass: more answers `EINVAL` (POSIX's
+/// `IOV_MAX` is 1024 on Linux too).
+pub const MAX_IOVECS: u32 = 1024;
+
+/// The most subscriptions one `poll_oneoff` may pass: more answers `EINVAL`.
+pub const MAX_POLL_SUBSCRIPTIONS: u32 = 4096;
+
+/// The most bytes one `random_get` may ask for (1 MiB): more answers `EINVAL` and fills
+/// nothing (Rust's `getrandom` and WASI libc ask for a few dozen bytes at a time).
+pub const MAX_RANDOM_BYTES: u32 = 1 << 20;
 
 /// The most stdout, and separately stderr, a run keeps: the rest is dropped (1 MiB).
 pub const MAX_OUTPUT_BYTES: usize = 1 << 20;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use wasmi::{Config, Engine, ExternType, FuncType, Module, Store};
 
 use crate::limits::{Limiter, MAX_ENTRY_BYTES};
+use crate::start;
 use crate::wasi::{self, Host, WASI_MODULE};
 
 /// Why a package cannot be run; the messages are meant for the function's author.
@@ -92,6 +93,8 @@ pub struct Prepared {
     entry: Arc<str>,
     wasm: Arc<[u8]>,
     module: Module,
+    /// The export the module's start function was lifted to, if it had one.
+    start_export: Option<Arc<str>>,
 }
 
 impl fmt::Debug for Prepared {
@@ -105,13 +108,19 @@ impl fmt::Debug for Prepared {
 
 impl Prepared {
     /// Validates `wasm` as a runnable function module named `entry` (argv\[0\] of the run).
+    ///
+    /// A start section is lifted out into an export (see `start.rs`), so the start function
+    /// runs metered and sliced like `_start`; the engine refuses start sections, so no guest
+    /// code can ever run unmetered during instantiation.
     pub fn from_wasm(entry: &str, wasm: Vec<u8>) -> Result<Self, PrepareError> {
         // One engine per module: a wasmi engine keeps the code of every module it compiled,
         // so a shared one would grow with every function ever prepared.
         let mut config = Config::default();
         config.consume_fuel(true);
+        config.allow_start_fn(false);
         let engine = Engine::new(&config);
-        let module = Module::new(&engine, &wasm)
+        let lifted = start::lift(&wasm);
+        let module = Module::new(&engine, &lifted.wasm)
             .map_err(|err| PrepareError::InvalidModule(err.to_string()))?;
         let is_command = matches!(
             module.get_export("_start"),
@@ -127,6 +136,7 @@ impl Prepared {
             entry: entry.into(),
             wasm: wasm.into(),
             module,
+            start_export: lifted.start_export.map(Into::into),
         })
     }
 
@@ -142,6 +152,11 @@ impl Prepared {
 
     pub(crate) fn module(&self) -> &Module {
         &self.module
+    }
+
+    /// The export to call before `_start`: the module's lifted start function.
+    pub(crate) fn start_export(&self) -> Option<&str> {
+        self.start_export.as_deref()
     }
 }
 

@@ -2,10 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use wasmi::{ResumableCall, Store, TrapCode};
+use wasmi::{Func, ResumableCall, Store, TrapCode};
 
 use crate::limits::{Limiter, RunLimits, FUEL_PER_SECOND, FUEL_SLICE, MAX_OUTPUT_BYTES};
-use crate::wasi::{self, Host, SleptPastDeadline};
+use crate::wasi::{self, Host, OutOfTime};
 use crate::Prepared;
 
 /// How a run ended.
@@ -68,9 +68,10 @@ pub fn run(prepared: &Prepared, stdin: &[u8], limits: &RunLimits) -> RunOutcome 
     store.limiter(|host| &mut host.limiter);
 
     let budget = limits.timeout_seconds.saturating_mul(FUEL_PER_SECOND);
-    let mut unsliced = budget;
-    let end = execute(&mut store, prepared, &mut unsliced, started, timeout);
-    let fuel_consumed = budget.saturating_sub(unsliced + store.get_fuel().unwrap_or(0));
+    store.data_mut().unsliced = budget;
+    let end = execute(&mut store, prepared, deadline);
+    let fuel_consumed =
+        budget.saturating_sub(store.data().unsliced + store.get_fuel().unwrap_or(0));
     let duration = started.elapsed();
 
     let host = store.into_data();
@@ -100,57 +101,67 @@ pub fn run(prepared: &Prepared, stdin: &[u8], limits: &RunLimits) -> RunOutcome 
     }
 }
 
-/// Instantiates the module with the whole fuel budget (a start section, if any, runs then),
-/// then runs `_start` in slices of fuel, checking the wall clock between slices.
-/// `unsliced` is the part of the budget not yet handed to the store.
-fn execute(
-    store: &mut Store<Host>,
-    prepared: &Prepared,
-    unsliced: &mut u64,
-    started: Instant,
-    timeout: Duration,
-) -> End {
+/// Instantiates the module (no guest code runs then: [`Prepared`] lifted any start section
+/// out), then runs the start function, if any, and `_start`, each in slices of fuel with the
+/// wall clock checked between slices. The store holds one slice at a time and the host the
+/// rest of the budget (`Host::unsliced`), which host calls also pay from.
+fn execute(store: &mut Store<Host>, prepared: &Prepared, deadline: Instant) -> End {
     let module = prepared.module();
     let linker = match wasi::link(store, module) {
         Ok(linker) => linker,
         Err(err) => return End::NotRunnable(err.to_string()),
     };
-    if let Err(err) = store.set_fuel(std::mem::take(unsliced)) {
+    let first = FUEL_SLICE.min(store.data().unsliced);
+    store.data_mut().unsliced -= first;
+    if let Err(err) = store.set_fuel(first) {
         return End::Error(err);
     }
     let instance = match linker.instantiate_and_start(&mut *store, module) {
         Ok(instance) => instance,
         Err(err) => return End::Error(err),
     };
-    let Some(start) = instance.get_func(&*store, "_start") else {
+    let start = prepared
+        .start_export()
+        .map(|name| instance.get_func(&*store, name));
+    let funcs = match start {
+        None => vec![],
+        Some(Some(start)) => vec![start],
+        Some(None) => return End::NotRunnable("the module's start function is missing".into()),
+    };
+    let Some(main) = instance.get_func(&*store, "_start") else {
         return End::NotRunnable("the module has no _start function".into());
     };
-    // From here on the store holds one slice at a time and `unsliced` the rest.
-    *unsliced = store.get_fuel().unwrap_or(0);
-    let first = FUEL_SLICE.min(*unsliced);
-    *unsliced -= first;
-    if let Err(err) = store.set_fuel(first) {
-        return End::Error(err);
+    for func in funcs.into_iter().chain([main]) {
+        if let Some(end) = call_sliced(store, func, deadline) {
+            return end;
+        }
     }
-    let mut call = start.call_resumable(&mut *store, &[], &mut []);
+    End::Returned
+}
+
+/// Calls `func` (no parameters, no results) resumably, refilling the store's fuel one slice
+/// at a time while the deadline allows. `None` when it returned.
+fn call_sliced(store: &mut Store<Host>, func: Func, deadline: Instant) -> Option<End> {
+    let mut call = func.call_resumable(&mut *store, &[], &mut []);
     loop {
         match call {
-            Ok(ResumableCall::Finished) => return End::Returned,
-            Ok(ResumableCall::HostTrap(trap)) => return End::Error(trap.into_host_error()),
+            Ok(ResumableCall::Finished) => return None,
+            Ok(ResumableCall::HostTrap(trap)) => return Some(End::Error(trap.into_host_error())),
             Ok(ResumableCall::OutOfFuel(paused)) => {
                 let left = store.get_fuel().unwrap_or(0);
                 let needed = paused.required_fuel();
-                let slice = FUEL_SLICE.max(needed).min(*unsliced);
-                if started.elapsed() >= timeout || left + slice < needed || slice == 0 {
-                    return End::OutOfTime;
+                let unsliced = store.data().unsliced;
+                let slice = FUEL_SLICE.max(needed).min(unsliced);
+                if Instant::now() >= deadline || left + slice < needed || slice == 0 {
+                    return Some(End::OutOfTime);
                 }
-                *unsliced -= slice;
+                store.data_mut().unsliced -= slice;
                 if let Err(err) = store.set_fuel(left + slice) {
-                    return End::Error(err);
+                    return Some(End::Error(err));
                 }
                 call = paused.resume(&mut *store, &mut []);
             }
-            Err(err) => return End::Error(err),
+            Err(err) => return Some(End::Error(err)),
         }
     }
 }
@@ -166,7 +177,7 @@ fn judge(error: &wasmi::Error, limiter: &Limiter) -> (RunStatus, Option<i32>) {
             ),
         };
     }
-    if error.downcast_ref::<SleptPastDeadline>().is_some() {
+    if error.downcast_ref::<OutOfTime>().is_some() {
         return (RunStatus::Timeout, None);
     }
     if let Some(exhausted) = &limiter.exhausted {

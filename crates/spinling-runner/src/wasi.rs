@@ -1,6 +1,13 @@
 //! The WASI preview1 functions a function's module may import, implemented on wasmi over
 //! in-memory stdio. There is deliberately no filesystem (no preopens), no environment and no
 //! network: a function sees its input on stdin, and nothing else of the host.
+//!
+//! Every function here is paid for from the run's fuel budget ([`charge`]): a fixed
+//! [`HOST_CALL_FUEL`] per call plus what it handles (bytes, iovecs, subscriptions), and every
+//! call first checks the run's wall-clock deadline. What one call may ask for is capped
+//! ([`MAX_IOVECS`], [`MAX_POLL_SUBSCRIPTIONS`], [`MAX_RANDOM_BYTES`]), so one call's work and
+//! the host's allocations stay small whatever the guest passes, and no loop over host calls
+//! outlasts the run's timeout.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -8,7 +15,10 @@ use wasmi::{
     errors::HostError, Caller, Error, Extern, ExternType, Func, Linker, Module, Store, Val, ValType,
 };
 
-use crate::limits::Limiter;
+use crate::limits::{
+    Limiter, HOST_CALL_FUEL, HOST_FUEL_PER_BYTE, HOST_FUEL_PER_IOVEC, HOST_FUEL_PER_SUBSCRIPTION,
+    MAX_IOVECS, MAX_POLL_SUBSCRIPTIONS, MAX_RANDOM_BYTES,
+};
 use crate::package::signature;
 use crate::PrepareError;
 
@@ -59,13 +69,15 @@ impl Capture {
         }
     }
 
-    fn push(&mut self, bytes: &[u8]) {
+    /// Keeps what fits and returns how many bytes that was.
+    fn push(&mut self, bytes: &[u8]) -> usize {
         let room = self.cap - self.bytes.len();
         if bytes.len() > room {
             self.truncated = true;
         }
-        self.bytes
-            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+        let kept = bytes.len().min(room);
+        self.bytes.extend_from_slice(&bytes[..kept]);
+        kept
     }
 }
 
@@ -77,8 +89,13 @@ pub(crate) struct Host {
     pub(crate) stderr: Capture,
     argv0: Vec<u8>,
     started: Instant,
-    /// The wall-clock end of the run: a `poll_oneoff` sleep never goes past it.
+    /// The wall-clock end of the run: no host call starts after it, and a `poll_oneoff`
+    /// sleep never goes past it.
     deadline: Instant,
+    /// The part of the run's fuel budget not yet handed to the store: the run refills the
+    /// store from it slice by slice, and host work the store's slice cannot pay comes out
+    /// of it.
+    pub(crate) unsliced: u64,
     pub(crate) limiter: Limiter,
 }
 
@@ -98,8 +115,14 @@ impl Host {
             argv0: argv0.as_bytes().to_vec(),
             started: Instant::now(),
             deadline,
+            unsliced: 0,
             limiter,
         }
+    }
+
+    /// Whether the run's wall-clock time is up.
+    pub(crate) fn past_deadline(&self) -> bool {
+        Instant::now() >= self.deadline
     }
 
     /// The time of a WASI clock in nanoseconds, or `None` for an unknown clock. The monotonic
@@ -120,17 +143,52 @@ impl Host {
     }
 }
 
-/// Ends a run whose `poll_oneoff` sleep reached the wall-clock deadline.
+/// Ends a run from inside a host call: its wall-clock deadline passed (during a
+/// `poll_oneoff` sleep, or before the call), or its fuel budget cannot pay for the call.
 #[derive(Debug)]
-pub(crate) struct SleptPastDeadline;
+pub(crate) struct OutOfTime;
 
-impl std::fmt::Display for SleptPastDeadline {
+impl std::fmt::Display for OutOfTime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the function slept past its timeout")
+        f.write_str("the function ran out of time")
     }
 }
 
-impl HostError for SleptPastDeadline {}
+impl HostError for OutOfTime {}
+
+/// Pays `fuel` for host work: from the store's current slice, and what the slice cannot pay
+/// from the unsliced budget. Ends the run as out of time when the deadline has passed or
+/// the whole budget cannot pay.
+fn charge(caller: &mut Caller<'_, Host>, fuel: u64) -> Result<(), Error> {
+    if caller.data().past_deadline() {
+        return Err(Error::host(OutOfTime));
+    }
+    let in_store = caller.get_fuel()?;
+    if let Some(left) = in_store.checked_sub(fuel) {
+        return caller.set_fuel(left);
+    }
+    caller.set_fuel(0)?;
+    let host = caller.data_mut();
+    match host.unsliced.checked_sub(fuel - in_store) {
+        Some(left) => {
+            host.unsliced = left;
+            Ok(())
+        }
+        None => {
+            host.unsliced = 0;
+            Err(Error::host(OutOfTime))
+        }
+    }
+}
+
+/// The fuel for a call handling `count` items at `each`, `count` as the guest passed it; a
+/// call over the `cap` is refused without looking at the items, so they cost nothing.
+fn per_item(count: i32, cap: u32, each: u64) -> u64 {
+    match u32::try_from(count) {
+        Ok(count) if count <= cap => u64::from(count) * each,
+        _ => 0,
+    }
+}
 
 /// Builds the linker for one run: every import of `module` must come from
 /// `wasi_snapshot_preview1`; the functions implemented here are checked against the imported
@@ -178,7 +236,8 @@ pub(crate) fn link(store: &mut Store<Host>, module: &Module) -> Result<Linker<Ho
 /// its type has no errno result to answer with.
 fn not_implemented(store: &mut Store<Host>, name: &str, ty: wasmi::FuncType) -> Func {
     let name = name.to_string();
-    Func::new(store, ty, move |_caller, _params, results| {
+    Func::new(store, ty, move |mut caller, _params, results| {
+        charge(&mut caller, HOST_CALL_FUEL)?;
         if let [result] = results {
             if result.ty() == ValType::I32 {
                 *result = Val::I32(errno::NOSYS);
@@ -191,130 +250,134 @@ fn not_implemented(store: &mut Store<Host>, name: &str, ty: wasmi::FuncType) -> 
     })
 }
 
-/// The WASI functions implemented here, by name.
+/// The WASI functions implemented here, by name. Each pays [`HOST_CALL_FUEL`] (and checks the
+/// deadline) before it does anything, then what it handles.
 fn implemented(store: &mut Store<Host>, name: &str) -> Option<Func> {
     let func = match name {
         "args_sizes_get" => Func::wrap(
             store,
-            |mut caller: Caller<'_, Host>, argc: i32, size: i32| {
-                with_memory(&mut caller, |mem, host| {
+            |mut caller: Caller<'_, Host>, argc: i32, size: i32| -> Result<i32, Error> {
+                charge(&mut caller, HOST_CALL_FUEL)?;
+                Ok(with_memory(&mut caller, |mem, host| {
                     let len = host.argv0.len() as u32 + 1;
                     write_u32(mem, argc, 1)?;
                     write_u32(mem, size, len)
-                })
+                }))
             },
         ),
         "args_get" => Func::wrap(
             store,
-            |mut caller: Caller<'_, Host>, argv: i32, buf: i32| {
-                with_memory(&mut caller, |mem, host| {
-                    let mut arg = host.argv0.clone();
-                    arg.push(0);
-                    write_bytes(mem, buf, &arg)?;
+            |mut caller: Caller<'_, Host>, argv: i32, buf: i32| -> Result<i32, Error> {
+                charge(&mut caller, HOST_CALL_FUEL)?;
+                Ok(with_memory(&mut caller, |mem, host| {
+                    let arg = &host.argv0;
+                    write_bytes(mem, buf, arg)?;
+                    write_bytes(mem, buf.wrapping_add(arg.len() as i32), &[0])?;
                     write_u32(mem, argv, buf as u32)
-                })
+                }))
             },
         ),
         "environ_sizes_get" => Func::wrap(
             store,
-            |mut caller: Caller<'_, Host>, count: i32, size: i32| {
-                with_memory(&mut caller, |mem, _| {
+            |mut caller: Caller<'_, Host>, count: i32, size: i32| -> Result<i32, Error> {
+                charge(&mut caller, HOST_CALL_FUEL)?;
+                Ok(with_memory(&mut caller, |mem, _| {
                     write_u32(mem, count, 0)?;
                     write_u32(mem, size, 0)
-                })
+                }))
             },
         ),
-        "environ_get" => Func::wrap(store, |_: Caller<'_, Host>, _environ: i32, _buf: i32| {
-            errno::SUCCESS
-        }),
+        "environ_get" => Func::wrap(
+            store,
+            |mut caller: Caller<'_, Host>, _environ: i32, _buf: i32| -> Result<i32, Error> {
+                charge(&mut caller, HOST_CALL_FUEL)?;
+                Ok(errno::SUCCESS)
+            },
+        ),
         "clock_res_get" => Func::wrap(
             store,
-            |mut caller: Caller<'_, Host>, clock: i32, res: i32| {
-                with_memory(&mut caller, |mem, host| {
+            |mut caller: Caller<'_, Host>, clock: i32, res: i32| -> Result<i32, Error> {
+                charge(&mut caller, HOST_CALL_FUEL)?;
+                Ok(with_memory(&mut caller, |mem, host| {
                     host.now(clock).ok_or(errno::INVAL)?;
                     write_u64(mem, res, 1_000)
-                })
+                }))
             },
         ),
         "clock_time_get" => Func::wrap(
             store,
-            |mut caller: Caller<'_, Host>, clock: i32, _precision: i64, time: i32| {
-                with_memory(&mut caller, |mem, host| {
+            |mut caller: Caller<'_, Host>,
+             clock: i32,
+             _precision: i64,
+             time: i32|
+             -> Result<i32, Error> {
+                charge(&mut caller, HOST_CALL_FUEL)?;
+                Ok(with_memory(&mut caller, |mem, host| {
                     let now = host.now(clock).ok_or(errno::INVAL)?;
                     write_u64(mem, time, now)
+                }))
+            },
+        ),
+        "fd_close" => Func::wrap(
+            store,
+            |mut caller: Caller<'_, Host>, fd: i32| -> Result<i32, Error> {
+                charge(&mut caller, HOST_CALL_FUEL)?;
+                Ok(match fd {
+                    STDIN | STDOUT | STDERR => errno::SUCCESS,
+                    _ => errno::BADF,
                 })
             },
         ),
-        "fd_close" => Func::wrap(store, |_: Caller<'_, Host>, fd: i32| match fd {
-            STDIN | STDOUT | STDERR => errno::SUCCESS,
-            _ => errno::BADF,
-        }),
-        "fd_fdstat_get" => Func::wrap(store, |mut caller: Caller<'_, Host>, fd: i32, stat: i32| {
-            with_memory(&mut caller, |mem, _| {
-                const RIGHT_FD_READ: u64 = 1 << 1;
-                const RIGHT_FD_WRITE: u64 = 1 << 6;
-                let rights = match fd {
-                    STDIN => RIGHT_FD_READ,
-                    STDOUT | STDERR => RIGHT_FD_WRITE,
-                    _ => return Err(errno::BADF),
-                };
-                // filetype 0 (unknown: a pipe, not a terminal), no flags, then the rights.
-                write_bytes(mem, stat, &[0; 8])?;
-                write_u64(mem, stat.wrapping_add(8), rights)?;
-                write_u64(mem, stat.wrapping_add(16), 0)
-            })
-        }),
-        "fd_seek" => Func::wrap(
+        "fd_fdstat_get" => Func::wrap(
             store,
-            |_: Caller<'_, Host>, fd: i32, _offset: i64, _whence: i32, _new: i32| match fd {
-                STDIN | STDOUT | STDERR => errno::SPIPE,
-                _ => errno::BADF,
-            },
-        ),
-        "fd_prestat_get" => Func::wrap(store, |_: Caller<'_, Host>, _fd: i32, _prestat: i32| {
-            errno::BADF
-        }),
-        "fd_prestat_dir_name" => Func::wrap(
-            store,
-            |_: Caller<'_, Host>, _fd: i32, _path: i32, _len: i32| errno::BADF,
-        ),
-        "fd_read" => Func::wrap(
-            store,
-            |mut caller: Caller<'_, Host>, fd: i32, iovs: i32, iovs_len: i32, nread: i32| {
-                with_memory(&mut caller, |mem, host| {
-                    if fd != STDIN {
-                        return Err(errno::BADF);
-                    }
-                    let mut total = 0u32;
-                    for (buf, len) in iovecs(mem, iovs, iovs_len)? {
-                        let rest = &host.stdin[host.stdin_read..];
-                        let n = rest.len().min(len as usize);
-                        write_bytes(mem, buf as i32, &rest[..n])?;
-                        host.stdin_read += n;
-                        total += n as u32;
-                    }
-                    write_u32(mem, nread, total)
-                })
-            },
-        ),
-        "fd_write" => Func::wrap(
-            store,
-            |mut caller: Caller<'_, Host>, fd: i32, iovs: i32, iovs_len: i32, nwritten: i32| {
-                with_memory(&mut caller, |mem, host| {
-                    let out = match fd {
-                        STDOUT => &mut host.stdout,
-                        STDERR => &mut host.stderr,
+            |mut caller: Caller<'_, Host>, fd: i32, stat: i32| -> Result<i32, Error> {
+                charge(&mut caller, HOST_CALL_FUEL)?;
+                Ok(with_memory(&mut caller, |mem, _| {
+                    const RIGHT_FD_READ: u64 = 1 << 1;
+                    const RIGHT_FD_WRITE: u64 = 1 << 6;
+                    let rights = match fd {
+                        STDIN => RIGHT_FD_READ,
+                        STDOUT | STDERR => RIGHT_FD_WRITE,
                         _ => return Err(errno::BADF),
                     };
-                    let mut total = 0u32;
-                    for (buf, len) in iovecs(mem, iovs, iovs_len)? {
-                        out.push(slice(mem, buf as i32, len)?);
-                        total = total.saturating_add(len);
-                    }
-                    write_u32(mem, nwritten, total)
+                    // filetype 0 (unknown: a pipe, not a terminal), no flags, then the rights.
+                    write_bytes(mem, stat, &[0; 8])?;
+                    write_u64(mem, stat.wrapping_add(8), rights)?;
+                    write_u64(mem, stat.wrapping_add(16), 0)
+                }))
+            },
+        ),
+        "fd_seek" => Func::wrap(
+            store,
+            |mut caller: Caller<'_, Host>,
+             fd: i32,
+             _offset: i64,
+             _whence: i32,
+             _new: i32|
+             -> Result<i32, Error> {
+                charge(&mut caller, HOST_CALL_FUEL)?;
+                Ok(match fd {
+                    STDIN | STDOUT | STDERR => errno::SPIPE,
+                    _ => errno::BADF,
                 })
             },
         ),
+        "fd_prestat_get" => Func::wrap(
+            store,
+            |mut caller: Caller<'_, Host>, _fd: i32, _prestat: i32| -> Result<i32, Error> {
+                charge(&mut caller, HOST_CALL_FUEL)?;
+                Ok(errno::BADF)
+            },
+        ),
+        "fd_prestat_dir_name" => Func::wrap(
+            store,
+            |mut caller: Caller<'_, Host>, _fd: i32, _path: i32, _len: i32| -> Result<i32, Error> {
+                charge(&mut caller, HOST_CALL_FUEL)?;
+                Ok(errno::BADF)
+            },
+        ),
+        "fd_read" => Func::wrap(store, fd_read),
+        "fd_write" => Func::wrap(store, fd_write),
         "poll_oneoff" => Func::wrap(store, poll_oneoff),
         "proc_exit" => Func::wrap(
             store,
@@ -323,20 +386,101 @@ fn implemented(store: &mut Store<Host>, name: &str) -> Option<Func> {
                 Err(Error::i32_exit(code))
             },
         ),
-        "random_get" => Func::wrap(store, |mut caller: Caller<'_, Host>, buf: i32, len: i32| {
-            with_memory(&mut caller, |mem, _| {
-                let bytes = slice_mut(mem, buf, len as u32)?;
-                getrandom::fill(bytes).map_err(|_| errno::NOSYS)
-            })
-        }),
-        "sched_yield" => Func::wrap(store, |_: Caller<'_, Host>| errno::SUCCESS),
+        "random_get" => Func::wrap(
+            store,
+            |mut caller: Caller<'_, Host>, buf: i32, len: i32| -> Result<i32, Error> {
+                let len = len as u32;
+                if len > MAX_RANDOM_BYTES {
+                    charge(&mut caller, HOST_CALL_FUEL)?;
+                    return Ok(errno::INVAL);
+                }
+                charge(
+                    &mut caller,
+                    HOST_CALL_FUEL + u64::from(len) * HOST_FUEL_PER_BYTE,
+                )?;
+                Ok(with_memory(&mut caller, |mem, _| {
+                    let bytes = slice_mut(mem, buf, len)?;
+                    getrandom::fill(bytes).map_err(|_| errno::NOSYS)
+                }))
+            },
+        ),
+        "sched_yield" => Func::wrap(
+            store,
+            |mut caller: Caller<'_, Host>| -> Result<i32, Error> {
+                charge(&mut caller, HOST_CALL_FUEL)?;
+                Ok(errno::SUCCESS)
+            },
+        ),
         _ => return None,
     };
     Some(func)
 }
 
+/// `fd_read` on stdin: fills the iovecs in order from what is left of the input.
+fn fd_read(
+    mut caller: Caller<'_, Host>,
+    fd: i32,
+    iovs: i32,
+    iovs_len: i32,
+    nread: i32,
+) -> Result<i32, Error> {
+    charge(
+        &mut caller,
+        HOST_CALL_FUEL + per_item(iovs_len, MAX_IOVECS, HOST_FUEL_PER_IOVEC),
+    )?;
+    let mut copied = 0u64;
+    let errno = with_memory(&mut caller, |mem, host| {
+        if fd != STDIN {
+            return Err(errno::BADF);
+        }
+        let mut total = 0u32;
+        for (buf, len) in iovecs(mem, iovs, iovs_len)? {
+            let rest = &host.stdin[host.stdin_read..];
+            let n = rest.len().min(len as usize);
+            write_bytes(mem, buf as i32, &rest[..n])?;
+            host.stdin_read += n;
+            total += n as u32;
+        }
+        copied = u64::from(total);
+        write_u32(mem, nread, total)
+    });
+    charge(&mut caller, copied * HOST_FUEL_PER_BYTE)?;
+    Ok(errno)
+}
+
+/// `fd_write` on stdout or stderr: keeps what fits under the output cap.
+fn fd_write(
+    mut caller: Caller<'_, Host>,
+    fd: i32,
+    iovs: i32,
+    iovs_len: i32,
+    nwritten: i32,
+) -> Result<i32, Error> {
+    charge(
+        &mut caller,
+        HOST_CALL_FUEL + per_item(iovs_len, MAX_IOVECS, HOST_FUEL_PER_IOVEC),
+    )?;
+    let mut copied = 0u64;
+    let errno = with_memory(&mut caller, |mem, host| {
+        let out = match fd {
+            STDOUT => &mut host.stdout,
+            STDERR => &mut host.stderr,
+            _ => return Err(errno::BADF),
+        };
+        let mut total = 0u32;
+        for (buf, len) in iovecs(mem, iovs, iovs_len)? {
+            copied += out.push(slice(mem, buf as i32, len)?) as u64;
+            total = total.saturating_add(len);
+        }
+        write_u32(mem, nwritten, total)
+    });
+    charge(&mut caller, copied * HOST_FUEL_PER_BYTE)?;
+    Ok(errno)
+}
+
 /// `poll_oneoff`: fd subscriptions are always ready (stdio is in memory); with only clock
 /// subscriptions it really sleeps until the earliest one, but never past the run's deadline.
+/// At most [`MAX_POLL_SUBSCRIPTIONS`] subscriptions per call.
 fn poll_oneoff(
     mut caller: Caller<'_, Host>,
     subs: i32,
@@ -344,9 +488,13 @@ fn poll_oneoff(
     nsubs: i32,
     nevents: i32,
 ) -> Result<i32, Error> {
+    charge(
+        &mut caller,
+        HOST_CALL_FUEL + per_item(nsubs, MAX_POLL_SUBSCRIPTIONS, HOST_FUEL_PER_SUBSCRIPTION),
+    )?;
     let mut sleep = None;
     let polled = with_memory(&mut caller, |mem, host| {
-        if nsubs <= 0 {
+        if nsubs <= 0 || nsubs as u32 > MAX_POLL_SUBSCRIPTIONS {
             return Err(errno::INVAL);
         }
         let mut ready = Vec::new();
@@ -408,7 +556,7 @@ fn poll_oneoff(
         let now = Instant::now();
         if now + wait >= deadline {
             std::thread::sleep(deadline.saturating_duration_since(now));
-            return Err(Error::host(SleptPastDeadline));
+            return Err(Error::host(OutOfTime));
         }
         std::thread::sleep(wait);
     }
@@ -472,9 +620,12 @@ fn read_u64(mem: &[u8], ptr: i32) -> Result<u64, i32> {
     ))
 }
 
-/// The `(buf, buf_len)` pairs of an iovec array.
+/// The `(buf, buf_len)` pairs of an iovec array of at most [`MAX_IOVECS`].
 fn iovecs(mem: &[u8], iovs: i32, len: i32) -> Result<Vec<(u32, u32)>, i32> {
     let len = u32::try_from(len).map_err(|_| errno::INVAL)?;
+    if len > MAX_IOVECS {
+        return Err(errno::INVAL);
+    }
     let array = slice(mem, iovs, len.checked_mul(8).ok_or(errno::FAULT)?)?;
     Ok(array
         .chunks_exact(8)

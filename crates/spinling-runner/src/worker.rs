@@ -1,0 +1,315 @@
+//! The pure part of the worker protocol around a run, for the `spinling/wasm` runtime
+//! component: checking a downloaded package against the job, the prepared-module cache
+//! entry, the input as stdin and the reply made of a run's outcome. The component only does
+//! the I/O (download, key-value, HTTP).
+
+use std::time::Duration;
+
+use md5::{Digest as _, Md5};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value as Json};
+
+use crate::{Prepared, RunOutcome, RunStatus};
+
+/// Qinling's result for a run that timed out.
+pub const TIMEOUT_MESSAGE: &str = "Function execution timeout.";
+
+/// Qinling's result for a run that hit a resource limit.
+pub const RESOURCE_MESSAGE: &str =
+    "Function execution failed because of too much resource consumption";
+
+/// How long a prepared module stays in the cache (1 hour). An older entry is a miss: the
+/// package is downloaded, checked and prepared again, and the entry rewritten. This bounds
+/// how long a cache entry that was never dropped (a host that lost a detach, an entry
+/// written by an older runner) can stand in for the package.
+pub const MAX_PREPARED_AGE: Duration = Duration::from_secs(3600);
+
+/// The largest module kept in the cache: hosts cap key-value values at about 1 MB, and the
+/// entry's header needs room too. A larger module is simply prepared on every run.
+pub const MAX_CACHED_MODULE: usize = 1000 * 1000 - 1024;
+
+/// Hex MD5 of a package (Qinling's `code.md5sum`).
+pub fn md5_hex(bytes: &[u8]) -> String {
+    Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Checks a downloaded package against the md5 the job was created with, so a package
+/// replaced between the execution's creation and its run is never run in its place. An
+/// empty `expected` (a job that names no md5) checks nothing. The error is the run's result.
+pub fn check_package(package: &[u8], expected: &str) -> Result<(), String> {
+    if expected.is_empty() {
+        return Ok(());
+    }
+    let found = md5_hex(package);
+    if found.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(format!(
+            "The function's package changed since the execution was created (expected md5 \
+             {expected}, found {found})."
+        ))
+    }
+}
+
+/// What a cache entry says about its module: one line of JSON before the module's bytes.
+#[derive(Serialize, Deserialize)]
+struct Header {
+    /// The md5 of the package the module came from.
+    package_md5: String,
+    /// The entry the function named (or none), as the job gave it.
+    entry: Option<String>,
+    /// The module's path in the package.
+    resolved_entry: String,
+    /// When the module was prepared, in seconds since the Unix epoch.
+    prepared_at: u64,
+}
+
+/// The cache entry for a module prepared from the package with md5 `package_md5` for the
+/// function's `entry`, at `now` (seconds since the Unix epoch). `None` when it is not to be
+/// cached: a module over [`MAX_CACHED_MODULE`], or no md5 to check a later job against.
+pub fn cache_entry(
+    prepared: &Prepared,
+    package_md5: &str,
+    entry: Option<&str>,
+    now: u64,
+) -> Option<Vec<u8>> {
+    if prepared.wasm().len() > MAX_CACHED_MODULE || package_md5.is_empty() {
+        return None;
+    }
+    let header = Header {
+        package_md5: package_md5.to_string(),
+        entry: entry.map(str::to_string),
+        resolved_entry: prepared.entry().to_string(),
+        prepared_at: now,
+    };
+    let mut bytes = serde_json::to_vec(&header).ok()?;
+    bytes.push(b'\n');
+    bytes.extend_from_slice(prepared.wasm());
+    Some(bytes)
+}
+
+/// The module a cache entry holds, if it was prepared from this exact package and entry, no
+/// longer than [`MAX_PREPARED_AGE`] before `now` (an entry dated after `now` is a miss too),
+/// and still prepares. Anything else (another md5 or entry, an old or unreadable entry) is
+/// a miss.
+pub fn from_cache_entry(
+    bytes: &[u8],
+    package_md5: &str,
+    entry: Option<&str>,
+    now: u64,
+) -> Option<Prepared> {
+    let split = bytes.iter().position(|b| *b == b'\n')?;
+    let header: Header = serde_json::from_slice(&bytes[..split]).ok()?;
+    let age = now.checked_sub(header.prepared_at)?;
+    if package_md5.is_empty()
+        || header.package_md5 != package_md5
+        || header.entry.as_deref() != entry
+        || age >= MAX_PREPARED_AGE.as_secs()
+    {
+        return None;
+    }
+    Prepared::from_wasm(&header.resolved_entry, bytes[split + 1..].to_vec()).ok()
+}
+
+/// What the function reads on stdin: a raw input as it was given, an object as JSON.
+pub fn stdin_of(input: Option<&Json>) -> Vec<u8> {
+    match input {
+        None | Some(Json::Null) => Vec::new(),
+        Some(object) => match object.get("__function_input") {
+            Some(Json::String(raw)) => raw.clone().into_bytes(),
+            _ => object.to_string().into_bytes(),
+        },
+    }
+}
+
+/// The function's stdout as its output: JSON when it parses, else the text.
+pub fn output_of(stdout: &[u8]) -> Json {
+    let text = String::from_utf8_lossy(stdout);
+    let trimmed = text.trim_end_matches(['\n', '\r']);
+    if trimmed.is_empty() {
+        return Json::Null;
+    }
+    serde_json::from_str(trimmed).unwrap_or_else(|_| Json::String(trimmed.to_string()))
+}
+
+/// The worker's reply for a run: `{"output", "duration", "logs", "success"}`.
+pub fn reply_of(outcome: &RunOutcome) -> Json {
+    let logs = String::from_utf8_lossy(&outcome.stderr).into_owned();
+    let duration = (outcome.duration.as_secs_f64() * 1000.0).round() / 1000.0;
+    let (output, success) = match &outcome.status {
+        RunStatus::Success => (output_of(&outcome.stdout), true),
+        RunStatus::Timeout => (json!(TIMEOUT_MESSAGE), false),
+        RunStatus::ResourceExhausted(_) => (json!(RESOURCE_MESSAGE), false),
+        RunStatus::Failed(message) => (json!(message), false),
+    };
+    json!({"output": output, "duration": duration, "logs": logs, "success": success})
+}
+
+/// The worker's reply for a job that could not run (`output` says why).
+pub fn failure_reply(output: impl Into<String>) -> Json {
+    json!({"output": output.into(), "duration": 0.0, "logs": "", "success": false})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: u64 = 3600;
+    const NOW: u64 = 1_800_000_000;
+
+    fn hello() -> Prepared {
+        let wasm = wat::parse_str(r#"(module (func (export "_start")))"#).unwrap();
+        Prepared::from_wasm("bin/hello.wasm", wasm).unwrap()
+    }
+
+    #[test]
+    fn a_package_with_the_job_s_md5_passes_whatever_its_case() {
+        let package = b"zip bytes";
+        let md5 = md5_hex(package);
+        assert_eq!(check_package(package, &md5), Ok(()));
+        assert_eq!(check_package(package, &md5.to_uppercase()), Ok(()));
+    }
+
+    #[test]
+    fn a_package_that_changed_since_the_job_is_refused_with_both_md5s() {
+        let expected = md5_hex(b"old package");
+        let found = md5_hex(b"new package");
+        assert_eq!(
+            check_package(b"new package", &expected),
+            Err(format!(
+                "The function's package changed since the execution was created (expected \
+                 md5 {expected}, found {found})."
+            ))
+        );
+    }
+
+    #[test]
+    fn a_job_without_an_md5_checks_nothing() {
+        assert_eq!(check_package(b"anything", ""), Ok(()));
+    }
+
+    #[test]
+    fn md5_is_qinling_s_hex() {
+        assert_eq!(md5_hex(b""), "d41d8cd98f00b204e9800998ecf8427e");
+    }
+
+    #[test]
+    fn a_cache_entry_gives_back_its_module_for_the_same_code_and_entry() {
+        let prepared = hello();
+        let bytes = cache_entry(&prepared, "abc", Some("bin/hello.wasm"), NOW).unwrap();
+        let back = from_cache_entry(&bytes, "abc", Some("bin/hello.wasm"), NOW + 10).unwrap();
+        assert_eq!(back.entry(), "bin/hello.wasm");
+        assert_eq!(back.wasm(), prepared.wasm());
+    }
+
+    #[test]
+    fn a_cache_entry_for_other_code_or_another_entry_is_a_miss() {
+        let bytes = cache_entry(&hello(), "abc", None, NOW).unwrap();
+        assert!(from_cache_entry(&bytes, "abc", None, NOW).is_some());
+        assert!(from_cache_entry(&bytes, "abd", None, NOW).is_none());
+        assert!(from_cache_entry(&bytes, "abc", Some("bin/hello.wasm"), NOW).is_none());
+        assert!(from_cache_entry(&bytes, "", None, NOW).is_none());
+    }
+
+    #[test]
+    fn a_cache_entry_expires_after_an_hour() {
+        let bytes = cache_entry(&hello(), "abc", None, NOW).unwrap();
+        assert!(from_cache_entry(&bytes, "abc", None, NOW + HOUR - 1).is_some());
+        assert!(from_cache_entry(&bytes, "abc", None, NOW + HOUR).is_none());
+        // An entry dated in the future (the clock went back) is not trusted either.
+        assert!(from_cache_entry(&bytes, "abc", None, NOW - 1).is_none());
+    }
+
+    #[test]
+    fn an_entry_without_a_preparation_time_is_a_miss() {
+        // The format before entries expired.
+        let mut old =
+            br#"{"package_md5":"abc","entry":null,"resolved_entry":"main.wasm"}"#.to_vec();
+        old.push(b'\n');
+        old.extend_from_slice(hello().wasm());
+        assert!(from_cache_entry(&old, "abc", None, NOW).is_none());
+        assert!(from_cache_entry(b"garbage", "abc", None, NOW).is_none());
+    }
+
+    #[test]
+    fn code_without_an_md5_or_too_large_a_module_is_not_cached() {
+        assert!(cache_entry(&hello(), "", None, NOW).is_none());
+        let mut big = wat::parse_str(r#"(module (func (export "_start")))"#).unwrap();
+        // A custom section makes the module larger than a key-value value.
+        big.push(0);
+        let payload = vec![0u8; MAX_CACHED_MODULE];
+        let mut contents = vec![1, b'x'];
+        contents.extend_from_slice(&payload);
+        let mut size = contents.len();
+        loop {
+            let byte = (size & 0x7f) as u8;
+            size >>= 7;
+            big.push(if size == 0 { byte } else { byte | 0x80 });
+            if size == 0 {
+                break;
+            }
+        }
+        big.extend_from_slice(&contents);
+        let big = Prepared::from_wasm("big.wasm", big).unwrap();
+        assert!(cache_entry(&big, "abc", None, NOW).is_none());
+    }
+
+    #[test]
+    fn raw_input_is_stdin_as_given_and_an_object_as_json() {
+        assert_eq!(stdin_of(None), b"");
+        assert_eq!(stdin_of(Some(&Json::Null)), b"");
+        assert_eq!(
+            stdin_of(Some(&json!({"__function_input": "not json"}))),
+            b"not json"
+        );
+        assert_eq!(
+            stdin_of(Some(&json!({"name": "Spin"}))),
+            br#"{"name":"Spin"}"#
+        );
+    }
+
+    #[test]
+    fn stdout_is_the_output_as_json_when_it_parses() {
+        assert_eq!(output_of(b"{\"a\": 1}\n"), json!({"a": 1}));
+        assert_eq!(output_of(b"hello\r\n"), json!("hello"));
+        assert_eq!(output_of(b"\n"), Json::Null);
+    }
+
+    fn outcome(status: RunStatus, stdout: &[u8]) -> RunOutcome {
+        RunOutcome {
+            status,
+            stdout: stdout.to_vec(),
+            stderr: b"log".to_vec(),
+            duration: Duration::from_micros(1_234_567),
+            exit_code: None,
+            fuel_consumed: 0,
+        }
+    }
+
+    #[test]
+    fn a_successful_run_replies_its_output_logs_and_duration() {
+        assert_eq!(
+            reply_of(&outcome(RunStatus::Success, b"\"hi\"")),
+            json!({"output": "hi", "duration": 1.235, "logs": "log", "success": true})
+        );
+    }
+
+    #[test]
+    fn a_timeout_replies_qinling_s_timeout_message() {
+        let reply = reply_of(&outcome(RunStatus::Timeout, b"partial"));
+        assert_eq!(reply["output"], "Function execution timeout.");
+        assert_eq!(reply["success"], false);
+    }
+
+    #[test]
+    fn a_resource_limit_and_a_failure_reply_their_messages() {
+        let reply = reply_of(&outcome(RunStatus::ResourceExhausted("memory".into()), b""));
+        assert_eq!(reply["output"], RESOURCE_MESSAGE);
+        let reply = reply_of(&outcome(RunStatus::Failed("exit 3".into()), b""));
+        assert_eq!(reply["output"], "exit 3");
+        assert_eq!(reply["success"], false);
+    }
+}

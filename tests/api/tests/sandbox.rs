@@ -1,0 +1,167 @@
+//! The built-in runtime's sandbox holds through the served app: whatever a function makes
+//! the host do, its execution ends `failed` with Qinling's timeout message within its
+//! timeout plus a second, and leaves the runtime free for the next one. And the runtime runs
+//! only the code the execution was created with.
+
+use serde_json::{json, Value as Json};
+use spinling_api_tests::{md5_hex, wat_package, Api};
+use std::time::{Duration, Instant};
+
+/// The hostile functions' timeout, in seconds.
+const TIMEOUT: u64 = 1;
+
+/// A builtin-runtime function of `package` with a 1 s timeout.
+fn function(api: &Api, package: &[u8]) -> String {
+    let runtime = api.create_runtime();
+    let reply = api.create_function_with(&runtime, package, &[("timeout", &TIMEOUT.to_string())]);
+    reply.assert_status(201);
+    reply.json()["id"].as_str().unwrap().to_string()
+}
+
+/// Runs a sync execution of `function_id` and returns it with its wall time.
+fn execute(api: &Api, function_id: &str) -> (Json, Duration) {
+    let started = Instant::now();
+    let reply = api.post_json("/v1/executions", &json!({"function_id": function_id}));
+    let took = started.elapsed();
+    reply.assert_status(201);
+    (reply.json(), took)
+}
+
+fn output(execution: &Json) -> Json {
+    let result = execution["result"]
+        .as_str()
+        .expect("a finished execution has a result");
+    serde_json::from_str::<Json>(result).unwrap()["output"].clone()
+}
+
+const WASI: &str = r#"
+  (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 256)"#;
+
+/// A module whose `_start` runs `body` forever.
+fn looping(body: &str) -> String {
+    format!(r#"(module {WASI} (func (export "_start") (loop $again {body} (br $again))))"#)
+}
+
+/// A module whose start section runs `body` forever.
+fn looping_in_start(body: &str) -> String {
+    format!(
+        r#"(module {WASI} (func $init (loop $again {body} (br $again))) (start $init)
+  (func (export "_start")))"#
+    )
+}
+
+const RANDOM_16_MIB: &str = "(drop (call $random (i32.const 0) (i32.const 16777216)))";
+/// Two million iovecs (16 MiB of zeros).
+const WRITE_2M_IOVECS: &str =
+    "(drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 2097152) (i32.const 0)))";
+/// A module whose `_start` polls 150,000 stdin subscriptions (always ready, so it never
+/// sleeps) forever: the subscriptions from address 0, the events from 8 MiB.
+fn polling_many_subscriptions() -> String {
+    format!(
+        r#"(module {WASI}
+  (func (export "_start") (local $i i32)
+    (loop $fill
+      (i32.store8 (i32.add (i32.mul (local.get $i) (i32.const 48)) (i32.const 8)) (i32.const 1))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $fill (i32.lt_u (local.get $i) (i32.const 150000))))
+    (loop $again
+      (drop (call $poll (i32.const 0) (i32.const 8388608) (i32.const 150000) (i32.const 0)))
+      (br $again))))"#
+    )
+}
+
+/// Writes `"ok"` to stdout.
+const TRIVIAL: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "\"ok\"")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 100))
+    (i32.store (i32.const 4) (i32.const 4))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+
+/// The hostile module's execution ends failed with the timeout message within the timeout
+/// plus a second; a trivial execution right after it runs at normal speed.
+#[track_caller]
+fn assert_times_out_and_frees_the_runtime(hostile: &str) {
+    let api = Api::start();
+    let hostile = function(&api, &wat_package(hostile));
+    let trivial = function(&api, &wat_package(TRIVIAL));
+    // Warm up (the first request to each component compiles it).
+    let (warm, _) = execute(&api, &trivial);
+    assert_eq!(warm["status"], "success", "{warm}");
+
+    let (execution, took) = execute(&api, &hostile);
+    eprintln!("the hostile execution ended after {took:?}");
+    assert_eq!(execution["status"], "failed", "{execution}");
+    assert_eq!(output(&execution), "Function execution timeout.");
+    let bound = Duration::from_secs(TIMEOUT + 1);
+    assert!(took < bound, "took {took:?}");
+
+    let (next, took) = execute(&api, &trivial);
+    eprintln!("the next execution took {took:?}");
+    assert_eq!(next["status"], "success", "{next}");
+    assert_eq!(output(&next), "ok");
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+}
+
+#[test]
+fn a_random_get_loop_times_out_and_frees_the_runtime() {
+    assert_times_out_and_frees_the_runtime(&looping(RANDOM_16_MIB));
+}
+
+#[test]
+fn an_fd_write_of_millions_of_iovecs_in_a_loop_times_out_and_frees_the_runtime() {
+    assert_times_out_and_frees_the_runtime(&looping(WRITE_2M_IOVECS));
+}
+
+#[test]
+fn a_poll_oneoff_of_many_subscriptions_in_a_loop_times_out_and_frees_the_runtime() {
+    assert_times_out_and_frees_the_runtime(&polling_many_subscriptions());
+}
+
+#[test]
+fn a_start_section_that_loops_on_random_get_times_out_and_frees_the_runtime() {
+    assert_times_out_and_frees_the_runtime(&looping_in_start(RANDOM_16_MIB));
+}
+
+#[test]
+fn a_start_section_that_loops_forever_times_out_and_frees_the_runtime() {
+    assert_times_out_and_frees_the_runtime(&looping_in_start(""));
+}
+
+/// The package the runtime downloads is not the code the execution was created with (as
+/// when the package is replaced between an async execution's creation and its run; here
+/// the md5 the function records is changed in the database while the app is stopped).
+#[test]
+fn a_package_that_is_not_the_execution_s_code_is_never_run() {
+    let api = Api::start();
+    let package = wat_package(TRIVIAL);
+    let fid = function(&api, &package);
+    let state = api.stop();
+    let recorded = "0123456789abcdef0123456789abcdef";
+    let db = rusqlite::Connection::open(state.path().join("sqlite_db.db")).unwrap();
+    let changed = db
+        .execute(
+            "UPDATE functions SET code = json_set(code, '$.md5sum', ?) WHERE id = ?",
+            [recorded, fid.as_str()],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(db);
+    let api = Api::start_in(state, &[]);
+
+    let (execution, _) = execute(&api, &fid);
+    assert_eq!(execution["status"], "failed", "{execution}");
+    assert_eq!(
+        output(&execution),
+        format!(
+            "The function's package changed since the execution was created (expected md5 \
+             {recorded}, found {}).",
+            md5_hex(&package)
+        )
+    );
+}
