@@ -92,15 +92,21 @@ pub fn find_own(db: &dyn Database, caller: &Caller, name: &str) -> ApiResult<Ali
     .ok_or_else(|| not_found(name))
 }
 
-pub fn list(db: &dyn Database, scope: &ListScope) -> ApiResult<Vec<Alias>> {
-    let rows = match scope.project() {
-        Some(p) => db.execute(
-            &format!("SELECT {COLUMNS} FROM function_aliases WHERE project_id = ? ORDER BY created_at, id"),
-            &[p.into()],
-        )?,
-        None => db.execute(&format!("SELECT {COLUMNS} FROM function_aliases ORDER BY created_at, id"), &[])?,
-    };
-    Ok(rows.iter().map(Alias::from_row).collect())
+/// One page of the aliases in `scope`, by `created_at` then `id`.
+pub fn list(
+    db: &dyn Database,
+    scope: &ListScope,
+    page: &crate::filters::Page,
+) -> ApiResult<crate::filters::Paged<Alias>> {
+    let mut query = crate::filters::ListQuery::new("function_aliases");
+    if let Some(project) = scope.project() {
+        query = query.scope("project_id = ?", vec![project.into()]);
+    }
+    let rows = query.fetch(db, COLUMNS, page)?;
+    let items = rows.iter().map(Alias::from_row).collect();
+    Ok(crate::filters::Paged::of(items, page.limit, |a: &Alias| {
+        a.id.clone()
+    }))
 }
 
 /// The target must be the caller's own function and, unless 0, an existing version of it.

@@ -22,7 +22,7 @@ pub enum AuthMode {
     Keystone(KeystoneConfig),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct KeystoneConfig {
     /// The Identity v3 endpoint, ending in `/v3`.
     pub url: String,
@@ -33,6 +33,19 @@ pub struct KeystoneConfig {
     pub service_domain: String,
     /// Seconds a validation is trusted without asking again (0: ask every time).
     pub token_cache_ttl: i64,
+}
+
+impl std::fmt::Debug for KeystoneConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeystoneConfig")
+            .field("url", &self.url)
+            .field("service_user", &self.service_user)
+            .field("service_password", &crate::context::Redacted)
+            .field("service_project", &self.service_project)
+            .field("service_domain", &self.service_domain)
+            .field("token_cache_ttl", &self.token_cache_ttl)
+            .finish()
+    }
 }
 
 /// The longest token looked at; Keystone's fernet tokens are about 200 characters.
@@ -737,6 +750,21 @@ mod tests {
         assert_eq!(config.url, "http://127.0.0.1:5000/v3");
         assert_eq!(config.service_domain, "Default");
         assert_eq!(config.token_cache_ttl, 300);
+    }
+
+    #[test]
+    fn the_service_password_is_redacted_in_debug_output() {
+        let config = KeystoneConfig {
+            service_password: "s3cret-password".into(),
+            ..config(300)
+        };
+        let printed = format!("{:?}", AuthMode::Keystone(config));
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(
+            printed.contains("service_password: <redacted>"),
+            "{printed}"
+        );
+        assert!(printed.contains("service_user: \"spinling\""), "{printed}");
     }
 
     #[test]

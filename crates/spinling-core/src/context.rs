@@ -2,11 +2,22 @@
 
 use crate::cors::AllowedOrigins;
 use crate::error::{ApiError, ApiResult};
+use crate::hosts::AllowedHosts;
 use crate::http::{parse_bool, ApiRequest};
 use crate::limits::{JsonLimits, MAX_JSON_DEPTH};
+use std::fmt;
+
+/// Stands for a secret in `Debug` output: tokens and passwords never reach a log.
+pub(crate) struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
 
 /// The caller as Qinling's request context sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The effective project: every row a caller creates belongs to it.
     pub project_id: String,
@@ -16,6 +27,17 @@ pub struct Caller {
     /// The caller's validated token, which runtimes present to download the package of an
     /// execution on the caller's behalf (auth mode `keystone` only).
     pub token: Option<String>,
+}
+
+impl fmt::Debug for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Caller")
+            .field("project_id", &self.project_id)
+            .field("is_admin", &self.is_admin)
+            .field("policy_enforced", &self.policy_enforced)
+            .field("token", &self.token.as_ref().map(|_| Redacted))
+            .finish()
+    }
 }
 
 impl Caller {
@@ -111,8 +133,15 @@ pub struct Settings {
     pub max_request_body: u64,
     /// How deeply JSON from a client may nest, and how many values it may hold.
     pub json_limits: JsonLimits,
-    /// The origins browsers may call the API from (CORS).
+    /// The origins browsers may call the API from (CORS). Unset: any in auth mode
+    /// `keystone`, none in auth mode `none`.
     pub cors_allowed_origins: AllowedOrigins,
+    /// In auth mode `none`, where no token protects the API: the hosts it may be addressed
+    /// as, whose pages may call it too (variable `allowed_hosts`, loopback names and
+    /// `public_url`'s host; see `hosts`). `None` in auth mode `keystone`: nothing is checked.
+    pub site_guard: Option<AllowedHosts>,
+    /// The most rows one page of a list holds (also a list's size without `?limit=`).
+    pub max_page_size: usize,
 }
 
 impl Default for Settings {
@@ -125,7 +154,9 @@ impl Default for Settings {
             public_url: None,
             max_request_body: 1024 * 1024,
             json_limits: JsonLimits::default(),
-            cors_allowed_origins: AllowedOrigins::any(),
+            cors_allowed_origins: AllowedOrigins::off(),
+            site_guard: Some(AllowedHosts::default()),
+            max_page_size: 1000,
         }
     }
 }
@@ -190,11 +221,24 @@ impl Settings {
         if let Some(v) = value("max_json_items") {
             settings.json_limits.max_items = whole_number("max_json_items", &v, most)? as usize;
         }
-        // Set but empty is meaningful here: CORS off.
-        if let Some(v) = get("cors_allowed_origins") {
-            settings.cors_allowed_origins = AllowedOrigins::parse(&v)
-                .map_err(|e| format!("variable cors_allowed_origins: {e}"))?;
+        if let Some(v) = value("max_page_size") {
+            settings.max_page_size = whole_number("max_page_size", &v, most)? as usize;
         }
+        // Tokens protect the API in auth mode `keystone` (an invalid mode is refused when
+        // callers are identified; until then, the guarded default holds).
+        let keystone = value("auth_mode").as_deref() == Some("keystone");
+        settings.cors_allowed_origins = match value("cors_allowed_origins") {
+            None if keystone => AllowedOrigins::any(),
+            None => AllowedOrigins::off(),
+            Some(v) => AllowedOrigins::parse(&v)
+                .map_err(|e| format!("variable cors_allowed_origins: {e}"))?,
+        };
+        let mut hosts = AllowedHosts::parse(&value("allowed_hosts").unwrap_or_default())
+            .map_err(|e| format!("variable allowed_hosts: {e}"))?;
+        if let Some(url) = &settings.public_url {
+            hosts = hosts.with_public_url(url);
+        }
+        settings.site_guard = (!keystone).then_some(hosts);
         Ok(settings)
     }
 
@@ -292,6 +336,9 @@ mod tests {
         let s =
             Settings::from_variables(|n| (n == "max_versions").then(|| "3".to_string())).unwrap();
         assert_eq!(s.max_versions, 3);
+        let s =
+            Settings::from_variables(|n| (n == "max_page_size").then(|| "25".to_string())).unwrap();
+        assert_eq!(s.max_page_size, 25);
         assert!(Settings::from_variables(|_| Some("x".into())).is_err());
     }
 
@@ -327,15 +374,73 @@ mod tests {
         );
     }
 
+    fn settings_of(variables: &[(&str, &str)]) -> Result<Settings, String> {
+        Settings::from_variables(|n| {
+            variables
+                .iter()
+                .find(|(name, _)| *name == n)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
     #[test]
-    fn an_empty_cors_origin_list_turns_cors_off_and_an_unset_one_allows_any() {
-        let off = Settings::from_variables(|n| (n == "cors_allowed_origins").then(String::new));
-        assert_eq!(
-            off.unwrap().cors_allowed_origins,
-            AllowedOrigins::parse("").unwrap()
-        );
-        let unset = Settings::from_variables(|_| None).unwrap();
-        assert_eq!(unset.cors_allowed_origins, AllowedOrigins::any());
+    fn cors_is_off_by_default_in_auth_mode_none() {
+        for variables in [
+            &[][..],
+            &[("cors_allowed_origins", "")],
+            &[("auth_mode", "none"), ("cors_allowed_origins", " ")],
+        ] {
+            let s = settings_of(variables).unwrap();
+            assert_eq!(s.cors_allowed_origins, AllowedOrigins::off());
+        }
+    }
+
+    #[test]
+    fn cors_allows_any_origin_by_default_in_auth_mode_keystone() {
+        let s = settings_of(&[("auth_mode", "keystone"), ("cors_allowed_origins", "")]).unwrap();
+        assert_eq!(s.cors_allowed_origins, AllowedOrigins::any());
+        let s = settings_of(&[("auth_mode", "keystone")]).unwrap();
+        assert_eq!(s.cors_allowed_origins, AllowedOrigins::any());
+        let off = settings_of(&[("auth_mode", "keystone"), ("cors_allowed_origins", "off")]);
+        assert_eq!(off.unwrap().cors_allowed_origins, AllowedOrigins::off());
+    }
+
+    #[test]
+    fn configured_cors_origins_hold_in_either_mode() {
+        for mode in ["none", "keystone"] {
+            let s = settings_of(&[("auth_mode", mode), ("cors_allowed_origins", "*")]).unwrap();
+            assert_eq!(s.cors_allowed_origins, AllowedOrigins::any());
+        }
+    }
+
+    #[test]
+    fn hosts_are_guarded_in_auth_mode_none_only() {
+        let none = settings_of(&[
+            ("allowed_hosts", "faas.lan"),
+            ("public_url", "https://faas.example.org"),
+        ])
+        .unwrap();
+        let guard = none.site_guard.unwrap();
+        assert!(guard.serves("faas.lan:3000"));
+        assert!(guard.serves("faas.example.org"));
+        assert!(guard.serves("localhost:3000"));
+        assert!(!guard.serves("evil.example"));
+        let keystone = settings_of(&[("auth_mode", "keystone")]).unwrap();
+        assert_eq!(keystone.site_guard, None);
+        let err = settings_of(&[("allowed_hosts", "http://faas.lan")]).unwrap_err();
+        assert!(err.starts_with("variable allowed_hosts: "), "{err}");
+    }
+
+    #[test]
+    fn a_caller_s_token_is_redacted_in_debug_output() {
+        let caller = Caller {
+            token: Some("gAAAAAB-secret-token".into()),
+            ..user(true)
+        };
+        let printed = format!("{caller:?}");
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(printed.contains("token: Some(<redacted>)"), "{printed}");
+        assert!(format!("{:?}", user(true)).contains("token: None"));
     }
 
     #[test]
@@ -346,6 +451,7 @@ mod tests {
             ("max_json_depth", "128"),
             ("max_json_depth", "-1"),
             ("max_json_items", "0"),
+            ("max_page_size", "0"),
             ("cors_allowed_origins", "app.example.org"),
         ];
         for (name, value) in bad {

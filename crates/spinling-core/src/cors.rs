@@ -48,6 +48,10 @@ const MAX_AGE: u32 = 3600;
 
 /// The origins browsers may call the API from (variable `cors_allowed_origins`). None turns
 /// CORS off: no preflight is answered and no response carries CORS headers.
+///
+/// The variable's default (empty) depends on the auth mode: `*` in `keystone` mode, where
+/// every call needs a token; off in `none` mode, where a page of any site could otherwise
+/// drive the API (see `hosts`). `off` turns CORS off in either mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllowedOrigins(Vec<String>);
 
@@ -56,9 +60,16 @@ impl AllowedOrigins {
         AllowedOrigins(vec!["*".into()])
     }
 
+    pub fn off() -> AllowedOrigins {
+        AllowedOrigins(Vec::new())
+    }
+
     /// Comma-separated origins (`https://app.example.org`, `http://localhost:8080`) or `*`
-    /// for any; empty turns CORS off.
+    /// for any; empty or `off` turns CORS off.
     pub fn parse(text: &str) -> Result<AllowedOrigins, String> {
+        if text.trim().eq_ignore_ascii_case("off") {
+            return Ok(AllowedOrigins::off());
+        }
         let mut origins = Vec::new();
         for origin in text.split(',').map(str::trim).filter(|o| !o.is_empty()) {
             let origin = origin.trim_end_matches('/');
@@ -78,10 +89,14 @@ impl AllowedOrigins {
     /// The request's `Origin`, if CORS is on and that origin is allowed.
     fn allowed<'r>(&self, request: &'r ApiRequest) -> Option<&'r str> {
         let origin = request.header("origin")?;
+        self.allows(origin).then_some(origin)
+    }
+
+    /// Whether pages of `origin` may call the API (never while CORS is off).
+    pub fn allows(&self, origin: &str) -> bool {
         self.0
             .iter()
             .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
-            .then_some(origin)
     }
 
     fn is_on(&self) -> bool {
@@ -285,6 +300,13 @@ mod tests {
         let off = only(" ");
         assert!(response_headers(&off, &request("GET", &[("Origin", "https://a")])).is_empty());
         assert!(preflight(&off, &preflight_from("https://a", "GET", "")).is_none());
+    }
+
+    #[test]
+    fn off_turns_cors_off() {
+        assert_eq!(only(" OFF "), AllowedOrigins::off());
+        assert!(!AllowedOrigins::off().allows("https://a"));
+        assert!(AllowedOrigins::any().allows("https://a"));
     }
 
     #[test]

@@ -47,11 +47,20 @@ pub struct Execution {
     pub project_id: String,
     pub created_at: String,
     pub updated_at: Option<String>,
+    /// The run's timeout in seconds (not rendered): how long it may stay `running`.
+    pub timeout: Option<i64>,
 }
 
 const COLUMNS: &str =
     "id, function_id, function_version, function_alias, description, status, sync, input,
-    result, project_id, created_at, updated_at";
+    result, project_id, created_at, updated_at, timeout";
+
+/// How long past its timeout an execution may stay `running` before it is settled as failed:
+/// a worker call may take the timeout plus 30 s to download and start the code.
+pub const STALE_GRACE_SECONDS: i64 = 60;
+
+/// Executions recorded before the timeout was stored ran with at most Qinling's maximum.
+const TIMEOUT_OF_OLD_ROWS: i64 = crate::functions::TIMEOUT.max;
 
 impl Execution {
     fn from_row(r: Row) -> Execution {
@@ -69,7 +78,24 @@ impl Execution {
             project_id: r.text(9),
             created_at: r.text(10),
             updated_at: r.opt_text(11),
+            timeout: r.opt_int(12),
         }
+    }
+
+    /// Whether the execution is still `running` although its runtime should have answered
+    /// long ago: its instance died, or its worker vanished, before recording an end.
+    fn is_stale(&self, now: i64) -> bool {
+        let timeout = self.timeout.unwrap_or(TIMEOUT_OF_OLD_ROWS);
+        self.status == "running"
+            && crate::time::parse_timestamp(&self.created_at)
+                .is_some_and(|created| now > created + timeout + STALE_GRACE_SECONDS)
+    }
+
+    fn stale_message(&self) -> String {
+        format!(
+            "The execution did not finish: no result was recorded within its timeout of {} seconds and a grace period of {STALE_GRACE_SECONDS} seconds (its runtime stopped answering).",
+            self.timeout.unwrap_or(TIMEOUT_OF_OLD_ROWS)
+        )
     }
 
     /// As Qinling renders it: `input` and `result` are strings (JSON in Python's style).
@@ -114,7 +140,8 @@ pub fn parse_input(raw: Option<&str>, limits: &JsonLimits) -> ApiResult<Option<J
 }
 
 /// Everything a runtime needs to run one execution (spec §5's request, plus the runtime).
-#[derive(Debug, Clone, PartialEq)]
+/// Its `Debug` output redacts the token.
+#[derive(Clone, PartialEq)]
 pub struct Job {
     pub execution_id: String,
     /// `spinling/wasm` or a worker's URL.
@@ -131,6 +158,27 @@ pub struct Job {
     /// The caller's token, which the runtime presents to download the package (auth mode
     /// `keystone`; as Qinling, the worker acts on the caller's behalf).
     pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("execution_id", &self.execution_id)
+            .field("runtime_image", &self.runtime_image)
+            .field("function_id", &self.function_id)
+            .field("function_version", &self.function_version)
+            .field("entry", &self.entry)
+            .field("cpu", &self.cpu)
+            .field("memory_size", &self.memory_size)
+            .field("timeout", &self.timeout)
+            .field("input", &self.input)
+            .field("package_md5", &self.package_md5)
+            .field(
+                "token",
+                &self.token.as_ref().map(|_| crate::context::Redacted),
+            )
+            .finish()
+    }
 }
 
 impl Job {
@@ -226,6 +274,8 @@ pub enum WorkerFailure {
     NoReply,
     /// The worker refused the job with an error that is not a reply (its text).
     Rejected(String),
+    /// The reply went past [`MAX_WORKER_REPLY`] bytes; reading stopped there.
+    ReplyTooLarge,
 }
 
 impl WorkerFailure {
@@ -236,8 +286,84 @@ impl WorkerFailure {
             WorkerFailure::ConnectionFailed => "Internal service error.",
             WorkerFailure::NoReply => "Function execution timeout.",
             WorkerFailure::Rejected(text) => text,
+            WorkerFailure::ReplyTooLarge => REPLY_TOO_LARGE,
         }
     }
+}
+
+/// The most of a runtime's reply to `POST /execute` that is read, in bytes: room for the
+/// built-in runtime's 1 MiB of stdout and 1 MiB of stderr even if every byte is a control
+/// byte, which JSON escapes to six (`\u0001`).
+pub const MAX_WORKER_REPLY: usize = 16 * 1024 * 1024;
+
+const REPLY_TOO_LARGE: &str =
+    "The runtime's reply was larger than 16777216 bytes; it was not read past that.";
+
+/// The most of a result stored, in bytes of its JSON (`{"output": ..., "duration": ...}`):
+/// the runtime's 1 MiB of stdout fits even if every byte escapes to two (quotes, newlines).
+/// Output past it is cut, and ends with [`output_cut_note`].
+pub const MAX_STORED_RESULT: usize = 2 * 1024 * 1024;
+
+/// The most of a log stored, in bytes (stored as plain text, not escaped): the runtime's
+/// 1 MiB of stderr with room for its closing notes. A longer log is cut and ends with
+/// `[spinling] log was cut at N bytes.`
+pub const MAX_STORED_LOG: usize = 1024 * 1024 + 4096;
+
+fn output_cut_note() -> String {
+    format!("\n[spinling] output was cut: a stored result holds at most {MAX_STORED_RESULT} bytes.")
+}
+
+/// The bytes `c` takes inside a JSON string as serde_json writes it.
+fn escaped_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
+}
+
+/// The result as stored: its JSON text, at most [`MAX_STORED_RESULT`] bytes. Past that the
+/// output becomes text (a JSON output its JSON text) cut to fit, with a note that says so.
+pub fn stored_result(result: &Json) -> String {
+    let whole = result.to_string();
+    if whole.len() <= MAX_STORED_RESULT {
+        return whole;
+    }
+    let text = match &result["output"] {
+        Json::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    let note = output_cut_note();
+    let mut shell = result.clone();
+    shell["output"] = Json::String(String::new());
+    let overhead = shell.to_string().len() + note.chars().map(escaped_len).sum::<usize>();
+    let mut budget = MAX_STORED_RESULT.saturating_sub(overhead);
+    let mut end = 0;
+    for (i, c) in text.char_indices() {
+        let cost = escaped_len(c);
+        if cost > budget {
+            break;
+        }
+        budget -= cost;
+        end = i + c.len_utf8();
+    }
+    shell["output"] = Json::String(format!("{}{note}", &text[..end]));
+    shell.to_string()
+}
+
+/// The log as stored: plain text of at most [`MAX_STORED_LOG`] bytes, cut (on a character
+/// boundary) with a closing note when longer.
+pub fn stored_log(mut logs: String) -> String {
+    if logs.len() <= MAX_STORED_LOG {
+        return logs;
+    }
+    let mut end = MAX_STORED_LOG - 64;
+    while !logs.is_char_boundary(end) {
+        end -= 1;
+    }
+    logs.truncate(end);
+    logs.push_str(&format!("\n[spinling] log was cut at {end} bytes.\n"));
+    logs
 }
 
 /// Runs jobs: the adapter implements it over Spin's outbound HTTP.
@@ -331,9 +457,10 @@ pub fn create(
             project_id: caller.project_id.clone(),
             created_at: now_timestamp(),
             updated_at: None,
+            timeout: Some(timeout),
         };
         let inserted = tx.execute(
-            &format!("INSERT OR IGNORE INTO executions ({COLUMNS}, logs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, '') RETURNING id"),
+            &format!("INSERT OR IGNORE INTO executions ({COLUMNS}, logs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, ?, '') RETURNING id"),
             &[
                 execution.id.as_str().into(),
                 execution.function_id.as_str().into(),
@@ -345,6 +472,7 @@ pub fn create(
                 execution.input.as_ref().map(Json::to_string).into(),
                 execution.project_id.as_str().into(),
                 execution.created_at.as_str().into(),
+                execution.timeout.into(),
             ],
         )?;
         if inserted.first().is_none() {
@@ -373,7 +501,9 @@ pub fn create(
     })
 }
 
-/// Records how the job ended: `success` or `failed` with Qinling's result and the logs.
+/// Records how the job ended: `success` or `failed` with Qinling's result and the logs. Only
+/// a `running` execution is ended: one already settled as stale (see [`settle_stale`]) keeps
+/// that end, whatever a late runtime reports.
 pub fn complete(
     db: &dyn Database,
     job: &Job,
@@ -392,11 +522,12 @@ pub fn complete(
         ),
     };
     db.execute(
-        "UPDATE executions SET status = ?, result = ?, logs = ?, updated_at = ? WHERE id = ?",
+        "UPDATE executions SET status = ?, result = ?, logs = ?, updated_at = ?
+         WHERE id = ? AND status = 'running'",
         &[
             status.into(),
-            result.to_string().into(),
-            logs.into(),
+            stored_result(&result).into(),
+            stored_log(logs).into(),
             now_timestamp().into(),
             job.execution_id.as_str().into(),
         ],
@@ -406,14 +537,41 @@ pub fn complete(
 
 /// The execution with `id`, if the caller may read it.
 pub fn find(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<Execution> {
-    db.execute(
-        &format!("SELECT {COLUMNS} FROM executions WHERE id = ?"),
-        &[id.into()],
-    )?
-    .first()
-    .map(Execution::from_row)
-    .filter(|e| caller.may_read(&e.project_id))
-    .ok_or_else(|| not_found(id))
+    let mut execution = db
+        .execute(
+            &format!("SELECT {COLUMNS} FROM executions WHERE id = ?"),
+            &[id.into()],
+        )?
+        .first()
+        .map(Execution::from_row)
+        .filter(|e| caller.may_read(&e.project_id))
+        .ok_or_else(|| not_found(id))?;
+    settle_stale(db, std::slice::from_mut(&mut execution))?;
+    Ok(execution)
+}
+
+/// Ends as `failed` every execution among `executions` that stayed `running` past its
+/// timeout and the grace period, in the database (only if still `running` there) and in the
+/// slice. Reads pay for it only when they meet such an execution.
+pub fn settle_stale(db: &dyn Database, executions: &mut [Execution]) -> ApiResult<()> {
+    let now = crate::time::now_unix();
+    for execution in executions.iter_mut().filter(|e| e.is_stale(now)) {
+        let result = json!({"output": execution.stale_message(), "duration": 0.0});
+        let updated_at = now_timestamp();
+        db.execute(
+            "UPDATE executions SET status = 'failed', result = ?, updated_at = ?
+             WHERE id = ? AND status = 'running'",
+            &[
+                result.to_string().into(),
+                updated_at.as_str().into(),
+                execution.id.as_str().into(),
+            ],
+        )?;
+        execution.status = "failed".into();
+        execution.result = Some(result);
+        execution.updated_at = Some(updated_at);
+    }
+    Ok(())
 }
 
 pub fn logs(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<String> {
@@ -425,24 +583,25 @@ pub fn logs(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<String> {
         .unwrap_or_default())
 }
 
-/// Filters of the execution list: `function_id`, `function_version` and `status`, exact.
-pub fn list(db: &dyn Database, scope: &ListScope, filters: &[Filter]) -> ApiResult<Vec<Execution>> {
-    let mut sql = format!("SELECT {COLUMNS} FROM executions WHERE 1 = 1");
-    let mut params = Vec::new();
+/// One page of the executions in `scope` that pass every filter, by `created_at` then `id`.
+pub fn list(
+    db: &dyn Database,
+    scope: &ListScope,
+    filters: &[Filter],
+    page: &crate::filters::Page,
+) -> ApiResult<crate::filters::Paged<Execution>> {
+    let mut query = crate::filters::ListQuery::new("executions");
     if let Some(project) = scope.project() {
-        sql.push_str(" AND project_id = ?");
-        params.push(project.into());
+        query = query.scope("project_id = ?", vec![project.into()]);
     }
     for filter in filters {
-        sql.push_str(" AND ");
-        sql.push_str(&filter.to_sql(&mut params));
+        query = query.filter(filter);
     }
-    sql.push_str(" ORDER BY created_at, id");
-    Ok(db
-        .execute(&sql, &params)?
-        .iter()
-        .map(Execution::from_row)
-        .collect())
+    let rows = query.fetch(db, COLUMNS, page)?;
+    let executions: Vec<Execution> = rows.iter().map(Execution::from_row).collect();
+    let mut paged = crate::filters::Paged::of(executions, page.limit, |e: &Execution| e.id.clone());
+    settle_stale(db, &mut paged.items)?;
+    Ok(paged)
 }
 
 pub fn delete(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<()> {
@@ -454,6 +613,37 @@ pub fn delete(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn running_since(seconds_ago: i64, timeout: Option<i64>) -> Execution {
+        Execution {
+            id: "e".into(),
+            function_id: "f".into(),
+            function_version: 0,
+            function_alias: None,
+            description: None,
+            status: "running".into(),
+            sync: false,
+            input: None,
+            result: None,
+            project_id: "p".into(),
+            created_at: crate::time::format_timestamp(crate::time::now_unix() - seconds_ago),
+            updated_at: None,
+            timeout,
+        }
+    }
+
+    #[test]
+    fn a_running_execution_is_stale_only_past_its_timeout_and_the_grace() {
+        let now = crate::time::now_unix();
+        assert!(!running_since(5 + STALE_GRACE_SECONDS - 2, Some(5)).is_stale(now));
+        assert!(running_since(5 + STALE_GRACE_SECONDS + 2, Some(5)).is_stale(now));
+        // Rows from before the timeout was stored wait out Qinling's largest timeout.
+        assert!(!running_since(200, None).is_stale(now));
+        assert!(running_since(300 + STALE_GRACE_SECONDS + 2, None).is_stale(now));
+        let mut finished = running_since(1000, Some(1));
+        finished.status = "success".into();
+        assert!(!finished.is_stale(now));
+    }
 
     #[test]
     fn object_input_is_kept_and_anything_else_is_raw() {
@@ -549,5 +739,46 @@ mod tests {
             "/v1/functions/f/versions/2?download=true"
         );
         assert_eq!(job.worker_request("u")["download_url"], "u");
+    }
+
+    #[test]
+    fn a_result_within_the_cap_is_stored_whole() {
+        let result = json!({"output": "a\u{1}b", "duration": 0.5});
+        assert_eq!(stored_result(&result), result.to_string());
+    }
+
+    #[test]
+    fn control_bytes_are_cut_after_encoding_so_a_stored_result_stays_within_its_cap() {
+        let result = json!({"output": "\u{1}".repeat(1 << 20), "duration": 0.5});
+        let stored = stored_result(&result);
+        assert!(stored.len() <= MAX_STORED_RESULT, "{}", stored.len());
+        assert!(stored.len() > MAX_STORED_RESULT - 16, "{}", stored.len());
+        let back: Json = serde_json::from_str(&stored).unwrap();
+        assert_eq!(back["duration"], 0.5);
+        let output = back["output"].as_str().unwrap();
+        assert!(output.starts_with('\u{1}'));
+        assert!(output.ends_with(&output_cut_note()));
+    }
+
+    #[test]
+    fn a_json_output_past_the_cap_becomes_its_cut_text() {
+        let big: Vec<Json> = (0..400_000).map(|i| json!({"i": i})).collect();
+        let stored = stored_result(&json!({"output": big, "duration": 1.0}));
+        assert!(stored.len() <= MAX_STORED_RESULT);
+        let back: Json = serde_json::from_str(&stored).unwrap();
+        assert!(back["output"].as_str().unwrap().starts_with("[{\"i\":0}"));
+    }
+
+    #[test]
+    fn a_log_past_the_cap_is_cut_on_a_character_and_says_where() {
+        assert_eq!(stored_log("short".into()), "short");
+        let log = stored_log("é".repeat(MAX_STORED_LOG));
+        assert!(log.len() <= MAX_STORED_LOG);
+        let (kept, note) = log.split_once('\n').unwrap();
+        assert!(kept.chars().all(|c| c == 'é'));
+        assert_eq!(
+            note,
+            format!("[spinling] log was cut at {} bytes.\n", kept.len())
+        );
     }
 }

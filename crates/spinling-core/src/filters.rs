@@ -1,7 +1,10 @@
 //! Qinling's list filters (`?status=running`, `?description=has:abc`): a value may start with
-//! an operator (spec §1.7); without a known one it is an exact match, as in Qinling.
+//! an operator (spec §1.7); without a known one it is an exact match, as in Qinling. And the
+//! paging every list takes (`?limit=100&marker=<last id seen>`), which Qinling lacks.
 
-use crate::db::Value;
+use crate::db::{Database, Row, Rows, Value};
+use crate::error::{ApiError, ApiResult};
+use crate::http::ApiRequest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Operator {
@@ -21,7 +24,7 @@ enum Operator {
 pub struct Filter {
     column: &'static str,
     operator: Operator,
-    values: Vec<String>,
+    values: Vec<Value>,
 }
 
 /// Prefixes in Qinling's order of matching. No prefix starts with another (`gte:` does not
@@ -46,8 +49,8 @@ impl Filter {
             .find_map(|(prefix, op)| raw.strip_prefix(prefix).map(|rest| (*op, rest)))
             .unwrap_or((Operator::Eq, raw));
         let values = match operator {
-            Operator::In | Operator::NotIn => value.split(',').map(str::to_string).collect(),
-            _ => vec![value.to_string()],
+            Operator::In | Operator::NotIn => value.split(',').map(Value::from).collect(),
+            _ => vec![Value::from(value)],
         };
         Filter {
             column,
@@ -56,12 +59,31 @@ impl Filter {
         }
     }
 
+    /// The filter on an integer `column` (`function_version=gte:2`): every value but a `has:`
+    /// one must be an integer, or it is a 400 naming the query parameter.
+    pub fn parse_integer(column: &'static str, raw: &str) -> ApiResult<Filter> {
+        let mut filter = Filter::parse(column, raw);
+        if filter.operator == Operator::Has {
+            return Ok(filter);
+        }
+        for value in &mut filter.values {
+            let Value::Text(text) = value else { continue };
+            let number = text.trim().parse::<i64>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "Invalid input for field/attribute {column}. Value: '{raw}'. Wrong type. Expected an integer."
+                ))
+            })?;
+            *value = Value::Integer(number);
+        }
+        Ok(filter)
+    }
+
     /// The SQL condition, its placeholders' values appended to `params`. `column` is one of
     /// the handler's own names, never the client's text.
     pub fn to_sql(&self, params: &mut Vec<Value>) -> String {
         let column = self.column;
         let comparison = |symbol: &str, params: &mut Vec<Value>| {
-            params.push(self.values[0].as_str().into());
+            params.push(self.values[0].clone());
             format!("{column} {symbol} ?")
         };
         match self.operator {
@@ -72,7 +94,7 @@ impl Filter {
             Operator::Lt => comparison("<", params),
             Operator::Lte => comparison("<=", params),
             Operator::In | Operator::NotIn => {
-                params.extend(self.values.iter().map(|v| Value::from(v.as_str())));
+                params.extend(self.values.iter().cloned());
                 let marks = vec!["?"; self.values.len()].join(", ");
                 let not = if self.operator == Operator::NotIn {
                     "NOT "
@@ -82,7 +104,11 @@ impl Filter {
                 format!("{column} {not}IN ({marks})")
             }
             Operator::Has => {
-                let escaped = self.values[0]
+                let text = match &self.values[0] {
+                    Value::Text(text) => text.clone(),
+                    other => format!("{other:?}"),
+                };
+                let escaped = text
                     .replace('\\', "\\\\")
                     .replace('%', "\\%")
                     .replace('_', "\\_");
@@ -91,6 +117,196 @@ impl Filter {
             }
         }
     }
+}
+
+/// The query parameters of paging, which every list takes.
+pub const PAGE_PARAMS: [&str; 2] = ["limit", "marker"];
+
+/// `?limit=` and `?marker=` of a list request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The most rows of this page: the client's limit, clamped to the deployment's maximum
+    /// page size, which is also the default.
+    pub limit: usize,
+    /// The last row the client saw: its id (a version number for a function's versions).
+    pub marker: Option<String>,
+}
+
+impl Page {
+    pub fn from_request(request: &ApiRequest, max_page_size: usize) -> ApiResult<Page> {
+        let limit = match request.query_param("limit") {
+            None => max_page_size,
+            // Digits only, not all zeros: any larger number is simply clamped.
+            Some(v) => Some(v)
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .filter(|v| v.bytes().any(|b| b != b'0'))
+                .map(|v| v.parse::<usize>().unwrap_or(usize::MAX).min(max_page_size))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "Invalid input for field/attribute limit. Value: '{v}'. Wrong type. Expected a positive integer."
+                    ))
+                })?,
+        };
+        Ok(Page {
+            limit: limit.max(1),
+            marker: request.query_param("marker").map(str::to_string),
+        })
+    }
+
+    /// This page of `all`, a whole list in its order, whose rows `key` names as markers do.
+    pub fn slice<T>(&self, all: Vec<T>, key: impl Fn(&T) -> String) -> ApiResult<Paged<T>> {
+        let start = match &self.marker {
+            None => 0,
+            Some(marker) => {
+                all.iter()
+                    .position(|item| key(item) == *marker)
+                    .ok_or_else(|| marker_not_found(marker))?
+                    + 1
+            }
+        };
+        let rest: Vec<T> = all.into_iter().skip(start).take(self.limit + 1).collect();
+        Ok(Paged::of(rest, self.limit, key))
+    }
+}
+
+fn marker_not_found(marker: &str) -> ApiError {
+    ApiError::bad_request(format!("Marker not found [marker={marker}]"))
+}
+
+/// One page of a list, with the marker of its last row when more rows follow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    pub next_marker: Option<String>,
+}
+
+impl<T> Paged<T> {
+    /// The page from rows fetched with one more than `limit`: that extra row only tells that
+    /// more follow.
+    pub fn of(mut items: Vec<T>, limit: usize, key: impl Fn(&T) -> String) -> Paged<T> {
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_marker = items.last().filter(|_| more).map(key);
+        Paged { items, next_marker }
+    }
+
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Paged<U> {
+        Paged {
+            items: self.items.into_iter().map(f).collect(),
+            next_marker: self.next_marker,
+        }
+    }
+}
+
+/// A list of one table's rows in the stable order `created_at, id`, read a page at a time
+/// by keyset: a page starts after its marker row, so rows are neither missed nor repeated
+/// while others are added.
+pub struct ListQuery {
+    table: &'static str,
+    /// Who may see which rows: a marker must be one of them.
+    scope: Vec<String>,
+    /// The client's filters (a marker need not match them).
+    filters: Vec<String>,
+    scope_params: Vec<Value>,
+    filter_params: Vec<Value>,
+}
+
+impl ListQuery {
+    /// `table` is one of the domain's own names, never the client's text.
+    pub fn new(table: &'static str) -> ListQuery {
+        ListQuery {
+            table,
+            scope: Vec::new(),
+            filters: Vec::new(),
+            scope_params: Vec::new(),
+            filter_params: Vec::new(),
+        }
+    }
+
+    /// Limits the list (and the markers it accepts) to rows where `condition` holds.
+    pub fn scope(mut self, condition: &str, params: Vec<Value>) -> ListQuery {
+        self.scope.push(condition.to_string());
+        self.scope_params.extend(params);
+        self
+    }
+
+    pub fn filter(mut self, filter: &Filter) -> ListQuery {
+        let condition = filter.to_sql(&mut self.filter_params);
+        self.filters.push(condition);
+        self
+    }
+
+    /// The `columns` of the rows on `page`, one more than its limit if more follow. An
+    /// unknown marker is a 400.
+    pub fn fetch(&self, db: &dyn Database, columns: &str, page: &Page) -> ApiResult<Rows> {
+        let table = self.table;
+        let mut conditions: Vec<String> = self.scope.clone();
+        let mut params = self.scope_params.clone();
+        if let Some(marker) = &page.marker {
+            let mut sql = format!("SELECT created_at FROM {table} WHERE id = ?");
+            for condition in &self.scope {
+                sql.push_str(&format!(" AND ({condition})"));
+            }
+            let mut marker_params = vec![Value::from(marker.as_str())];
+            marker_params.extend(self.scope_params.iter().cloned());
+            let created_at = db
+                .execute(&sql, &marker_params)?
+                .first()
+                .map(|r: Row| r.text(0))
+                .ok_or_else(|| marker_not_found(marker))?;
+            conditions.push("(created_at > ? OR (created_at = ? AND id > ?))".into());
+            params.extend([
+                Value::from(created_at.as_str()),
+                Value::from(created_at),
+                Value::from(marker.as_str()),
+            ]);
+        }
+        conditions.extend(self.filters.iter().cloned());
+        params.extend(self.filter_params.iter().cloned());
+        let mut sql = format!("SELECT {columns} FROM {table}");
+        for (i, condition) in conditions.iter().enumerate() {
+            sql.push_str(if i == 0 { " WHERE (" } else { " AND (" });
+            sql.push_str(condition);
+            sql.push(')');
+        }
+        sql.push_str(&format!(
+            " ORDER BY created_at, id LIMIT {}",
+            page.limit + 1
+        ));
+        Ok(db.execute(&sql, &params)?)
+    }
+}
+
+/// The absolute URL of the page after `marker`: the request's own path and query, with
+/// `marker` set, under `base_url` (the public URL, or the one the client used).
+pub fn next_link(request: &ApiRequest, base_url: &str, marker: &str) -> String {
+    let query: Vec<String> = request
+        .query
+        .iter()
+        .filter(|(k, _)| k != "marker")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(std::iter::once(("marker", marker)))
+        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+        .collect();
+    format!(
+        "{}{}?{}",
+        base_url.trim_end_matches('/'),
+        request.path,
+        query.join("&")
+    )
+}
+
+/// `text` with every byte but RFC 3986's unreserved characters percent-encoded.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -149,5 +365,100 @@ mod tests {
             ("status LIKE ? ESCAPE '\\'".into(), texts(&["%ail%"]))
         );
         assert_eq!(sql("has:50%_off").1, texts(&["%50\\%\\_off%"]));
+    }
+
+    #[test]
+    fn an_integer_filter_binds_integers_and_refuses_text() {
+        let mut params = Vec::new();
+        let filter = Filter::parse_integer("function_version", "in:0,2").unwrap();
+        assert_eq!(filter.to_sql(&mut params), "function_version IN (?, ?)");
+        assert_eq!(params, vec![Value::Integer(0), Value::Integer(2)]);
+        let err = Filter::parse_integer("function_version", "gt:x").unwrap_err();
+        assert_eq!(
+            err.message,
+            "Invalid input for field/attribute function_version. Value: 'gt:x'. Wrong type. Expected an integer."
+        );
+    }
+
+    fn request(url: &str) -> ApiRequest {
+        ApiRequest::new("GET", url, vec![], vec![])
+    }
+
+    #[test]
+    fn a_limit_is_clamped_to_the_maximum_page_size_which_is_also_the_default() {
+        let page = |url| Page::from_request(&request(url), 50).unwrap();
+        assert_eq!(page("http://h/v1/functions").limit, 50);
+        assert_eq!(page("http://h/v1/functions?limit=7").limit, 7);
+        assert_eq!(
+            page("http://h/v1/functions?limit=99999999999999999999").limit,
+            50
+        );
+        for bad in ["0", "-3", "x", ""] {
+            let err =
+                Page::from_request(&request(&format!("http://h/x?limit={bad}")), 50).unwrap_err();
+            assert_eq!(err.status(), 400);
+        }
+    }
+
+    #[test]
+    fn a_slice_starts_after_its_marker_and_tells_whether_more_follow() {
+        let page = |marker: Option<&str>| Page {
+            limit: 2,
+            marker: marker.map(str::to_string),
+        };
+        let key = |n: &i64| n.to_string();
+        let first = page(None).slice(vec![1, 2, 3, 5], key).unwrap();
+        assert_eq!(first.items, [1, 2]);
+        assert_eq!(first.next_marker.as_deref(), Some("2"));
+        let last = page(Some("2")).slice(vec![1, 2, 3, 5], key).unwrap();
+        assert_eq!(last.items, [3, 5]);
+        assert_eq!(last.next_marker, None);
+        let err = page(Some("4")).slice(vec![1, 2, 3, 5], key).unwrap_err();
+        assert_eq!(err.message, "Marker not found [marker=4]");
+    }
+
+    #[test]
+    fn a_next_link_keeps_the_query_and_replaces_the_marker() {
+        let r = request("http://client/v1/executions?status=has:%25x&marker=old&limit=2");
+        assert_eq!(
+            next_link(&r, "https://faas.example.org/", "a b"),
+            "https://faas.example.org/v1/executions?status=has%3A%25x&limit=2&marker=a%20b"
+        );
+    }
+
+    #[test]
+    fn keyset_pages_break_ties_by_id_and_take_markers_only_in_scope() {
+        use crate::db::testing::TestDb;
+        let db = TestDb::in_memory();
+        db.execute("CREATE TABLE t (id TEXT, created_at TEXT, p TEXT)", &[])
+            .unwrap();
+        for (id, at, p) in [
+            ("b", "1", "x"),
+            ("a", "1", "x"),
+            ("c", "0", "x"),
+            ("z", "0", "y"),
+        ] {
+            db.execute(
+                "INSERT INTO t VALUES (?, ?, ?)",
+                &[id.into(), at.into(), p.into()],
+            )
+            .unwrap();
+        }
+        let query = ListQuery::new("t").scope("p = ?", vec!["x".into()]);
+        let page = |marker: Option<&str>| Page {
+            limit: 2,
+            marker: marker.map(str::to_string),
+        };
+        let ids = |rows: Rows| rows.iter().map(|r| r.text(0)).collect::<Vec<_>>();
+        assert_eq!(
+            ids(query.fetch(&db, "id", &page(None)).unwrap()),
+            ["c", "a", "b"]
+        );
+        assert_eq!(
+            ids(query.fetch(&db, "id", &page(Some("a"))).unwrap()),
+            ["b"]
+        );
+        let err = query.fetch(&db, "id", &page(Some("z"))).unwrap_err();
+        assert_eq!(err.message, "Marker not found [marker=z]");
     }
 }

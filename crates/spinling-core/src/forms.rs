@@ -4,7 +4,11 @@
 use crate::error::{ApiError, ApiResult};
 use crate::http::{parse_urlencoded, ApiRequest};
 use crate::limits::{check_form_fields, JsonLimits};
+use memchr::memmem;
 use serde_json::Value as Json;
+
+/// RFC 2046 §5.1.1: a boundary is 1 to 70 characters.
+const MAX_BOUNDARY: usize = 70;
 
 /// The fields of a function form: text values by name, plus an optional uploaded package.
 #[derive(Debug, Default)]
@@ -39,6 +43,12 @@ pub fn parse_function_form(request: &ApiRequest, limits: &JsonLimits) -> ApiResu
             .header("content-type")
             .and_then(boundary_of)
             .ok_or_else(|| ApiError::bad_request("Multipart body without a boundary."))?;
+        if boundary.chars().count() > MAX_BOUNDARY {
+            return Err(ApiError::bad_request(format!(
+                "Multipart boundary is {} characters long; at most {MAX_BOUNDARY} are allowed.",
+                boundary.chars().count()
+            )));
+        }
         return parse_multipart(body, &boundary);
     }
     if content_type == "application/x-www-form-urlencoded" {
@@ -77,18 +87,23 @@ fn boundary_of(content_type: &str) -> Option<String> {
     })
 }
 
-fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if needle.is_empty() || haystack.len() < needle.len() {
-        return None;
-    }
-    (from..=haystack.len() - needle.len()).find(|&i| haystack[i..i + needle.len()] == *needle)
+/// The first `finder` match at or after `from`. A substring search in linear time (memchr's
+/// two-way search), and the parser only moves forward: a body is read in linear time whatever
+/// it holds.
+fn find(haystack: &[u8], finder: &memmem::Finder, from: usize) -> Option<usize> {
+    finder.find(haystack.get(from..)?).map(|at| from + at)
 }
 
 fn parse_multipart(body: &[u8], boundary: &str) -> ApiResult<FunctionForm> {
     let malformed = || ApiError::bad_request("Malformed multipart/form-data body.");
     let delimiter = format!("--{boundary}").into_bytes();
+    let first_delimiter = memmem::Finder::new(&delimiter);
+    let next_delimiter = [b"\r\n", delimiter.as_slice()].concat();
+    let next_delimiter = memmem::Finder::new(&next_delimiter);
+    let line_end = memmem::Finder::new(b"\r\n");
+    let headers_end = memmem::Finder::new(b"\r\n\r\n");
     let mut form = FunctionForm::default();
-    let mut pos = find(body, &delimiter, 0).ok_or_else(malformed)? + delimiter.len();
+    let mut pos = find(body, &first_delimiter, 0).ok_or_else(malformed)? + delimiter.len();
     // Parts are numbered from 1; the closing delimiter ends the loop.
     for part in 1.. {
         if body[pos..].starts_with(b"--") {
@@ -96,16 +111,11 @@ fn parse_multipart(body: &[u8], boundary: &str) -> ApiResult<FunctionForm> {
         }
         check_form_fields(part)?;
         // Skip the CRLF after the delimiter.
-        pos = find(body, b"\r\n", pos).ok_or_else(malformed)? + 2;
-        let headers_end = find(body, b"\r\n\r\n", pos).ok_or_else(malformed)?;
-        let headers = String::from_utf8_lossy(&body[pos..headers_end]).to_string();
-        let content_start = headers_end + 4;
-        let next = find(
-            body,
-            &[b"\r\n", delimiter.as_slice()].concat(),
-            content_start,
-        )
-        .ok_or_else(malformed)?;
+        pos = find(body, &line_end, pos).ok_or_else(malformed)? + 2;
+        let part_headers_end = find(body, &headers_end, pos).ok_or_else(malformed)?;
+        let headers = String::from_utf8_lossy(&body[pos..part_headers_end]).to_string();
+        let content_start = part_headers_end + 4;
+        let next = find(body, &next_delimiter, content_start).ok_or_else(malformed)?;
         let content = &body[content_start..next];
         let (name, filename) = disposition(&headers).ok_or_else(malformed)?;
         if name == "package" || filename.is_some() {
@@ -191,6 +201,32 @@ mod tests {
         .unwrap();
         assert_eq!(form.get("name").unwrap(), "a");
         assert!(form.get("cpu").is_none());
+    }
+
+    fn multipart_with_boundary(boundary: &str) -> ApiResult<FunctionForm> {
+        let body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nf\r\n--{boundary}--\r\n"
+        );
+        form_of(&request(
+            &format!("multipart/form-data; boundary=\"{boundary}\""),
+            body.as_bytes(),
+        ))
+    }
+
+    #[test]
+    fn a_boundary_of_70_characters_is_read() {
+        let form = multipart_with_boundary(&"b".repeat(70)).unwrap();
+        assert_eq!(form.get("name").unwrap(), "f");
+    }
+
+    #[test]
+    fn a_boundary_over_70_characters_is_a_bad_request() {
+        let err = multipart_with_boundary(&"b".repeat(71)).unwrap_err();
+        assert_eq!(err.status(), 400);
+        assert_eq!(
+            err.message,
+            "Multipart boundary is 71 characters long; at most 70 are allowed."
+        );
     }
 
     #[test]

@@ -209,20 +209,23 @@ pub fn find_own(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<Funct
         .ok_or_else(|| not_found(id))
 }
 
-pub fn list(db: &dyn Database, scope: &ListScope) -> ApiResult<Vec<Function>> {
-    let rows = match scope.project() {
-        Some(project) => db.execute(
-            &format!(
-                "SELECT {COLUMNS} FROM functions WHERE project_id = ? ORDER BY created_at, id"
-            ),
-            &[project.into()],
-        )?,
-        None => db.execute(
-            &format!("SELECT {COLUMNS} FROM functions ORDER BY created_at, id"),
-            &[],
-        )?,
-    };
-    Ok(rows.iter().map(Function::from_row).collect())
+/// One page of the functions in `scope`, by `created_at` then `id`.
+pub fn list(
+    db: &dyn Database,
+    scope: &ListScope,
+    page: &crate::filters::Page,
+) -> ApiResult<crate::filters::Paged<Function>> {
+    let mut query = crate::filters::ListQuery::new("functions");
+    if let Some(project) = scope.project() {
+        query = query.scope("project_id = ?", vec![project.into()]);
+    }
+    let rows = query.fetch(db, COLUMNS, page)?;
+    let items = rows.iter().map(Function::from_row).collect();
+    Ok(crate::filters::Paged::of(
+        items,
+        page.limit,
+        |f: &Function| f.id.clone(),
+    ))
 }
 
 fn text_field(form: &FunctionForm, name: &'static str, max: usize) -> ApiResult<Option<String>> {
@@ -414,6 +417,45 @@ const UPDATABLE: &[&str] = &[
 /// What an image function may still change.
 const IMAGE_UPDATABLE: &[&str] = &["name", "description", "timeout"];
 
+/// What an update asks for, as far as the rules that refuse it are concerned.
+struct UpdateShape<'a> {
+    code: Option<&'a Map<String, Json>>,
+    given: &'a [String],
+    claimed: Option<&'a str>,
+    has_package: bool,
+}
+
+/// Qinling's refusals of an update, judged against the function as it is.
+fn check_update(function: &Function, update: &UpdateShape) -> ApiResult<()> {
+    if let Some(code) = update.code {
+        if code.contains_key("source") && source_of(code)? != function.source() {
+            return Err(ApiError::bad_request(
+                "The function code type can not be changed.",
+            ));
+        }
+    }
+    if function.source() == "image"
+        && update
+            .given
+            .iter()
+            .any(|g| !IMAGE_UPDATABLE.contains(&g.as_str()))
+    {
+        return Err(ApiError::bad_request(
+            "The image type function code can not be changed.",
+        ));
+    }
+    if update.has_package && update.claimed.is_some() && update.claimed == function.md5sum() {
+        return Err(ApiError::bad_request(
+            "The function code checksum is not changed.",
+        ));
+    }
+    Ok(())
+}
+
+/// Applies an update. The upload is checked (size, md5, zip) before the write lock is
+/// taken; the function is then read, judged and written in one transaction, so two updates
+/// racing each other never write back a stale column (a package reference included) and an
+/// old package is freed only once nothing refers to it.
 pub fn update(
     db: &dyn Database,
     caller: &Caller,
@@ -434,91 +476,85 @@ pub fn update(
         .map(str::to_owned)
         .chain(form.package.is_some().then(|| "package".to_string()))
         .collect();
+    let claimed = match &code {
+        Some(c) => claimed_md5(c)?,
+        None => None,
+    };
 
-    let mut function = find(db, caller, id)?;
+    // Judged on a first read for the answer's sake (a 404 or 400 before an upload is
+    // hashed), and again inside the transaction on what is really there.
+    let current = find(db, caller, id)?;
     if given.is_empty() {
-        return Ok(function);
+        return Ok(current);
     }
-    if let Some(code) = &code {
-        if code.contains_key("source") && source_of(code)? != function.source() {
-            return Err(ApiError::bad_request(
-                "The function code type can not be changed.",
-            ));
+    let update = UpdateShape {
+        code: code.as_ref(),
+        given: &given,
+        claimed: claimed.as_deref(),
+        has_package: form.package.is_some(),
+    };
+    check_update(&current, &update)?;
+    let new_package = match form.package.take() {
+        Some(bytes) => {
+            // python-qinlingclient sends the code dict's keys as top-level fields on update
+            // (`md5sum=...`); that checksum still guards the upload's integrity.
+            let top_level = form.get("md5sum").and_then(Json::as_str).map(str::to_owned);
+            let expected = claimed.clone().or(top_level);
+            Some(Package::from_upload(
+                bytes,
+                expected.as_deref(),
+                settings.max_package_size,
+            )?)
         }
-    }
-    if function.source() == "image" && given.iter().any(|g| !IMAGE_UPDATABLE.contains(&g.as_str()))
-    {
-        return Err(ApiError::bad_request(
-            "The image type function code can not be changed.",
-        ));
-    }
+        None => None,
+    };
 
-    let mut new_package = None;
-    if let Some(bytes) = form.package.take() {
-        let claimed = match &code {
-            Some(c) => claimed_md5(c)?,
-            None => None,
-        };
-        if claimed.is_some() && claimed.as_deref() == function.md5sum() {
-            return Err(ApiError::bad_request(
-                "The function code checksum is not changed.",
-            ));
-        }
-        // python-qinlingclient sends the code dict's keys as top-level fields on update
-        // (`md5sum=...`); that checksum still guards the upload's integrity.
-        let top_level = form.get("md5sum").and_then(Json::as_str).map(str::to_owned);
-        let expected = claimed.or(top_level);
-        new_package = Some(Package::from_upload(
-            bytes,
-            expected.as_deref(),
-            settings.max_package_size,
-        )?);
-    }
+    in_transaction(db, |tx| -> ApiResult<Function> {
+        let mut function = find(tx, caller, id)?;
+        check_update(&function, &update)?;
 
-    // The stored checksum stays authoritative: a new code dict without a new package keeps it.
-    if let Some(mut new_code) = code {
-        new_code.insert("source".into(), Json::String(function.source().to_string()));
-        match (&new_package, function.md5sum()) {
-            (Some(p), _) => {
-                new_code.insert("md5sum".into(), Json::String(p.md5.clone()));
+        // The stored checksum stays authoritative: a new code dict without a new package
+        // keeps it.
+        if let Some(new_code) = &code {
+            let mut new_code = new_code.clone();
+            new_code.insert("source".into(), Json::String(function.source().to_string()));
+            match (&new_package, function.md5sum()) {
+                (Some(p), _) => {
+                    new_code.insert("md5sum".into(), Json::String(p.md5.clone()));
+                }
+                (None, Some(md5)) => {
+                    new_code.insert("md5sum".into(), Json::String(md5.to_string()));
+                }
+                (None, None) => {}
             }
-            (None, Some(md5)) => {
-                new_code.insert("md5sum".into(), Json::String(md5.to_string()));
-            }
-            (None, None) => {}
+            function.code = new_code;
+        } else if let Some(p) = &new_package {
+            function
+                .code
+                .insert("md5sum".into(), Json::String(p.md5.clone()));
         }
-        function.code = new_code;
-    } else if let Some(p) = &new_package {
-        function
-            .code
-            .insert("md5sum".into(), Json::String(p.md5.clone()));
-    }
-    if let Some(v) = name {
-        function.name = Some(v);
-    }
-    if let Some(v) = description {
-        function.description = Some(v);
-    }
-    if let Some(v) = entry {
-        function.entry = Some(v);
-    }
-    function.cpu = cpu.unwrap_or(function.cpu);
-    function.memory_size = memory_size.unwrap_or(function.memory_size);
-    function.timeout = timeout.unwrap_or(function.timeout);
-    function.updated_at = Some(now_timestamp());
-    let old_digest = function.package_digest.clone();
-    if let Some(p) = &new_package {
-        function.package_digest = Some(p.digest.clone());
-    }
-
-    in_transaction(db, |tx| -> ApiResult<()> {
+        if let Some(v) = &name {
+            function.name = Some(v.clone());
+        }
+        if let Some(v) = &description {
+            function.description = Some(v.clone());
+        }
+        if let Some(v) = &entry {
+            function.entry = Some(v.clone());
+        }
+        function.cpu = cpu.unwrap_or(function.cpu);
+        function.memory_size = memory_size.unwrap_or(function.memory_size);
+        function.timeout = timeout.unwrap_or(function.timeout);
+        function.updated_at = Some(now_timestamp());
+        let old_digest = function.package_digest.clone();
         if let Some(p) = &new_package {
             packages::store(tx, p)?;
+            function.package_digest = Some(p.digest.clone());
         }
-        let changed = tx.execute(
+        tx.execute(
             "UPDATE functions SET name = ?, description = ?, cpu = ?, memory_size = ?, timeout = ?,
                  code = ?, entry = ?, package_digest = ?, updated_at = ?
-             WHERE id = ? RETURNING id",
+             WHERE id = ?",
             &[
                 function.name.clone().into(),
                 function.description.clone().into(),
@@ -532,15 +568,11 @@ pub fn update(
                 function.id.as_str().into(),
             ],
         )?;
-        if changed.first().is_none() {
-            return Err(not_found(id));
+        if let Some(old) = old_digest.filter(|old| Some(old) != function.package_digest.as_ref()) {
+            packages::collect_garbage(tx, &old)?;
         }
-        if let Some(old) = old_digest.as_deref().filter(|_| new_package.is_some()) {
-            packages::collect_garbage(tx, old)?;
-        }
-        Ok(())
-    })?;
-    Ok(function)
+        Ok(function)
+    })
 }
 
 /// Deletes the function and its versions; returns the numbers of the versions deleted.

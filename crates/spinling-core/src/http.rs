@@ -1,10 +1,21 @@
 //! A framework-free request and response, so that every handler and the error mapping are
 //! plain Rust, unit-testable natively; the Spin adapter only converts to and from these.
 
+use crate::context::Redacted;
 use crate::error::{ApiError, ApiResult};
 use serde_json::Value as Json;
+use std::fmt;
 
-#[derive(Debug, Clone, Default)]
+/// Request headers whose values are credentials: never printed.
+const SECRET_HEADERS: &[&str] = &[
+    "x-auth-token",
+    "x-subject-token",
+    "x-service-token",
+    "authorization",
+    "cookie",
+];
+
+#[derive(Clone, Default)]
 pub struct ApiRequest {
     /// Upper-case HTTP method.
     pub method: String,
@@ -15,8 +26,37 @@ pub struct ApiRequest {
     /// Header names lower-cased.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
-    /// `scheme://host[:port]` as the client addressed us (from Spin's `spin-full-url`).
+    /// `scheme://host[:port]` this API is reached at: `public_url` when set, else the URL
+    /// Spin says the request was addressed to (its own `spin-full-url`, never a client's).
     pub base_url: String,
+    /// The `host[:port]` the client addressed: its `Host` header, else the URL's authority.
+    pub host: String,
+}
+
+impl fmt::Debug for ApiRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &dyn fmt::Debug)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let value: &dyn fmt::Debug = if SECRET_HEADERS.contains(&k.as_str()) {
+                    &Redacted
+                } else {
+                    v
+                };
+                (k.as_str(), value)
+            })
+            .collect();
+        f.debug_struct("ApiRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query", &self.query)
+            .field("headers", &headers)
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .field("base_url", &self.base_url)
+            .field("host", &self.host)
+            .finish()
+    }
 }
 
 impl ApiRequest {
@@ -32,6 +72,16 @@ impl ApiRequest {
             Some((p, q)) => (p, q),
             None => (path_and_query, ""),
         };
+        let host = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_else(|| {
+                base_url
+                    .split_once("://")
+                    .map_or("", |(_, authority)| authority)
+                    .to_string()
+            });
         ApiRequest {
             method: method.to_ascii_uppercase(),
             path: if path.is_empty() {
@@ -46,6 +96,7 @@ impl ApiRequest {
                 .collect(),
             body,
             base_url: base_url.to_string(),
+            host,
         }
     }
 
@@ -259,6 +310,40 @@ mod tests {
         assert_eq!(r.query_param("x"), Some("a b"));
         assert_eq!(r.segments(), vec!["v1", "functions", "abc"]);
         assert_eq!(r.v1_url(), "http://127.0.0.1:3000/v1");
+    }
+
+    #[test]
+    fn the_host_is_the_host_header_else_the_url_s_authority() {
+        let r = ApiRequest::new(
+            "GET",
+            "http://127.0.0.1:3000/v1",
+            vec![("Host".into(), "localhost:3000".into())],
+            vec![],
+        );
+        assert_eq!(r.host, "localhost:3000");
+        let r = ApiRequest::new("GET", "http://127.0.0.1:3000/v1", vec![], vec![]);
+        assert_eq!(r.host, "127.0.0.1:3000");
+    }
+
+    #[test]
+    fn credentials_are_redacted_in_debug_output() {
+        let r = ApiRequest::new(
+            "GET",
+            "http://h/v1",
+            vec![
+                ("X-Auth-Token".into(), "gAAAAAB-secret".into()),
+                ("X-Subject-Token".into(), "gAAAAAB-secret".into()),
+                ("Accept".into(), "application/json".into()),
+            ],
+            b"body".to_vec(),
+        );
+        let printed = format!("{r:?}");
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(
+            printed.contains("(\"x-auth-token\", <redacted>)"),
+            "{printed}"
+        );
+        assert!(printed.contains("\"application/json\""), "{printed}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod executions;
 pub mod filters;
 pub mod forms;
 pub mod functions;
+pub mod hosts;
 pub mod http;
 pub mod id;
 pub mod limits;

@@ -4,6 +4,7 @@
 use crate::context::{Caller, Settings};
 use crate::db::{in_transaction, Database, Row};
 use crate::error::{ApiError, ApiResult};
+use crate::executions::{Executor, Job, WorkerFailure, WorkerReply};
 use crate::time::now_timestamp;
 use crate::wire::Body;
 use serde_json::{json, Value as Json};
@@ -89,18 +90,25 @@ pub fn find(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<Runtime> 
     .ok_or_else(|| not_found(id))
 }
 
-pub fn list(db: &dyn Database, caller: &Caller) -> ApiResult<Vec<Runtime>> {
-    Ok(db
-        .execute(
-            &format!(
-                "SELECT {COLUMNS} FROM runtimes WHERE project_id = ? OR is_public = 1
-                 ORDER BY created_at, id"
-            ),
-            &[caller.project_id.as_str().into()],
-        )?
-        .iter()
-        .map(Runtime::from_row)
-        .collect())
+/// One page of the runtimes the caller sees (its own and the public ones), by `created_at`
+/// then `id`.
+pub fn list(
+    db: &dyn Database,
+    caller: &Caller,
+    page: &crate::filters::Page,
+) -> ApiResult<crate::filters::Paged<Runtime>> {
+    let rows = crate::filters::ListQuery::new("runtimes")
+        .scope(
+            "project_id = ? OR is_public = 1",
+            vec![caller.project_id.as_str().into()],
+        )
+        .fetch(db, COLUMNS, page)?;
+    let items = rows.iter().map(Runtime::from_row).collect();
+    Ok(crate::filters::Paged::of(
+        items,
+        page.limit,
+        |r: &Runtime| r.id.clone(),
+    ))
 }
 
 /// Decides the status an image gets: the built-in runtime is always available; a worker URL
@@ -129,6 +137,29 @@ fn status_of_image(
     } else {
         "error"
     })
+}
+
+/// Runs jobs with `executor`, but only on a worker whose host `worker_hosts` allows when the
+/// job runs: a runtime registered while the variable allowed its host is no longer called once
+/// the operator has narrowed it. Such an execution fails, saying why.
+pub struct AllowedWorkers<'a> {
+    pub settings: &'a Settings,
+    pub executor: &'a dyn Executor,
+}
+
+impl Executor for AllowedWorkers<'_> {
+    fn execute(&self, job: &Job, download_url: &str) -> Result<WorkerReply, WorkerFailure> {
+        if job.runtime_image != BUILTIN_WASM_IMAGE {
+            let host = worker_host(&job.runtime_image).unwrap_or_default();
+            if !self.settings.worker_host_allowed(&host) {
+                return Err(WorkerFailure::Rejected(format!(
+                    "Runtime worker host {host} is no longer allowed; allowed hosts: {}. Set the Spin variable worker_hosts to run it.",
+                    self.settings.worker_hosts.join(", ")
+                )));
+            }
+        }
+        self.executor.execute(job, download_url)
+    }
 }
 
 /// The host of an `http(s)://host[:port][/path]` URL, lower-cased.
@@ -211,33 +242,42 @@ pub fn update(
     body: &Body,
 ) -> ApiResult<Runtime> {
     caller.require_admin()?;
-    let mut runtime = find(db, caller, id)?;
+    find(db, caller, id)?;
     // Giving an image (even the same one) probes the worker again, so an admin can bring a
-    // runtime in `error` back once its worker is up.
-    if let Some(image) = body.text("image") {
-        runtime.status = status_of_image(&image, settings, probe)?.into();
-        runtime.image = image;
-    }
-    if body.has("name") {
-        runtime.name = body.text("name");
-    }
-    if body.has("description") {
-        runtime.description = body.text("description");
-    }
-    runtime.updated_at = Some(now_timestamp());
-    db.execute(
-        "UPDATE runtimes SET name = ?, description = ?, image = ?, status = ?, updated_at = ?
-         WHERE id = ?",
-        &[
-            runtime.name.clone().into(),
-            runtime.description.clone().into(),
-            runtime.image.as_str().into(),
-            runtime.status.as_str().into(),
-            runtime.updated_at.clone().into(),
-            id.into(),
-        ],
-    )?;
-    Ok(runtime)
+    // runtime in `error` back once its worker is up. The probe is a network call: it runs
+    // before the write lock is taken, and the row is read and written in one transaction so
+    // that a concurrent update of other fields is never written back over.
+    let image = match body.text("image") {
+        Some(image) => Some((status_of_image(&image, settings, probe)?, image)),
+        None => None,
+    };
+    in_transaction(db, |tx| {
+        let mut runtime = find(tx, caller, id)?;
+        if let Some((status, image)) = &image {
+            runtime.status = (*status).into();
+            runtime.image = image.clone();
+        }
+        if body.has("name") {
+            runtime.name = body.text("name");
+        }
+        if body.has("description") {
+            runtime.description = body.text("description");
+        }
+        runtime.updated_at = Some(now_timestamp());
+        tx.execute(
+            "UPDATE runtimes SET name = ?, description = ?, image = ?, status = ?, updated_at = ?
+             WHERE id = ?",
+            &[
+                runtime.name.clone().into(),
+                runtime.description.clone().into(),
+                runtime.image.as_str().into(),
+                runtime.status.as_str().into(),
+                runtime.updated_at.clone().into(),
+                id.into(),
+            ],
+        )?;
+        Ok(runtime)
+    })
 }
 
 pub fn delete(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<()> {
@@ -280,5 +320,75 @@ mod tests {
         assert_eq!(worker_host("http://host:notaport/"), None);
         assert_eq!(worker_host("openstackqinling/python3-runtime"), None);
         assert_eq!(worker_host("ftp://host"), None);
+    }
+
+    /// Answers every job with a success, counting the calls.
+    struct Succeeds(std::cell::Cell<u32>);
+
+    impl Executor for Succeeds {
+        fn execute(&self, _: &Job, _: &str) -> Result<WorkerReply, WorkerFailure> {
+            self.0.set(self.0.get() + 1);
+            Ok(WorkerReply {
+                output: json!(1),
+                duration: 0.0,
+                logs: String::new(),
+                success: true,
+            })
+        }
+    }
+
+    fn job(image: &str) -> Job {
+        Job {
+            execution_id: "e".into(),
+            runtime_image: image.into(),
+            function_id: "f".into(),
+            function_version: 0,
+            entry: None,
+            cpu: 100,
+            memory_size: 1,
+            timeout: 1,
+            input: None,
+            package_md5: String::new(),
+            token: None,
+        }
+    }
+
+    #[test]
+    fn a_job_s_token_is_redacted_in_debug_output() {
+        let job = Job {
+            token: Some("gAAAAAB-secret-token".into()),
+            ..job("http://localhost:9090")
+        };
+        let printed = format!("{job:?}");
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(printed.contains("token: Some(<redacted>)"), "{printed}");
+    }
+
+    #[test]
+    fn a_worker_whose_host_is_no_longer_allowed_is_not_called() {
+        let settings = Settings {
+            worker_hosts: vec!["localhost".into()],
+            ..Settings::default()
+        };
+        let inner = Succeeds(Default::default());
+        let executor = AllowedWorkers {
+            settings: &settings,
+            executor: &inner,
+        };
+        let failure = executor
+            .execute(&job("http://127.0.0.1:9090"), "http://x")
+            .unwrap_err();
+        assert_eq!(
+            failure.message(),
+            "Runtime worker host 127.0.0.1 is no longer allowed; allowed hosts: localhost. Set the Spin variable worker_hosts to run it."
+        );
+        assert_eq!(inner.0.get(), 0);
+        assert!(executor
+            .execute(&job("http://localhost:9090"), "http://x")
+            .is_ok());
+        assert!(executor
+            .execute(&job(BUILTIN_WASM_IMAGE), "http://x")
+            .is_ok());
+        assert_eq!(inner.0.get(), 2);
     }
 }

@@ -264,19 +264,23 @@ fn load(db: &dyn Database, function_id: &str, number: i64) -> ApiResult<(String,
 
 /// The function's versions by number, if the caller may read the function. A hot read:
 /// served from `cache` when it can be.
+/// One page of the function's versions, by number; the marker is the last version number
+/// seen. The whole list (at most `max_versions` long) is what is cached, so the cache stays
+/// right whatever the page.
 pub fn list(
     db: &dyn Database,
     cache: &dyn Cache,
     caller: &Caller,
     function_id: &str,
-) -> ApiResult<Vec<FunctionVersion>> {
+    page: &crate::filters::Page,
+) -> ApiResult<crate::filters::Paged<FunctionVersion>> {
     let (project, versions) = read_through(cache, &version_list_key(function_id), || {
         load_list(db, function_id)
     })?;
     if !caller.may_read(&project) {
         return Err(functions::not_found(function_id));
     }
-    Ok(versions)
+    page.slice(versions, |v: &FunctionVersion| v.version_number.to_string())
 }
 
 /// The version, if the caller may read its function. A hot read: served from `cache` when

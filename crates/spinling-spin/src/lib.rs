@@ -19,8 +19,10 @@ use spinling_core::context::{Caller, Settings};
 use spinling_core::cors;
 use spinling_core::db::Database;
 use spinling_core::error::{ApiError, ErrorKind};
+use spinling_core::hosts;
 use spinling_core::http::{ApiRequest, ApiResponse};
 use spinling_core::migrations::{migrate, SelfMigrating};
+use spinling_core::runtimes::AllowedWorkers;
 use spinling_core::time::now_unix;
 
 /// Room for the multipart framing and form fields around an uploaded package.
@@ -105,8 +107,9 @@ fn caller(request: &ApiRequest, group: Group, cache: &dyn Cache) -> Result<Calle
     }
 }
 
-/// Serves one request with the group's handler: answers a CORS preflight at once; otherwise
-/// identifies the caller, reads the body within its limit, opens the database, runs the
+/// Serves one request with the group's handler: in auth mode `none`, refuses a request for a
+/// host or from a site not allowed; answers a CORS preflight at once; otherwise identifies the
+/// caller, reads the body within its limit, opens the database, runs the
 /// handler, writes the response with its CORS headers, and then runs what the handler deferred (asynchronous
 /// executions: Spin keeps the instance until this returns).
 pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, group: Group) {
@@ -116,6 +119,13 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
         Err(e) => return write_response(response_out, e.into()).await,
     };
     let mut head = request_head(&request);
+    // First of all: a page of another site gets nothing from a laptop's API.
+    if let Err(e) = hosts::check_site(&settings, &head) {
+        return write_response(response_out, e.into()).await;
+    }
+    if let Some(public_url) = &settings.public_url {
+        head.base_url = public_url.clone();
+    }
     // Before authentication, the body and storage: browsers send preflights without a token.
     if let Some(answer) = cors::preflight(&settings.cors_allowed_origins, &head) {
         return write_response(response_out, answer).await;
@@ -154,13 +164,19 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
         true => &key_value,
         false => &NoCache,
     };
+    // `worker_hosts` is checked again when a job runs, not only when its runtime was created.
+    let worker_settings = settings.clone();
+    let executor = AllowedWorkers {
+        settings: &worker_settings,
+        executor: &HttpExecutor,
+    };
     let env = Env {
         db,
         cache,
         caller,
         settings,
         workers: &HttpWorkerProbe,
-        executor: &HttpExecutor,
+        executor: &executor,
         deferred: Default::default(),
     };
     let response = api::respond(group.handler, &env, &request);
@@ -207,6 +223,12 @@ pub async fn read_request(request: IncomingRequest, limit: u64) -> Result<ApiReq
 }
 
 /// The core's request before its body is read: method, URL and headers.
+///
+/// The URL is Spin's `spin-full-url`. Spin keeps the client's headers and appends its own
+/// after them (crates/trigger-http: `prepare_request_headers`, then `HeaderMap::extend`, which
+/// appends), so a client-sent `spin-full-url` comes first and Spin's own last: the last one is
+/// Spin's. A client's copy never decides the path, nor the base URL of links and package
+/// downloads.
 fn request_head(request: &IncomingRequest) -> ApiRequest {
     let headers: Vec<(String, String)> = request
         .headers()
@@ -216,6 +238,7 @@ fn request_head(request: &IncomingRequest) -> ApiRequest {
         .collect();
     let full_url = headers
         .iter()
+        .rev()
         .find(|(k, _)| k.eq_ignore_ascii_case("spin-full-url"))
         .map(|(_, v)| v.clone())
         .unwrap_or_else(|| request.uri());

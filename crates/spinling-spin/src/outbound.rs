@@ -17,6 +17,8 @@ pub enum CallError {
     Timeout,
     /// Anything else (a malformed URL, a broken stream).
     Other(String),
+    /// The response body went past this many bytes; reading stopped there.
+    TooLarge(usize),
 }
 
 pub struct Call<'a> {
@@ -69,6 +71,12 @@ pub struct Reply {
 
 /// Sends the request and reads the whole response.
 pub fn call(call: &Call) -> Result<Reply, CallError> {
+    call_within(call, usize::MAX)
+}
+
+/// Sends the request and reads the response, whose body may hold at most `max_body` bytes:
+/// past that, reading stops (the rest is never buffered) and the call fails as `TooLarge`.
+pub fn call_within(call: &Call, max_body: usize) -> Result<Reply, CallError> {
     let (scheme, authority, path) = split(call.url)?;
     let headers: Vec<(String, Vec<u8>)> = call
         .headers
@@ -123,7 +131,13 @@ pub fn call(call: &Call) -> Result<Reply, CallError> {
         .map_err(|_| CallError::Other("no body stream".into()))?;
     let mut bytes = Vec::new();
     loop {
-        match stream.blocking_read(1024 * 1024) {
+        if bytes.len() > max_body {
+            return Err(CallError::TooLarge(max_body));
+        }
+        // Never more than one byte past the cap: enough to tell that the body is too large.
+        let room = (max_body - bytes.len()).saturating_add(1);
+        let want = room.min(1024 * 1024) as u64;
+        match stream.blocking_read(want) {
             Ok(chunk) => bytes.extend_from_slice(&chunk),
             Err(StreamError::Closed) => break,
             Err(StreamError::LastOperationFailed(e)) => {

@@ -2,8 +2,8 @@
 //! and executions run on the built-in WebAssembly runtime (by service chaining) or on an
 //! external worker (by URL).
 
-use crate::outbound::{call, Call, CallError};
-use spinling_core::executions::{Executor, Job, WorkerFailure, WorkerReply};
+use crate::outbound::{call_within, Call, CallError};
+use spinling_core::executions::{Executor, Job, WorkerFailure, WorkerReply, MAX_WORKER_REPLY};
 use spinling_core::runtimes::{WorkerProbe, BUILTIN_WASM_IMAGE};
 use wasi::http::types::Method;
 
@@ -15,6 +15,8 @@ const PING_TIMEOUT_NS: u64 = 3 * SECOND_NS;
 const PING_TRIES: u32 = 3;
 /// How often `POST /execute` is sent again when connecting fails, as Qinling.
 const EXECUTE_TRIES: u32 = 10;
+/// The most of a ping's answer read: only its status counts.
+const MAX_PING_REPLY: usize = 64 * 1024;
 /// The built-in runtime, a private component of this app.
 pub const BUILTIN_RUNTIME_URL: &str = "http://wasm-runtime.spin.internal";
 
@@ -35,7 +37,7 @@ fn ping(base_url: &str) -> bool {
         body: &[],
         timeout_ns: PING_TIMEOUT_NS,
     };
-    matches!(call(&request), Ok(reply) if (200..300).contains(&reply.status))
+    matches!(call_within(&request, MAX_PING_REPLY), Ok(reply) if (200..300).contains(&reply.status))
 }
 
 pub struct HttpExecutor;
@@ -67,12 +69,13 @@ impl Executor for HttpExecutor {
             timeout_ns,
         };
         for attempt in 1..=EXECUTE_TRIES {
-            match call(&request) {
+            match call_within(&request, MAX_WORKER_REPLY) {
                 Ok(reply) => return WorkerReply::parse(reply.status, &reply.body),
                 Err(CallError::Connect(_)) if attempt < EXECUTE_TRIES => {
                     std::thread::sleep(std::time::Duration::from_secs(1))
                 }
                 Err(CallError::Connect(_)) => return Err(WorkerFailure::ConnectionFailed),
+                Err(CallError::TooLarge(_)) => return Err(WorkerFailure::ReplyTooLarge),
                 Err(CallError::Timeout) | Err(CallError::Other(_)) => {
                     return Err(WorkerFailure::NoReply)
                 }

@@ -100,6 +100,24 @@ impl Api {
             > 0
     }
 
+    /// Runs one SQL statement on the app's SQLite database `default` (as the test host lays
+    /// it out) and returns the first column of each row as text: for checks the API cannot
+    /// make (no package bytes left unreferenced), or to stage what only a crash leaves behind.
+    pub fn query_database(&self, sql: &str) -> Vec<String> {
+        let db = rusqlite::Connection::open(self.state.path().join("sqlite_db.db")).unwrap();
+        let mut statement = db.prepare(sql).unwrap();
+        let rows = statement
+            .query_map([], |row| {
+                Ok(match row.get::<_, rusqlite::types::Value>(0)? {
+                    rusqlite::types::Value::Integer(i) => i.to_string(),
+                    rusqlite::types::Value::Text(t) => t,
+                    other => format!("{other:?}"),
+                })
+            })
+            .unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
     /// Stops the app and hands back its state, to start it again.
     pub fn stop(self) -> tempfile::TempDir {
         self.state

@@ -98,3 +98,29 @@ fn an_oversized_json_body_is_refused() {
     let reply = api.post_raw("/v1/aliases", "application/json", huge.as_bytes());
     assert_eq!(reply.status, 413, "{}", reply.text());
 }
+
+/// A function form whose multipart boundary is `boundary`.
+fn form_with_boundary(boundary: &str) -> (String, Vec<u8>) {
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"code\"\r\n\r\n\
+         {{\"source\": \"image\", \"image\": \"alpine\"}}\r\n--{boundary}--\r\n"
+    );
+    (
+        format!("multipart/form-data; boundary={boundary}"),
+        body.into_bytes(),
+    )
+}
+
+#[test]
+fn a_multipart_boundary_over_70_characters_is_refused() {
+    let api = Api::start();
+    let (content_type, body) = form_with_boundary(&"b".repeat(71));
+    api.post_raw("/v1/functions", &content_type, &body)
+        .assert_error(
+            400,
+            "Multipart boundary is 71 characters long; at most 70 are allowed.",
+        );
+    let (content_type, body) = form_with_boundary(&"b".repeat(70));
+    api.post_raw("/v1/functions", &content_type, &body)
+        .assert_status(201);
+}

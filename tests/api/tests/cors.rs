@@ -1,9 +1,33 @@
 //! CORS as oslo.middleware with Qinling's defaults: preflights are answered by every component
 //! before anything else, and every answer to an allowed origin says so.
+//!
+//! In auth mode `none` CORS is off unless `cors_allowed_origins` is set (tests/api/tests/
+//! laptop.rs), so the tests in that mode set it; in auth mode `keystone` it defaults to `*`.
 
 use spinling_api_tests::{Api, Reply};
 
 const ORIGIN: &str = "https://dashboard.example.org";
+
+/// Auth mode `none` with CORS open to any origin, and `variables`.
+fn start_with_any_origin(variables: &[(&str, &str)]) -> Api {
+    let mut all = vec![("cors_allowed_origins", "*")];
+    all.extend_from_slice(variables);
+    Api::start_with(&all)
+}
+
+/// Auth mode `keystone` with an Identity that never answers: enough for preflights, which
+/// need no token.
+fn start_keystone_with(variables: &[(&str, &str)]) -> Api {
+    let mut all = vec![
+        ("auth_mode", "keystone"),
+        ("keystone_url", "http://127.0.0.1:9/v3"),
+        ("keystone_service_user", "spinling"),
+        ("keystone_service_password", "secret"),
+        ("keystone_service_project", "service"),
+    ];
+    all.extend_from_slice(variables);
+    Api::start_with(&all)
+}
 
 fn preflight(api: &Api, path: &str, origin: &str, method: &str, headers: &str) -> Reply {
     api.request(
@@ -86,7 +110,7 @@ fn a_preflight_from_an_allowed_origin_is_answered_without_a_token() {
 
 #[test]
 fn every_component_and_unknown_paths_answer_preflights() {
-    let api = Api::start();
+    let api = start_with_any_origin(&[]);
     let id = "0d2a8e6c-3e51-4f5a-8c3e-111111111111";
     for path in [
         "/".to_string(),
@@ -106,7 +130,7 @@ fn every_component_and_unknown_paths_answer_preflights() {
 
 #[test]
 fn a_preflight_with_a_body_over_the_limit_is_answered_without_reading_it() {
-    let api = Api::start_with(&[("max_request_body", "100")]);
+    let api = start_with_any_origin(&[("max_request_body", "100")]);
     let reply = api.request(
         "OPTIONS",
         "/v1/aliases",
@@ -122,7 +146,8 @@ fn a_preflight_with_a_body_over_the_limit_is_answered_without_reading_it() {
 
 #[test]
 fn a_preflight_from_an_origin_not_allowed_gets_no_permission() {
-    let api = Api::start_with(&[("cors_allowed_origins", ORIGIN)]);
+    // In auth mode `none` another site's page is refused outright (laptop.rs).
+    let api = start_keystone_with(&[("cors_allowed_origins", ORIGIN)]);
     let reply = preflight(&api, "/v1/runtimes", "https://evil.example", "GET", "");
     reply.assert_status(200);
     assert_eq!(reply.header("access-control-allow-origin"), None);
@@ -131,7 +156,7 @@ fn a_preflight_from_an_origin_not_allowed_gets_no_permission() {
 
 #[test]
 fn a_preflight_for_a_method_not_allowed_gets_no_permission() {
-    let api = Api::start();
+    let api = start_with_any_origin(&[]);
     let reply = preflight(&api, "/v1/runtimes", ORIGIN, "TRACE", "");
     reply.assert_status(200);
     assert_eq!(reply.header("access-control-allow-origin"), None);
@@ -139,7 +164,7 @@ fn a_preflight_for_a_method_not_allowed_gets_no_permission() {
 
 #[test]
 fn a_preflight_for_a_header_not_allowed_gets_no_permission() {
-    let api = Api::start();
+    let api = start_with_any_origin(&[]);
     let reply = preflight(
         &api,
         "/v1/runtimes",
@@ -160,7 +185,7 @@ fn an_options_request_without_cors_headers_is_not_a_preflight() {
 
 #[test]
 fn responses_to_an_allowed_origin_say_so() {
-    let api = Api::start();
+    let api = start_with_any_origin(&[]);
     let reply = get_from(&api, "/v1/runtimes", ORIGIN);
     reply.assert_status(200);
     assert_cors_response(&reply);
@@ -168,7 +193,7 @@ fn responses_to_an_allowed_origin_say_so() {
 
 #[test]
 fn errors_to_an_allowed_origin_say_so_too() {
-    let api = Api::start_with(&[("max_request_body", "100")]);
+    let api = start_with_any_origin(&[("max_request_body", "100")]);
     let not_found = get_from(&api, "/v2/nowhere", ORIGIN);
     not_found.assert_error(404, "The resource could not be found.");
     assert_cors_response(&not_found);
@@ -198,14 +223,19 @@ fn a_configured_origin_list_allows_only_its_origins() {
     )]);
     assert_cors_response(&get_from(&api, "/v1/runtimes", ORIGIN));
     let other = get_from(&api, "/v1/runtimes", "https://evil.example");
-    other.assert_status(200);
+    // Auth mode `none`: another site's page is refused (laptop.rs), with no CORS headers.
+    other.assert_status(403);
     assert_eq!(other.header("access-control-allow-origin"), None);
     assert_eq!(other.header("access-control-expose-headers"), None);
 }
 
 #[test]
-fn an_empty_origin_list_turns_cors_off() {
-    let api = Api::start_with(&[("cors_allowed_origins", "")]);
+fn cors_allowed_origins_off_turns_cors_off() {
+    // The origin's host is allowed, so that its page is served at all in auth mode `none`.
+    let api = Api::start_with(&[
+        ("cors_allowed_origins", "off"),
+        ("allowed_hosts", "dashboard.example.org"),
+    ]);
     let reply = preflight(&api, "/v1/runtimes", ORIGIN, "GET", "");
     reply.assert_error(405, "Method not allowed.");
     assert_eq!(reply.header("access-control-allow-origin"), None);

@@ -300,11 +300,27 @@ fn list_filters_take_qinling_operators() {
     assert_eq!(ids("status=bogus:success"), Vec::<String>::new());
 }
 
+/// Qinling refuses `function_version` here (spec §2.5); issue 10 asks for it as a filter.
 #[test]
-fn function_version_is_not_a_list_filter() {
+fn function_version_is_a_list_filter() {
     let api = Api::start();
-    api.get("/v1/executions?function_version=1")
-        .assert_error(400, "Unknown argument: \"function_version\"");
+    let fid = function(&api, &example_package("hello"), &[]);
+    api.publish(&fid).assert_status(201);
+    let latest = execute(&api, json!({"function_id": fid}))["id"].clone();
+    let v1 = execute(&api, json!({"function_id": fid, "function_version": 1}))["id"].clone();
+    let ids = |query: &str| -> Vec<Json> {
+        let reply = api.get(&format!("/v1/executions?{query}"));
+        reply.assert_status(200);
+        reply.json()["executions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].clone())
+            .collect()
+    };
+    assert_eq!(ids("function_version=1"), vec![v1.clone()]);
+    assert_eq!(ids("function_version=lt:1"), vec![latest]);
+    assert_eq!(ids("function_version=gte:1"), vec![v1]);
 }
 
 #[test]
@@ -400,4 +416,59 @@ fn a_runaway_function_does_not_slow_other_requests() {
         );
         assert_eq!(runaway.join().unwrap()["status"], "failed");
     });
+}
+
+#[test]
+fn an_execution_left_running_past_its_timeout_and_grace_is_failed() {
+    let api = Api::start();
+    let fid = function(&api, &example_package("hello"), &[("timeout", "2")]);
+    let id = execute(&api, json!({"function_id": fid}))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (fresh, stale) = (
+        execute(&api, json!({"function_id": fid}))["id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        id,
+    );
+    // What an instance that died mid-run leaves behind: a `running` row and no result. One
+    // died 63 s ago (past 2 s + 60 s of grace), the other just now.
+    let staged = |id: &str, age: &str| {
+        api.query_database(&format!(
+            "UPDATE executions SET status = 'running', result = NULL,
+                 created_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '{age}')
+             WHERE id = '{id}'"
+        ));
+    };
+    staged(&stale, "-63 seconds");
+    staged(&fresh, "-0 seconds");
+
+    let shown = api.get(&format!("/v1/executions/{stale}")).json();
+    assert_eq!(shown["status"], "failed", "{shown}");
+    assert!(
+        result(&shown)["output"]
+            .as_str()
+            .unwrap()
+            .contains("did not finish"),
+        "{shown}"
+    );
+    assert_eq!(
+        api.query_database(&format!(
+            "SELECT status FROM executions WHERE id = '{stale}'"
+        )),
+        ["failed"]
+    );
+    let listed = api.get("/v1/executions").json();
+    let status_of = |id: &str| {
+        listed["executions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == id)
+            .map(|e| e["status"].clone())
+    };
+    assert_eq!(status_of(&stale), Some(json!("failed")));
+    assert_eq!(status_of(&fresh), Some(json!("running")));
 }

@@ -369,3 +369,53 @@ fn function_detach_is_accepted() {
     reply.assert_status(202);
     assert!(reply.body.is_empty());
 }
+
+#[test]
+fn racing_a_package_update_against_a_settings_update_never_loses_the_package() {
+    let api = Api::start();
+    let runtime = api.create_runtime();
+    let functions: Vec<String> = (0..10)
+        .map(|f| api.create_function_id(&runtime, &package(&format!("race{f}-start"))))
+        .collect();
+    for round in 0..200 {
+        let id = &functions[round % functions.len()];
+        let new = package(&format!("race-round-{round}"));
+        let (uploaded, described) = std::thread::scope(|s| {
+            let upload = s.spawn(|| api.update_package(id, &new).status);
+            let describe = s.spawn(|| {
+                api.put_json(
+                    &format!("/v1/functions/{id}"),
+                    &json!({"description": format!("round {round}")}),
+                )
+                .status
+            });
+            (upload.join().unwrap(), describe.join().unwrap())
+        });
+        assert_eq!((uploaded, described), (200, 200), "round {round}");
+        let download = api.get(&format!("/v1/functions/{id}?download=true"));
+        assert_eq!(download.status, 200, "round {round}: {}", download.text());
+        assert!(
+            download.body == new,
+            "round {round}: the new package was lost"
+        );
+        let shown = api.get(&format!("/v1/functions/{id}")).json();
+        assert_eq!(shown["code"]["md5sum"], md5_hex(&new), "round {round}");
+        assert_eq!(
+            shown["description"],
+            format!("round {round}"),
+            "round {round}"
+        );
+    }
+    let unreferenced = api.query_database(
+        "SELECT digest FROM packages
+         WHERE digest NOT IN (SELECT package_digest FROM functions WHERE package_digest IS NOT NULL)
+           AND digest NOT IN (SELECT package_digest FROM function_versions)",
+    );
+    assert!(
+        unreferenced.is_empty(),
+        "unreferenced packages: {unreferenced:?}"
+    );
+    let orphan_chunks =
+        api.query_database("SELECT DISTINCT digest FROM package_chunks WHERE digest NOT IN (SELECT digest FROM packages)");
+    assert!(orphan_chunks.is_empty(), "orphan chunks: {orphan_chunks:?}");
+}

@@ -264,3 +264,20 @@ fn a_worker_timeout_is_failed() {
     assert_eq!(execution["status"], "failed", "{execution}");
     assert_eq!(result(&execution)["output"], "Function execution timeout.");
 }
+
+#[test]
+fn a_worker_whose_host_is_no_longer_allowed_is_not_called() {
+    let worker = Worker::start();
+    let (api, _, runtime) = app_with_worker(&worker);
+    let fid = function(&api, &runtime, "def main(**kwargs):\n    return 1\n", &[]);
+    // The operator narrows worker_hosts: the worker's 127.0.0.1 is no longer in it.
+    let api = Api::start_in(api.stop(), &[("worker_hosts", "localhost")]);
+    let addr = api.app.serve_in_background();
+    let execution = execute(addr, json!({"function_id": fid}));
+    assert_eq!(execution["status"], "failed", "{execution}");
+    assert_eq!(
+        result(&execution)["output"],
+        "Runtime worker host 127.0.0.1 is no longer allowed; allowed hosts: localhost. \
+         Set the Spin variable worker_hosts to run it."
+    );
+}

@@ -201,11 +201,13 @@ impl App {
             .path_and_query(path_and_query)
             .build()
             .context("'Host' header contains an invalid authority")?;
+        // Appended after the client's headers, as Spin does (`prepare_request_headers`, then
+        // `HeaderMap::extend`): a client-sent `spin-full-url` stays, before Spin's own.
         for (name, value) in route.headers(&full_url, client_addr) {
             if let (Ok(name), Ok(value)) =
                 (HeaderName::try_from(name), HeaderValue::try_from(value))
             {
-                req.headers_mut().insert(name, value);
+                req.headers_mut().append(name, value);
             }
         }
 

@@ -1,6 +1,6 @@
 //! `/v1/aliases[/{name}]`.
 
-use super::{wrapped, Env};
+use super::{page_of, wrapped, Env};
 use crate::aliases::{self, Alias, FIELDS};
 use crate::context::ListScope;
 use crate::error::{ApiError, ApiResult};
@@ -11,12 +11,15 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
     let (db, caller) = (env.db, &env.caller);
     match (request.method.as_str(), path) {
         ("GET", ["v1", "aliases"]) => {
-            request.only_query_params(&["all_projects", "project_id"])?;
+            request.only_query_params(&["all_projects", "project_id", "limit", "marker"])?;
             // Unlike Qinling, all_projects is admin-only here as on every other list.
             let scope = ListScope::from_request(caller, request)?;
+            let page = page_of(env, request)?;
             Ok(wrapped(
+                env,
+                request,
                 "function_aliases",
-                &aliases::list(db, &scope)?,
+                &aliases::list(db, &scope, &page)?,
                 Alias::to_json,
             ))
         }

@@ -1,6 +1,6 @@
 //! `/v1/executions[/{id}[/log]]`.
 
-use super::{wrapped, Env};
+use super::{page_of, wrapped, Env};
 use crate::cache::forget_version_resources;
 use crate::context::ListScope;
 use crate::error::{ApiError, ApiResult};
@@ -31,21 +31,31 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
     match (request.method.as_str(), path) {
         ("GET", ["v1", "executions"]) => {
             const FILTERS: [&str; 3] = ["function_id", "status", "description"];
+            // Unlike Qinling, `function_version` filters too (issue 10).
             request.only_query_params(&[
                 "all_projects",
                 "project_id",
                 FILTERS[0],
                 FILTERS[1],
                 FILTERS[2],
+                "function_version",
+                "limit",
+                "marker",
             ])?;
             let scope = ListScope::from_request(caller, request)?;
-            let filters: Vec<Filter> = FILTERS
+            let mut filters: Vec<Filter> = FILTERS
                 .into_iter()
                 .filter_map(|column| Some(Filter::parse(column, request.query_param(column)?)))
                 .collect();
+            if let Some(raw) = request.query_param("function_version") {
+                filters.push(Filter::parse_integer("function_version", raw)?);
+            }
+            let page = page_of(env, request)?;
             Ok(wrapped(
+                env,
+                request,
                 "executions",
-                &executions::list(db, &scope, &filters)?,
+                &executions::list(db, &scope, &filters, &page)?,
                 Execution::to_json,
             ))
         }

@@ -1,6 +1,6 @@
 //! `/v1/functions[/{id}[/detach]]`.
 
-use super::{wants_download, wrapped, Env};
+use super::{page_of, wants_download, wrapped, Env};
 use crate::cache::{forget_versions, prepared_key};
 use crate::context::ListScope;
 use crate::error::{ApiError, ApiResult};
@@ -14,11 +14,14 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
     let (db, caller) = (env.db, &env.caller);
     match (request.method.as_str(), path) {
         ("GET", ["v1", "functions"]) => {
-            request.only_query_params(&["all_projects", "project_id"])?;
+            request.only_query_params(&["all_projects", "project_id", "limit", "marker"])?;
             let scope = ListScope::from_request(caller, request)?;
+            let page = page_of(env, request)?;
             Ok(wrapped(
+                env,
+                request,
                 "functions",
-                &functions::list(db, &scope)?,
+                &functions::list(db, &scope, &page)?,
                 Function::to_list_json,
             ))
         }

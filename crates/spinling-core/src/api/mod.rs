@@ -13,6 +13,7 @@ use crate::context::{Caller, Settings};
 use crate::db::Database;
 use crate::error::{ApiError, ApiResult};
 use crate::executions::{Executor, Job};
+use crate::filters::{next_link, Page, Paged};
 use crate::http::{parse_bool, ApiRequest, ApiResponse};
 use crate::limits::check_query;
 use crate::runtimes::WorkerProbe;
@@ -65,11 +66,38 @@ pub fn respond(handler: Handler, env: &Env, request: &ApiRequest) -> ApiResponse
         .unwrap_or_else(ApiResponse::from)
 }
 
-/// `{"<key>": [...]}`: Qinling wraps every list.
-pub fn wrapped<T>(key: &str, items: &[T], render: impl Fn(&T) -> Json) -> ApiResponse {
+/// `{"<key>": [...]}`: Qinling wraps every list. When more rows follow this page, `"next"`
+/// links to the next one (an absolute URL under the public URL, or else the URL the client
+/// used); Qinling's clients ignore it.
+pub fn wrapped<T>(
+    env: &Env,
+    request: &ApiRequest,
+    key: &str,
+    page: &Paged<T>,
+    render: impl Fn(&T) -> Json,
+) -> ApiResponse {
     let mut body = serde_json::Map::new();
-    body.insert(key.into(), Json::Array(items.iter().map(render).collect()));
+    body.insert(
+        key.into(),
+        Json::Array(page.items.iter().map(render).collect()),
+    );
+    if let Some(marker) = &page.next_marker {
+        let base = env
+            .settings
+            .public_url
+            .as_deref()
+            .unwrap_or(&request.base_url);
+        body.insert(
+            "next".into(),
+            Json::String(next_link(request, base, marker)),
+        );
+    }
     ApiResponse::ok(&Json::Object(body))
+}
+
+/// The page a list request asks for, within the deployment's maximum page size.
+fn page_of(env: &Env, request: &ApiRequest) -> ApiResult<Page> {
+    Page::from_request(request, env.settings.max_page_size)
 }
 
 /// Whether `?download=` asks for the package bytes.

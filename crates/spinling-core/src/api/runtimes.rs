@@ -1,6 +1,6 @@
 //! `/v1/runtimes[/{id}]`.
 
-use super::{wrapped, Env};
+use super::{page_of, wrapped, Env};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::runtimes::{self, Runtime};
@@ -20,10 +20,13 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
     let (db, caller) = (env.db, &env.caller);
     match (request.method.as_str(), path) {
         ("GET", ["v1", "runtimes"]) => {
-            request.only_query_params(&[])?;
+            request.only_query_params(&["limit", "marker"])?;
+            let page = page_of(env, request)?;
             Ok(wrapped(
+                env,
+                request,
                 "runtimes",
-                &runtimes::list(db, caller)?,
+                &runtimes::list(db, caller, &page)?,
                 Runtime::to_json,
             ))
         }

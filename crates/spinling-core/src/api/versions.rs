@@ -1,6 +1,6 @@
 //! `/v1/functions/{id}/versions[/{n}[/detach]]`: the seed's Versions API.
 
-use super::{wants_download, wrapped, Env};
+use super::{page_of, wants_download, wrapped, Env};
 use crate::cache::{forget_versions, prepared_key};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse};
@@ -19,10 +19,13 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
     match (request.method.as_str(), path) {
         ("GET", ["v1", "functions", fid, "versions"]) => {
             require_uuid_path(fid)?;
-            request.only_query_params(&[])?;
+            request.only_query_params(&["limit", "marker"])?;
+            let page = page_of(env, request)?;
             Ok(wrapped(
+                env,
+                request,
                 "function_versions",
-                &versions::list(db, env.cache, caller, fid)?,
+                &versions::list(db, env.cache, caller, fid, &page)?,
                 FunctionVersion::to_json,
             ))
         }
