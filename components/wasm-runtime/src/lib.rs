@@ -6,22 +6,18 @@
 //! md5 the job was created with (`package_md5`), or the job fails without running. The
 //! module prepared for a function version is kept in key-value (keyed by version, checked
 //! against the package's md5) until the version is detached, for at most
-//! [`MAX_PREPARED_AGE`](spinling_runner::worker::MAX_PREPARED_AGE). The protocol's pure
-//! logic (cache entry, md5 check, stdin and reply) is `spinling_runner::worker`.
+//! [`MAX_PREPARED_AGE`](spinling_runner::worker::MAX_PREPARED_AGE). The protocol's logic
+//! (the job, the cached or downloaded module, the md5 check, stdin and the reply) is
+//! `spinling_runner::worker`; this component does its I/O: HTTP, download and key-value.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Deserialize;
-use serde_json::Value as Json;
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 use spinling_core::cache::{prepared_key, Cache};
 use spinling_core::error::ApiError;
 use spinling_core::http::{ApiRequest, ApiResponse};
-use spinling_runner::worker::{
-    cache_entry, check_package, failure_reply, from_cache_entry, reply_of, stdin_of,
-};
-use spinling_runner::{prepare, run, Prepared, RunLimits};
+use spinling_runner::worker::{module_for, run_job, ExecuteRequest};
 use spinling_spin::outbound::{call, Call};
 use spinling_spin::KeyValueCache;
 use wasi::http::types::Method;
@@ -29,23 +25,6 @@ use wasi::http::types::Method;
 /// An execute request is small JSON; the package comes by download.
 const BODY_LIMIT: u64 = 2 * 1024 * 1024;
 const DOWNLOAD_TIMEOUT_NS: u64 = 30_000_000_000;
-
-#[derive(Deserialize)]
-struct ExecuteRequest {
-    download_url: String,
-    function_id: String,
-    function_version: i64,
-    entry: Option<String>,
-    input: Option<Json>,
-    timeout: u64,
-    memory_size: u64,
-    /// Identifies the code, so a module prepared from older code is not run.
-    #[serde(default)]
-    package_md5: String,
-    /// The caller's token, for downloading the package when the API checks tokens.
-    #[serde(default)]
-    token: Option<String>,
-}
 
 /// Seconds since the Unix epoch, for the cache entries' age.
 fn unix_now() -> u64 {
@@ -78,9 +57,8 @@ fn respond(request: &ApiRequest) -> ApiResponse {
     }
 }
 
-/// Fetches the package, checks it is the job's code and prepares its module; a failure is
-/// the reply to send.
-fn download_and_prepare(request: &ExecuteRequest) -> Result<Prepared, Json> {
+/// Fetches the job's package, with the caller's token; the error says why it could not.
+fn download(request: &ExecuteRequest) -> Result<Vec<u8>, String> {
     let token_header = request.token.as_deref().map(|t| ("x-auth-token", t));
     let headers: Vec<(&str, &str)> = token_header.into_iter().collect();
     let download = Call {
@@ -90,49 +68,29 @@ fn download_and_prepare(request: &ExecuteRequest) -> Result<Prepared, Json> {
         body: &[],
         timeout_ns: DOWNLOAD_TIMEOUT_NS,
     };
-    let package = match call(&download) {
-        Ok(reply) if reply.status == 200 => reply.body,
-        Ok(reply) => {
-            return Err(failure_reply(format!(
-                "Failed to download function package from {}, error: {} {}",
-                request.download_url,
-                reply.status,
-                String::from_utf8_lossy(&reply.body)
-            )))
-        }
-        Err(e) => {
-            return Err(failure_reply(format!(
-                "Failed to download function package from {}, error: {e:?}",
-                request.download_url
-            )))
-        }
-    };
-    check_package(&package, &request.package_md5).map_err(failure_reply)?;
-    prepare(&package, request.entry.as_deref()).map_err(|e| failure_reply(e.to_string()))
+    match call(&download) {
+        Ok(reply) if reply.status == 200 => Ok(reply.body),
+        Ok(reply) => Err(format!(
+            "{} {}",
+            reply.status,
+            String::from_utf8_lossy(&reply.body)
+        )),
+        Err(e) => Err(format!("{e:?}")),
+    }
 }
 
-fn execute_reply(request: &ExecuteRequest) -> Json {
+/// Runs the job with the version's module, from key-value or freshly prepared (and kept).
+fn execute_reply(request: &ExecuteRequest) -> serde_json::Value {
     let cache = KeyValueCache::open();
     let key = prepared_key(&request.function_id, request.function_version);
-    let (md5, entry) = (request.package_md5.as_str(), request.entry.as_deref());
-    let cached = cache
-        .get(&key)
-        .and_then(|bytes| from_cache_entry(&bytes, md5, entry, unix_now()));
-    let prepared = match cached {
-        Some(prepared) => prepared,
-        None => match download_and_prepare(request) {
-            Ok(prepared) => {
-                if let Some(bytes) = cache_entry(&prepared, md5, entry, unix_now()) {
-                    cache.set(&key, &bytes);
-                }
-                prepared
+    let cached = cache.get(&key);
+    match module_for(request, cached.as_deref(), download, unix_now()) {
+        Ok((prepared, entry)) => {
+            if let Some(entry) = entry {
+                cache.set(&key, &entry);
             }
-            Err(reply) => return reply,
-        },
-    };
-    let limits = RunLimits {
-        timeout_seconds: request.timeout.max(1),
-        memory_bytes: request.memory_size,
-    };
-    reply_of(&run(&prepared, &stdin_of(request.input.as_ref()), &limits))
+            run_job(request, &prepared)
+        }
+        Err(reply) => reply,
+    }
 }

@@ -1,30 +1,32 @@
 //! Aliases: a stable name for a function version, so callers need not know numbers. Unlike
 //! Qinling's, an alias can only point at an existing function of the caller's project and an
 //! existing version of it (or 0, the function's current code).
+//!
+//! Beyond Qinling, an alias may carry a weighted `routing` (canary, N-way): extra versions
+//! of its function, each taking its weight of the executions created through the alias, its
+//! own version the rest. The draw happens when an execution is created (directly, by a
+//! webhook or by a job), which records the version that ran. A routing is allowed with the
+//! alias at the function's current code (`function_version` 0), unlike Lambda's `$LATEST`.
 
+use crate::commands::{invalid_routing, AliasChanges, NewAlias, Routing};
 use crate::context::{Caller, ListScope};
 use crate::db::{in_transaction, Database, DbError, Row};
 use crate::error::{ApiError, ApiResult};
 use crate::functions;
 use crate::time::now_timestamp;
+use crate::types::{FunctionId, VersionNumber, VersionRef};
 use crate::versions;
-use crate::wire::{Body, Field};
 use serde_json::{json, Value as Json};
-
-pub const FIELDS: &[Field] = &[
-    Field::text("name"),
-    Field::text("description"),
-    Field::uuid("function_id"),
-    Field::int("function_version", 0),
-];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alias {
     pub id: String,
     pub name: String,
     pub description: Option<String>,
-    pub function_id: String,
-    pub function_version: i64,
+    pub function_id: FunctionId,
+    pub function_version: VersionRef,
+    /// Extra versions and their weights; empty when all go to `function_version`.
+    pub routing: Routing,
     pub project_id: String,
     pub created_at: String,
     pub updated_at: Option<String>,
@@ -36,15 +38,32 @@ const COLUMNS: &str =
 impl Alias {
     fn from_row(r: Row) -> Alias {
         Alias {
-            id: r.text(0),
-            name: r.text(1),
-            description: r.opt_text(2),
-            function_id: r.text(3),
-            function_version: r.int(4),
-            project_id: r.text(5),
-            created_at: r.text(6),
-            updated_at: r.opt_text(7),
+            id: r.text("id"),
+            name: r.text("name"),
+            description: r.opt_text("description"),
+            function_id: FunctionId::from_stored(r.text("function_id")),
+            // Only what `create` and `update` checked is stored.
+            function_version: VersionRef::from_wire(r.int("function_version"))
+                .unwrap_or(VersionRef::Current),
+            // Read by `with_routing`.
+            routing: Routing::default(),
+            project_id: r.text("project_id"),
+            created_at: r.text("created_at"),
+            updated_at: r.opt_text("updated_at"),
         }
+    }
+
+    /// The version an execution through this alias runs: drawn by weight from its routing.
+    pub fn pick_version(&self) -> ApiResult<VersionRef> {
+        if self.routing.is_empty() {
+            return Ok(self.function_version);
+        }
+        let bits = getrandom::u64().map_err(|e| {
+            ApiError::internal("No random source to route the alias with.").caused_by(e)
+        })?;
+        // 53 random bits: uniform in [0, 1) at f64's precision.
+        let draw = (bits >> 11) as f64 / (1u64 << 53) as f64;
+        Ok(self.routing.pick(self.function_version, draw))
     }
 
     pub fn to_json(&self) -> Json {
@@ -54,6 +73,7 @@ impl Alias {
             "description": self.description,
             "function_id": self.function_id,
             "function_version": self.function_version,
+            "routing": self.routing.to_json(),
             "project_id": self.project_id,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -78,18 +98,72 @@ pub fn find(db: &dyn Database, caller: &Caller, name: &str) -> ApiResult<Alias> 
         .iter()
         .map(Alias::from_row)
         .find(|a| caller.may_read(&a.project_id));
-    visible.ok_or_else(|| not_found(name))
+    let alias = visible.ok_or_else(|| not_found(name))?;
+    Ok(with_routing(db, vec![alias])?.remove(0))
+}
+
+/// `aliases` with their routings read, in one statement.
+fn with_routing(db: &dyn Database, mut aliases: Vec<Alias>) -> ApiResult<Vec<Alias>> {
+    if aliases.is_empty() {
+        return Ok(aliases);
+    }
+    let marks = vec!["?"; aliases.len()].join(", ");
+    let ids: Vec<crate::db::Value> = aliases.iter().map(|a| a.id.as_str().into()).collect();
+    let rows = db.execute(
+        &format!(
+            "SELECT alias_id, function_version, weight FROM function_alias_routes
+             WHERE alias_id IN ({marks})"
+        ),
+        &ids,
+    )?;
+    for alias in &mut aliases {
+        let routes = rows
+            .iter()
+            .filter(|r| r.text("alias_id") == alias.id)
+            .filter_map(|r| {
+                let number = VersionNumber::new(r.int("function_version"))?;
+                let weight = r.text("weight").parse::<f64>().ok()?;
+                Some((number, weight))
+            })
+            .collect();
+        alias.routing = Routing::from_routes(routes);
+    }
+    Ok(aliases)
+}
+
+/// Whether an alias names version `number` of the function, as its own version or in its
+/// routing (such a version cannot be deleted).
+pub fn uses_version(
+    db: &dyn Database,
+    function_id: &str,
+    number: VersionNumber,
+) -> ApiResult<bool> {
+    let params = [function_id.into(), number.get().into()];
+    let uses = |table: &str| -> ApiResult<bool> {
+        Ok(db
+            .execute(
+                &format!(
+                    "SELECT 1 FROM {table} WHERE function_id = ? AND function_version = ? LIMIT 1"
+                ),
+                &params,
+            )?
+            .first()
+            .is_some())
+    };
+    Ok(uses("function_aliases")? || uses("function_alias_routes")?)
 }
 
 /// The caller's own alias called `name` (what executions resolve).
 pub fn find_own(db: &dyn Database, caller: &Caller, name: &str) -> ApiResult<Alias> {
-    db.execute(
-        &format!("SELECT {COLUMNS} FROM function_aliases WHERE name = ? AND project_id = ?"),
-        &[name.into(), caller.project_id.as_str().into()],
-    )?
-    .first()
-    .map(Alias::from_row)
-    .ok_or_else(|| not_found(name))
+    let alias = db
+        .execute(
+            &format!("SELECT {COLUMNS} FROM function_aliases WHERE name = ? AND project_id = ?"),
+            &[name.into(), caller.project_id.as_str().into()],
+        )?
+        .first()
+        .map(Alias::from_row)
+        .ok_or_else(|| not_found(name))?;
+    Ok(with_routing(db, vec![alias])?.remove(0))
 }
 
 /// One page of the aliases in `scope`, by `created_at` then `id`.
@@ -103,120 +177,166 @@ pub fn list(
         query = query.scope("project_id = ?", vec![project.into()]);
     }
     let rows = query.fetch(db, COLUMNS, page)?;
-    let items = rows.iter().map(Alias::from_row).collect();
+    let items = with_routing(db, rows.iter().map(Alias::from_row).collect())?;
     Ok(crate::filters::Paged::of(items, page.limit, |a: &Alias| {
         a.id.clone()
     }))
 }
 
-/// The target must be the caller's own function and, unless 0, an existing version of it.
-fn check_target(
-    db: &dyn Database,
-    caller: &Caller,
-    function_id: &str,
-    version: i64,
-) -> ApiResult<()> {
+/// The target must be the caller's own function and, unless its current code, an existing
+/// version of it; so must every version of the routing, none of them the alias's own.
+fn check_target(db: &dyn Database, caller: &Caller, alias: &Alias) -> ApiResult<()> {
+    let function_id = alias.function_id.as_str();
     functions::find_own(db, caller, function_id)?;
-    if version > 0 {
-        versions::find(db, &crate::cache::NoCache, caller, function_id, version)?;
+    if let VersionRef::Number(n) = alias.function_version {
+        versions::find(db, &crate::cache::NoCache, caller, function_id, n)?;
+    }
+    for (n, _) in alias.routing.routes() {
+        if VersionRef::Number(*n) == alias.function_version {
+            return Err(invalid_routing(
+                &alias.routing.to_json(),
+                &format!(
+                    "Version {n} is the alias's own function_version; the routing names other versions."
+                ),
+            ));
+        }
+        versions::find(db, &crate::cache::NoCache, caller, function_id, *n)?;
+    }
+    Ok(())
+}
+
+/// Replaces the stored routing of `alias` with its own.
+fn store_routing(db: &dyn Database, alias: &Alias) -> ApiResult<()> {
+    db.execute(
+        "DELETE FROM function_alias_routes WHERE alias_id = ?",
+        &[alias.id.as_str().into()],
+    )?;
+    for (n, weight) in alias.routing.routes() {
+        db.execute(
+            "INSERT INTO function_alias_routes (alias_id, function_id, function_version, weight)
+             VALUES (?, ?, ?, ?)",
+            &[
+                alias.id.as_str().into(),
+                (&alias.function_id).into(),
+                n.get().into(),
+                weight.to_string().into(),
+            ],
+        )?;
     }
     Ok(())
 }
 
 /// Maps a unique-constraint failure to Qinling's duplicate-entry message.
 fn duplicate_or(e: DbError) -> ApiError {
-    if e.0.contains("UNIQUE") {
-        let columns = if e.0.contains("function_aliases.name") {
-            "['project_id', 'name']"
-        } else {
-            "['project_id', 'function_id', 'function_version']"
-        };
-        ApiError::bad_request(format!("Duplicate entry for function_aliases: {columns}"))
+    let Some(constraint) = e.unique_columns() else {
+        return e.into();
+    };
+    let columns = if constraint.contains("function_aliases.name") {
+        "['project_id', 'name']"
     } else {
-        e.into()
-    }
+        "['project_id', 'function_id', 'function_version']"
+    };
+    ApiError::bad_request(format!("Duplicate entry for function_aliases: {columns}"))
 }
 
-pub fn create(db: &dyn Database, caller: &Caller, body: &Body) -> ApiResult<Alias> {
-    body.require(&["name", "function_id"])?;
+pub fn create(db: &dyn Database, caller: &Caller, new: NewAlias) -> ApiResult<Alias> {
     let alias = Alias {
         id: crate::id::new_id(),
-        name: body.text("name").unwrap_or_default(),
-        description: body.text("description"),
-        function_id: body.text("function_id").unwrap_or_default(),
-        function_version: body.int("function_version").unwrap_or(0),
+        name: new.name,
+        description: new.description,
+        function_id: new.function_id,
+        function_version: new.version,
+        routing: new.routing,
         project_id: caller.project_id.clone(),
         created_at: now_timestamp(),
         updated_at: None,
     };
-    if alias.name.trim().is_empty() {
-        return Err(ApiError::bad_request(
-            "Invalid input for field/attribute name. Value: ''. An alias needs a name.",
-        ));
-    }
     // One transaction with the check: a function or version deleted meanwhile is either
     // seen as gone (404) or refuses to go because of this alias (403), never left dangling.
     in_transaction(db, |tx| {
-        check_target(tx, caller, &alias.function_id, alias.function_version)?;
+        check_target(tx, caller, &alias)?;
         tx.execute(
             &format!("INSERT INTO function_aliases ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)"),
             &[
                 alias.id.as_str().into(),
                 alias.name.as_str().into(),
                 alias.description.clone().into(),
-                alias.function_id.as_str().into(),
-                alias.function_version.into(),
+                (&alias.function_id).into(),
+                alias.function_version.to_wire().into(),
                 alias.project_id.as_str().into(),
                 alias.created_at.as_str().into(),
             ],
         )
         .map_err(duplicate_or)?;
+        store_routing(tx, &alias)?;
         Ok(alias.clone())
     })
 }
 
-pub fn update(db: &dyn Database, caller: &Caller, name: &str, body: &Body) -> ApiResult<Alias> {
-    in_transaction(db, |tx| update_in(tx, caller, name, body))
+pub fn update(
+    db: &dyn Database,
+    caller: &Caller,
+    name: &str,
+    changes: &AliasChanges,
+) -> ApiResult<Alias> {
+    in_transaction(db, |tx| update_in(tx, caller, name, changes))
 }
 
 /// `update`, inside its transaction (see `create`).
-fn update_in(db: &dyn Database, caller: &Caller, name: &str, body: &Body) -> ApiResult<Alias> {
+fn update_in(
+    db: &dyn Database,
+    caller: &Caller,
+    name: &str,
+    changes: &AliasChanges,
+) -> ApiResult<Alias> {
     let mut alias = find_own(db, caller, name)?;
     let before = alias.clone();
-    if let Some(f) = body.text("function_id") {
-        alias.function_id = f;
+    if let Some(f) = &changes.function_id {
+        alias.function_id = f.clone();
     }
-    if let Some(v) = body.int("function_version") {
+    if let Some(v) = changes.version {
         alias.function_version = v;
     }
-    if body.has("description") {
-        alias.description = body.text("description");
+    if let Some(d) = &changes.description {
+        alias.description = Some(d.clone());
+    }
+    if let Some(r) = &changes.routing {
+        alias.routing = r.clone();
     }
     if alias == before {
         return Ok(alias);
     }
-    check_target(db, caller, &alias.function_id, alias.function_version)?;
+    check_target(db, caller, &alias)?;
     alias.updated_at = Some(now_timestamp());
     db.execute(
         "UPDATE function_aliases SET function_id = ?, function_version = ?, description = ?, updated_at = ?
          WHERE id = ?",
         &[
-            alias.function_id.as_str().into(),
-            alias.function_version.into(),
+            (&alias.function_id).into(),
+            alias.function_version.to_wire().into(),
             alias.description.clone().into(),
             alias.updated_at.clone().into(),
             alias.id.as_str().into(),
         ],
     )
     .map_err(duplicate_or)?;
+    if (&alias.function_id, &alias.routing) != (&before.function_id, &before.routing) {
+        store_routing(db, &alias)?;
+    }
     Ok(alias)
 }
 
 pub fn delete(db: &dyn Database, caller: &Caller, name: &str) -> ApiResult<()> {
-    let alias = find_own(db, caller, name)?;
-    db.execute(
-        "DELETE FROM function_aliases WHERE id = ?",
-        &[alias.id.as_str().into()],
-    )?;
-    Ok(())
+    in_transaction(db, |tx| {
+        let alias = find_own(tx, caller, name)?;
+        tx.execute(
+            "DELETE FROM function_alias_routes WHERE alias_id = ?",
+            &[alias.id.as_str().into()],
+        )?;
+        tx.execute(
+            "DELETE FROM function_aliases WHERE id = ?",
+            &[alias.id.as_str().into()],
+        )?;
+        Ok(())
+    })
 }

@@ -6,6 +6,7 @@
 //! answer is a 503: a request is never accepted without a validated token.
 
 use crate::cache::Cache;
+use crate::config::KeystoneConfig;
 use crate::context::Caller;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::http::ApiRequest;
@@ -14,96 +15,12 @@ use crate::time::parse_timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 
-/// How callers are identified.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthMode {
-    /// Everyone is project `default` and no policy is checked: a laptop, not exposure.
-    None,
-    Keystone(KeystoneConfig),
-}
-
-#[derive(Clone, PartialEq, Eq)]
-pub struct KeystoneConfig {
-    /// The Identity v3 endpoint, ending in `/v3`.
-    pub url: String,
-    pub service_user: String,
-    pub service_password: String,
-    pub service_project: String,
-    /// Domain of the service user and project: a name, or an id.
-    pub service_domain: String,
-    /// Seconds a validation is trusted without asking again (0: ask every time).
-    pub token_cache_ttl: i64,
-}
-
-impl std::fmt::Debug for KeystoneConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeystoneConfig")
-            .field("url", &self.url)
-            .field("service_user", &self.service_user)
-            .field("service_password", &crate::context::Redacted)
-            .field("service_project", &self.service_project)
-            .field("service_domain", &self.service_domain)
-            .field("token_cache_ttl", &self.token_cache_ttl)
-            .finish()
-    }
-}
-
 /// The longest token looked at; Keystone's fernet tokens are about 200 characters.
 const MAX_TOKEN_LENGTH: usize = 8192;
 /// How often a request Identity failed (5xx, no answer) is sent in all.
 const IDENTITY_TRIES: u32 = 3;
 /// A service token is renewed when less than this is left of it (or half its life).
 const SERVICE_TOKEN_MARGIN: i64 = 300;
-
-impl AuthMode {
-    /// Reads `auth_mode` and, for `keystone`, the Identity settings; unset means default.
-    pub fn from_variables(get: impl Fn(&str) -> Option<String>) -> Result<AuthMode, String> {
-        let value = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        match value("auth_mode").as_deref() {
-            None | Some("none") => Ok(AuthMode::None),
-            Some("keystone") => {
-                let required = |name: &str| {
-                    value(name).ok_or_else(|| {
-                        format!("variable {name} is required when auth_mode is keystone")
-                    })
-                };
-                let url = required("keystone_url")?;
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(format!(
-                        "variable keystone_url must be an http(s) URL, not {url:?}"
-                    ));
-                }
-                let url = url.trim_end_matches('/');
-                let url = match url.ends_with("/v3") {
-                    true => url.to_string(),
-                    false => format!("{url}/v3"),
-                };
-                let token_cache_ttl = match value("token_cache_ttl") {
-                    None => 300,
-                    Some(v) => v.parse().ok().filter(|n: &i64| *n >= 0).ok_or_else(|| {
-                        format!("variable token_cache_ttl must be a number of seconds, not {v:?}")
-                    })?,
-                };
-                Ok(AuthMode::Keystone(KeystoneConfig {
-                    url,
-                    service_user: required("keystone_service_user")?,
-                    service_password: required("keystone_service_password")?,
-                    service_project: required("keystone_service_project")?,
-                    service_domain: value("keystone_service_domain")
-                        .unwrap_or_else(|| "Default".into()),
-                    token_cache_ttl,
-                }))
-            }
-            Some(other) => Err(format!(
-                "variable auth_mode must be none or keystone, not {other:?}"
-            )),
-        }
-    }
-}
 
 /// One HTTP exchange with Identity.
 pub struct IdentityRequest {
@@ -138,6 +55,9 @@ pub trait IdentityTransport {
 struct ValidatedToken {
     project_id: String,
     roles: Vec<String>,
+    /// The token is Spinling's own service account's (see `Caller::is_service`).
+    #[serde(default)]
+    service: bool,
     expires_at: i64,
     /// The cache entry is not used after this.
     trusted_until: i64,
@@ -208,6 +128,7 @@ impl Keystone<'_> {
             project_id: validated.project_id,
             policy_enforced: true,
             token: Some(token.to_string()),
+            is_service: validated.service,
         })
     }
 
@@ -300,12 +221,35 @@ impl Keystone<'_> {
             .as_array()
             .map(|roles| roles.iter().filter_map(|r| text(&r["name"])).collect())
             .unwrap_or_default();
+        let service = self.is_service_user(&token["user"]);
         Validation::Valid(ValidatedToken {
             project_id,
             roles,
+            service,
             expires_at,
             trusted_until: expires_at.min(now.saturating_add(self.config.token_cache_ttl)),
         })
+    }
+
+    /// Whether Keystone's `user` of a token is Spinling's own service account: the
+    /// configured `keystone_service_user` in `keystone_service_domain` (by id or name).
+    fn is_service_user(&self, user: &Json) -> bool {
+        let config = self.config;
+        let domain = &user["domain"];
+        let in_domain = match domain_reference(&config.service_domain) {
+            Json::Object(reference) => reference
+                .iter()
+                .any(|(key, value)| domain[key.as_str()].as_str() == value.as_str()),
+            _ => false,
+        };
+        user["name"].as_str() == Some(config.service_user.as_str()) && in_domain
+    }
+
+    /// Spinling's own token, for the runtime to fetch the package of an execution that no
+    /// caller's token backs (a webhook invoke). It reads any project's package and nothing
+    /// more (`Caller::is_service`).
+    pub fn job_token(&self, now: i64) -> ApiResult<String> {
+        self.service_token(now, false)
     }
 
     fn service_token_key(&self) -> String {
@@ -395,381 +339,5 @@ fn domain_reference(domain: &str) -> Json {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cache::testing::MemoryCache;
-    use crate::time::format_timestamp;
-    use std::cell::{Cell, RefCell};
-    use std::collections::HashMap;
-
-    const NOW: i64 = 1_800_000_000;
-
-    /// What Keystone knows of a user token: its project, roles and expiry.
-    type UserToken = (Option<String>, Vec<String>, i64);
-
-    /// A Keystone in memory: user tokens, Spinling's service tokens, and call counts.
-    #[derive(Default)]
-    struct FakeKeystone {
-        tokens: RefCell<HashMap<String, UserToken>>,
-        service_tokens: RefCell<Vec<String>>,
-        issued: Cell<u32>,
-        validations: Cell<u32>,
-        down: Cell<bool>,
-        /// How many of the next requests answer 500, as Keystone on a locked SQLite.
-        failing: Cell<u32>,
-    }
-
-    impl FakeKeystone {
-        fn with_user(token: &str, project: &str, roles: &[&str]) -> FakeKeystone {
-            let keystone = FakeKeystone::default();
-            keystone.add(token, Some(project), roles, NOW + 3600);
-            keystone
-        }
-        fn add(&self, token: &str, project: Option<&str>, roles: &[&str], expires_at: i64) {
-            self.tokens.borrow_mut().insert(
-                token.into(),
-                (
-                    project.map(String::from),
-                    roles.iter().map(|r| r.to_string()).collect(),
-                    expires_at,
-                ),
-            );
-        }
-        fn revoke(&self, token: &str) {
-            self.tokens.borrow_mut().remove(token);
-        }
-    }
-
-    fn reply(status: u16, headers: Vec<(String, String)>, body: Json) -> IdentityResponse {
-        IdentityResponse {
-            status,
-            headers,
-            body: body.to_string().into_bytes(),
-        }
-    }
-
-    impl IdentityTransport for FakeKeystone {
-        fn send(&self, request: &IdentityRequest) -> Result<IdentityResponse, String> {
-            if self.down.get() {
-                return Err("connection refused".into());
-            }
-            if self.failing.get() > 0 {
-                self.failing.set(self.failing.get() - 1);
-                return Ok(reply(500, vec![], json!({})));
-            }
-            let header = |name: &str| {
-                request
-                    .headers
-                    .iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| v.clone())
-            };
-            assert_eq!(request.url, "http://ks/v3/auth/tokens?nocatalog");
-            if request.method == "POST" {
-                let body: Json = serde_json::from_slice(&request.body).unwrap();
-                let user = &body["auth"]["identity"]["password"]["user"];
-                if user["name"] != "spinling" || user["password"] != "pw" {
-                    return Ok(reply(401, vec![], json!({})));
-                }
-                self.issued.set(self.issued.get() + 1);
-                let token = format!("service-{}", self.issued.get());
-                self.service_tokens.borrow_mut().push(token.clone());
-                let expires = format_timestamp(NOW + 3600);
-                return Ok(reply(
-                    201,
-                    vec![("X-Subject-Token".into(), token)],
-                    json!({"token": {"expires_at": expires}}),
-                ));
-            }
-            self.validations.set(self.validations.get() + 1);
-            let service = header("x-auth-token").unwrap();
-            if !self.service_tokens.borrow().contains(&service) {
-                return Ok(reply(401, vec![], json!({})));
-            }
-            let subject = header("x-subject-token").unwrap();
-            Ok(match self.tokens.borrow().get(&subject) {
-                None => reply(404, vec![], json!({})),
-                Some((project, roles, expires)) => {
-                    let roles: Vec<Json> = roles.iter().map(|r| json!({"name": r})).collect();
-                    let mut token = json!({
-                        "user": {"id": "u1"},
-                        "roles": roles,
-                        "expires_at": format_timestamp(*expires) .replace('Z', ".000000Z"),
-                    });
-                    if let Some(p) = project {
-                        token["project"] = json!({"id": p});
-                    }
-                    reply(200, vec![], json!({"token": token}))
-                }
-            })
-        }
-    }
-
-    fn config(ttl: i64) -> KeystoneConfig {
-        KeystoneConfig {
-            url: "http://ks/v3".into(),
-            service_user: "spinling".into(),
-            service_password: "pw".into(),
-            service_project: "service".into(),
-            service_domain: "Default".into(),
-            token_cache_ttl: ttl,
-        }
-    }
-
-    fn request(token: Option<&str>) -> ApiRequest {
-        let headers = token
-            .map(|t| vec![("X-Auth-Token".to_string(), t.to_string())])
-            .unwrap_or_default();
-        ApiRequest::new("GET", "http://h/v1/functions", headers, vec![])
-    }
-
-    fn authenticate(
-        keystone: &FakeKeystone,
-        cache: &MemoryCache,
-        ttl: i64,
-        token: Option<&str>,
-        now: i64,
-    ) -> ApiResult<Caller> {
-        let config = config(ttl);
-        let identity = Keystone {
-            config: &config,
-            transport: keystone,
-            cache,
-        };
-        identity.authenticate(&request(token), now)
-    }
-
-    #[test]
-    fn a_request_without_a_token_is_refused_without_asking_keystone() {
-        let keystone = FakeKeystone::default();
-        let err = authenticate(&keystone, &MemoryCache::default(), 300, None, NOW).unwrap_err();
-        assert_eq!(err.status(), 401);
-        assert_eq!(
-            err.message,
-            "Failed to validate access token: Authentication required"
-        );
-        assert_eq!(keystone.issued.get() + keystone.validations.get(), 0);
-    }
-
-    #[test]
-    fn a_valid_token_gives_its_project_and_roles() {
-        let keystone = FakeKeystone::with_user("t1", "alpha", &["member", "reader"]);
-        let caller =
-            authenticate(&keystone, &MemoryCache::default(), 300, Some("t1"), NOW).unwrap();
-        assert_eq!(caller.project_id, "alpha");
-        assert!(!caller.is_admin);
-        assert!(caller.policy_enforced);
-        assert_eq!(caller.token.as_deref(), Some("t1"));
-    }
-
-    #[test]
-    fn the_admin_role_makes_an_admin() {
-        let keystone = FakeKeystone::with_user("t1", "alpha", &["admin", "member"]);
-        let caller =
-            authenticate(&keystone, &MemoryCache::default(), 300, Some("t1"), NOW).unwrap();
-        assert!(caller.is_admin);
-    }
-
-    #[test]
-    fn an_unknown_token_is_invalid() {
-        let keystone = FakeKeystone::default();
-        let err =
-            authenticate(&keystone, &MemoryCache::default(), 300, Some("nope"), NOW).unwrap_err();
-        assert_eq!(err.status(), 401);
-        assert_eq!(
-            err.message,
-            "Failed to validate access token: Auth token is invalid: nope"
-        );
-    }
-
-    #[test]
-    fn a_token_without_a_project_is_refused() {
-        let keystone = FakeKeystone::default();
-        keystone.add("t1", None, &["admin"], NOW + 3600);
-        let err =
-            authenticate(&keystone, &MemoryCache::default(), 300, Some("t1"), NOW).unwrap_err();
-        assert_eq!(err.status(), 401);
-    }
-
-    #[test]
-    fn a_validation_is_reused_within_the_ttl() {
-        let keystone = FakeKeystone::with_user("t1", "alpha", &["member"]);
-        let cache = MemoryCache::default();
-        authenticate(&keystone, &cache, 300, Some("t1"), NOW).unwrap();
-        authenticate(&keystone, &cache, 300, Some("t1"), NOW + 299).unwrap();
-        assert_eq!(keystone.validations.get(), 1);
-    }
-
-    #[test]
-    fn a_revoked_token_stops_working_once_the_ttl_has_passed() {
-        let keystone = FakeKeystone::with_user("t1", "alpha", &["member"]);
-        let cache = MemoryCache::default();
-        authenticate(&keystone, &cache, 10, Some("t1"), NOW).unwrap();
-        keystone.revoke("t1");
-        authenticate(&keystone, &cache, 10, Some("t1"), NOW + 5).unwrap();
-        let err = authenticate(&keystone, &cache, 10, Some("t1"), NOW + 10).unwrap_err();
-        assert_eq!(err.status(), 401);
-    }
-
-    #[test]
-    fn a_cached_validation_is_never_trusted_past_the_tokens_expiry() {
-        let keystone = FakeKeystone::default();
-        keystone.add("t1", Some("alpha"), &["member"], NOW + 60);
-        let cache = MemoryCache::default();
-        authenticate(&keystone, &cache, 3600, Some("t1"), NOW).unwrap();
-        keystone.revoke("t1");
-        let err = authenticate(&keystone, &cache, 3600, Some("t1"), NOW + 60).unwrap_err();
-        assert_eq!(err.status(), 401);
-    }
-
-    #[test]
-    fn a_zero_ttl_asks_keystone_every_time() {
-        let keystone = FakeKeystone::with_user("t1", "alpha", &["member"]);
-        let cache = MemoryCache::default();
-        authenticate(&keystone, &cache, 0, Some("t1"), NOW).unwrap();
-        authenticate(&keystone, &cache, 0, Some("t1"), NOW).unwrap();
-        assert_eq!(keystone.validations.get(), 2);
-    }
-
-    #[test]
-    fn keystone_unreachable_is_a_503_never_an_accepted_request() {
-        let keystone = FakeKeystone::with_user("t1", "alpha", &["member"]);
-        keystone.down.set(true);
-        let err =
-            authenticate(&keystone, &MemoryCache::default(), 300, Some("t1"), NOW).unwrap_err();
-        assert_eq!(err.status(), 503);
-        assert_eq!(err.message, "Identity service unavailable.");
-    }
-
-    #[test]
-    fn a_passing_failure_of_identity_is_retried() {
-        let keystone = FakeKeystone::with_user("t1", "alpha", &["member"]);
-        keystone.failing.set(2);
-        let caller =
-            authenticate(&keystone, &MemoryCache::default(), 300, Some("t1"), NOW).unwrap();
-        assert_eq!(caller.project_id, "alpha");
-    }
-
-    #[test]
-    fn an_identity_that_keeps_failing_is_a_503() {
-        let keystone = FakeKeystone::with_user("t1", "alpha", &["member"]);
-        keystone.failing.set(100);
-        let err =
-            authenticate(&keystone, &MemoryCache::default(), 300, Some("t1"), NOW).unwrap_err();
-        assert_eq!(err.status(), 503);
-    }
-
-    #[test]
-    fn wrong_service_credentials_are_a_503() {
-        let keystone = FakeKeystone::with_user("t1", "alpha", &["member"]);
-        let mut config = config(300);
-        config.service_password = "wrong".into();
-        let cache = MemoryCache::default();
-        let identity = Keystone {
-            config: &config,
-            transport: &keystone,
-            cache: &cache,
-        };
-        let err = identity
-            .authenticate(&request(Some("t1")), NOW)
-            .unwrap_err();
-        assert_eq!(err.status(), 503);
-    }
-
-    #[test]
-    fn the_service_token_is_issued_once_and_reused() {
-        let keystone = FakeKeystone::with_user("t1", "alpha", &["member"]);
-        keystone.add("t2", Some("beta"), &["member"], NOW + 3600);
-        let cache = MemoryCache::default();
-        authenticate(&keystone, &cache, 300, Some("t1"), NOW).unwrap();
-        authenticate(&keystone, &cache, 300, Some("t2"), NOW).unwrap();
-        assert_eq!(keystone.issued.get(), 1);
-    }
-
-    #[test]
-    fn the_service_token_is_renewed_before_it_expires() {
-        let keystone = FakeKeystone::with_user("t1", "alpha", &["member"]);
-        keystone.add("t2", Some("beta"), &["member"], NOW + 7200);
-        let cache = MemoryCache::default();
-        authenticate(&keystone, &cache, 300, Some("t1"), NOW).unwrap();
-        authenticate(&keystone, &cache, 300, Some("t2"), NOW + 3600 - 299).unwrap();
-        assert_eq!(keystone.issued.get(), 2);
-    }
-
-    #[test]
-    fn a_refused_service_token_is_replaced_and_the_question_asked_again() {
-        let keystone = FakeKeystone::with_user("t1", "alpha", &["member"]);
-        let cache = MemoryCache::default();
-        authenticate(&keystone, &cache, 0, Some("t1"), NOW).unwrap();
-        keystone.service_tokens.borrow_mut().clear();
-        let caller = authenticate(&keystone, &cache, 0, Some("t1"), NOW).unwrap();
-        assert_eq!(caller.project_id, "alpha");
-        assert_eq!(keystone.issued.get(), 2);
-    }
-
-    #[test]
-    fn the_cache_never_holds_the_token_itself() {
-        let keystone = FakeKeystone::with_user("secret-token", "alpha", &["member"]);
-        let cache = MemoryCache::default();
-        authenticate(&keystone, &cache, 300, Some("secret-token"), NOW).unwrap();
-        for (key, value) in cache.0.borrow().iter() {
-            assert!(!key.contains("secret-token"));
-            assert!(!String::from_utf8_lossy(value).contains("secret-token"));
-        }
-    }
-
-    fn variables(pairs: &[(&str, &str)]) -> Result<AuthMode, String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        AuthMode::from_variables(|name| map.get(name).cloned())
-    }
-
-    #[test]
-    fn auth_mode_defaults_to_none() {
-        assert_eq!(variables(&[]), Ok(AuthMode::None));
-        assert_eq!(variables(&[("auth_mode", "")]), Ok(AuthMode::None));
-        assert!(variables(&[("auth_mode", "noauth")]).is_err());
-    }
-
-    #[test]
-    fn keystone_mode_needs_its_endpoint_and_account() {
-        assert!(variables(&[("auth_mode", "keystone")]).is_err());
-        let mode = variables(&[
-            ("auth_mode", "keystone"),
-            ("keystone_url", "http://127.0.0.1:5000/"),
-            ("keystone_service_user", "spinling"),
-            ("keystone_service_password", "pw"),
-            ("keystone_service_project", "service"),
-        ])
-        .unwrap();
-        let AuthMode::Keystone(config) = mode else {
-            panic!("not keystone")
-        };
-        assert_eq!(config.url, "http://127.0.0.1:5000/v3");
-        assert_eq!(config.service_domain, "Default");
-        assert_eq!(config.token_cache_ttl, 300);
-    }
-
-    #[test]
-    fn the_service_password_is_redacted_in_debug_output() {
-        let config = KeystoneConfig {
-            service_password: "s3cret-password".into(),
-            ..config(300)
-        };
-        let printed = format!("{:?}", AuthMode::Keystone(config));
-        assert!(!printed.contains("s3cret"), "{printed}");
-        assert!(
-            printed.contains("service_password: <redacted>"),
-            "{printed}"
-        );
-        assert!(printed.contains("service_user: \"spinling\""), "{printed}");
-    }
-
-    #[test]
-    fn the_default_domain_is_named_by_its_id() {
-        assert_eq!(domain_reference("Default"), json!({"id": "default"}));
-        assert_eq!(domain_reference("corp"), json!({"name": "corp"}));
-    }
-}
+#[path = "auth_tests.rs"]
+mod tests;

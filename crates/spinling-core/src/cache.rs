@@ -8,6 +8,7 @@
 //! expire, in case a writer died between its commit and its `forget`.
 
 use crate::error::ApiResult;
+use crate::types::{VersionNumber, VersionRef};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Seconds an entry is trusted.
@@ -81,21 +82,31 @@ pub fn prepared_key(function_id: &str, number: i64) -> String {
     format!("spinling:v1:prepared:{function_id}:{number}")
 }
 
-/// Forgets what is cached about a function's versions `numbers` and their list.
-pub fn forget_versions(cache: &dyn Cache, function_id: &str, numbers: &[i64]) {
-    forget_version_resources(cache, function_id, numbers);
-    for n in numbers {
-        cache.delete(&prepared_key(function_id, *n));
+// What a write changed is forgotten by the domain operation that wrote it, after its commit
+// (never by a handler): these are its vocabulary.
+
+/// Forgets what is cached about a function's `versions` (their resources and the code
+/// prepared for them) and their list.
+pub fn forget_versions(cache: &dyn Cache, function_id: &str, versions: &[VersionRef]) {
+    let numbers: Vec<VersionNumber> = versions.iter().filter_map(|v| v.number()).collect();
+    forget_version_resources(cache, function_id, &numbers);
+    for version in versions {
+        forget_prepared(cache, function_id, *version);
     }
 }
 
 /// Forgets the cached resources (not the prepared code) of versions `numbers` and their list:
-/// for a change of what a version shows, such as its execution `count`.
-pub fn forget_version_resources(cache: &dyn Cache, function_id: &str, numbers: &[i64]) {
+/// for a change of what a version shows, such as its execution `count`, or of the list.
+pub fn forget_version_resources(cache: &dyn Cache, function_id: &str, numbers: &[VersionNumber]) {
     cache.delete(&version_list_key(function_id));
     for n in numbers {
-        cache.delete(&version_key(function_id, *n));
+        cache.delete(&version_key(function_id, n.get()));
     }
+}
+
+/// Forgets the module the built-in runtime prepared for `version` (detach).
+pub fn forget_prepared(cache: &dyn Cache, function_id: &str, version: VersionRef) {
+    cache.delete(&prepared_key(function_id, version.to_wire()));
 }
 
 #[cfg(test)]

@@ -29,6 +29,10 @@ const ALLOWED_HEADERS: &[&str] = &[
     "Expires",
     "Last-Modified",
     "Pragma",
+    // Conditional requests: publish-only-what-you-read (`If-Match` on a function update) and
+    // revalidating an immutable version (`If-None-Match`).
+    "If-Match",
+    "If-None-Match",
 ];
 
 const ALLOWED_METHODS: &[&str] = &["GET", "PUT", "POST", "DELETE", "PATCH"];
@@ -41,6 +45,8 @@ const EXPOSED_HEADERS: &[&str] = &[
     "X-Project-Id",
     "X-User-Name",
     "X-Project-Name",
+    // What a conditional request needs to have read.
+    "ETag",
 ];
 
 /// How long a browser may reuse a preflight's answer, in seconds.
@@ -279,7 +285,7 @@ mod tests {
                 ),
                 (
                     "access-control-expose-headers".to_string(),
-                    "X-Auth-Token, X-Subject-Token, X-Service-Token, X-Project-Id, X-User-Name, X-Project-Name"
+                    "X-Auth-Token, X-Subject-Token, X-Service-Token, X-Project-Id, X-User-Name, X-Project-Name, ETag"
                         .to_string()
                 ),
             ]

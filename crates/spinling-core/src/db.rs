@@ -54,52 +54,80 @@ pub struct Rows {
 
 impl Rows {
     pub fn iter(&self) -> impl Iterator<Item = Row<'_>> {
-        self.rows.iter().map(|values| Row { values })
+        self.rows.iter().map(|values| Row {
+            columns: &self.columns,
+            values,
+        })
     }
     pub fn first(&self) -> Option<Row<'_>> {
         self.iter().next()
     }
 }
 
-/// One row, read by column position (queries name their columns explicitly).
+/// Names a column of a row: its name, as the statement's result names it (how the domain
+/// reads its rows), or, for a one-column answer such as `SELECT COUNT(*)`, its position.
+pub trait Column: Copy {
+    /// The column's position among `columns`. A name the statement did not return is a
+    /// programming error (a query and its reader out of step) and panics, saying so.
+    fn position(self, columns: &[String]) -> usize;
+}
+
+impl Column for usize {
+    fn position(self, _columns: &[String]) -> usize {
+        self
+    }
+}
+
+impl Column for &str {
+    fn position(self, columns: &[String]) -> usize {
+        columns
+            .iter()
+            .position(|c| c == self)
+            .unwrap_or_else(|| panic!("no column {self:?} in this row; it has {columns:?}"))
+    }
+}
+
+/// One row, read by column name (or position), with the names its statement returned.
 #[derive(Debug, Clone, Copy)]
 pub struct Row<'a> {
+    columns: &'a [String],
     values: &'a [Value],
 }
 
 impl<'a> Row<'a> {
-    /// The same row without its first `n` columns (for a joined prefix).
-    pub fn skip(&self, n: usize) -> Row<'a> {
-        Row {
-            values: self.values.get(n..).unwrap_or_default(),
-        }
+    fn value(&self, column: impl Column) -> Option<&'a Value> {
+        self.values.get(column.position(self.columns))
     }
-    pub fn text(&self, i: usize) -> String {
-        self.opt_text(i).unwrap_or_default()
+    /// Whether the row has a column called `name` (a row may come from several queries).
+    pub fn has(&self, name: &str) -> bool {
+        self.columns.iter().any(|c| c == name)
     }
-    pub fn opt_text(&self, i: usize) -> Option<String> {
-        match self.values.get(i) {
+    pub fn text(&self, column: impl Column) -> String {
+        self.opt_text(column).unwrap_or_default()
+    }
+    pub fn opt_text(&self, column: impl Column) -> Option<String> {
+        match self.value(column) {
             Some(Value::Text(s)) => Some(s.clone()),
             Some(Value::Integer(n)) => Some(n.to_string()),
             _ => None,
         }
     }
-    pub fn int(&self, i: usize) -> i64 {
-        self.opt_int(i).unwrap_or_default()
+    pub fn int(&self, column: impl Column) -> i64 {
+        self.opt_int(column).unwrap_or_default()
     }
-    pub fn opt_int(&self, i: usize) -> Option<i64> {
-        match self.values.get(i) {
+    pub fn opt_int(&self, column: impl Column) -> Option<i64> {
+        match self.value(column) {
             Some(Value::Integer(n)) => Some(*n),
             Some(Value::Real(r)) => Some(*r as i64),
             Some(Value::Text(s)) => s.parse().ok(),
             _ => None,
         }
     }
-    pub fn bool(&self, i: usize) -> bool {
-        self.int(i) != 0
+    pub fn bool(&self, column: impl Column) -> bool {
+        self.int(column) != 0
     }
-    pub fn blob(&self, i: usize) -> Vec<u8> {
-        match self.values.get(i) {
+    pub fn blob(&self, column: impl Column) -> Vec<u8> {
+        match self.value(column) {
             Some(Value::Blob(b)) => b.clone(),
             Some(Value::Text(s)) => s.clone().into_bytes(),
             _ => Vec::new(),
@@ -107,29 +135,90 @@ impl<'a> Row<'a> {
     }
 }
 
+/// What a database failure means to the domain. Classified once, where the failure is made
+/// (the storage adapter), so no caller reads SQLite's message text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DbError(pub String);
+pub enum DbErrorKind {
+    /// Another connection holds the lock (`SQLITE_BUSY`, "database is locked"): worth
+    /// trying again.
+    Busy,
+    /// A UNIQUE (or PRIMARY KEY) constraint refused a write; `columns` as SQLite names them,
+    /// e.g. `function_aliases.project_id, function_aliases.name`.
+    Unique {
+        columns: String,
+    },
+    /// The statement needs a table or column the schema does not have yet.
+    MissingSchema,
+    Other,
+}
+
+/// A database failure: its classification and the backend's own words (for the log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbError {
+    pub kind: DbErrorKind,
+    pub message: String,
+}
 
 impl DbError {
-    /// SQLite answers "database is locked" (SQLITE_BUSY) when another connection holds the
-    /// write lock for longer than the busy timeout.
+    pub fn other(message: impl Into<String>) -> DbError {
+        DbError {
+            kind: DbErrorKind::Other,
+            message: message.into(),
+        }
+    }
+
+    /// Classifies an error by SQLite's message, which is all that Spin's SQLite interface
+    /// (`Error::Io(String)`) and libSQL's remote protocol pass on; SQLite's wording of these
+    /// messages has been stable for decades.
+    pub fn from_sqlite_message(message: impl Into<String>) -> DbError {
+        let message = message.into();
+        let lower = message.to_ascii_lowercase();
+        let kind = if let Some((_, columns)) = message.split_once("UNIQUE constraint failed: ") {
+            DbErrorKind::Unique {
+                columns: columns.trim().to_string(),
+            }
+        } else if lower.contains("database is locked")
+            || lower.contains("database table is locked")
+            || lower.contains("sqlite_busy")
+        {
+            DbErrorKind::Busy
+        } else if lower.contains("no such table")
+            || lower.contains("no such column")
+            || lower.contains("has no column named")
+        {
+            DbErrorKind::MissingSchema
+        } else {
+            DbErrorKind::Other
+        };
+        DbError { kind, message }
+    }
+
     pub fn is_busy(&self) -> bool {
-        let m = self.0.to_ascii_lowercase();
-        m.contains("database is locked") || m.contains("busy")
+        self.kind == DbErrorKind::Busy
+    }
+
+    /// The columns of the UNIQUE constraint that refused a write, if that was the failure.
+    pub fn unique_columns(&self) -> Option<&str> {
+        match &self.kind {
+            DbErrorKind::Unique { columns } => Some(columns),
+            _ => None,
+        }
     }
 }
 
 impl fmt::Display for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
+impl std::error::Error for DbError {}
+
 impl From<DbError> for ApiError {
+    /// The client gets Qinling's generic 500; the cause stays with the error, and the edge
+    /// logs it once.
     fn from(e: DbError) -> Self {
-        // The cause goes to the log; the client gets Qinling's generic 500.
-        eprintln!("database error: {e}");
-        ApiError::internal("Internal server error.")
+        ApiError::internal("Internal server error.").caused_by(e)
     }
 }
 
@@ -222,6 +311,11 @@ pub(crate) mod testing {
 
     pub struct TestDb(pub rusqlite::Connection);
 
+    /// rusqlite's error as the adapters classify it: by SQLite's message.
+    fn classify(e: rusqlite::Error) -> DbError {
+        DbError::from_sqlite_message(e.to_string())
+    }
+
     impl TestDb {
         pub fn in_memory() -> Self {
             TestDb(rusqlite::Connection::open_in_memory().unwrap())
@@ -233,10 +327,7 @@ pub(crate) mod testing {
 
     impl Database for TestDb {
         fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
-            let mut stmt = self
-                .0
-                .prepare_cached(sql)
-                .map_err(|e| DbError(e.to_string()))?;
+            let mut stmt = self.0.prepare_cached(sql).map_err(classify)?;
             let columns: Vec<String> = stmt.column_names().map(|c| c.to_string()).collect();
             let n = columns.len();
             let params = params.iter().map(|v| match v {
@@ -249,12 +340,11 @@ pub(crate) mod testing {
             let mut rows = Vec::new();
             let mut q = stmt
                 .query(rusqlite::params_from_iter(params))
-                .map_err(|e| DbError(e.to_string()))?;
-            while let Some(row) = q.next().map_err(|e| DbError(e.to_string()))? {
+                .map_err(classify)?;
+            while let Some(row) = q.next().map_err(classify)? {
                 let mut values = Vec::with_capacity(n);
                 for i in 0..n {
-                    let v: rusqlite::types::Value =
-                        row.get(i).map_err(|e| DbError(e.to_string()))?;
+                    let v: rusqlite::types::Value = row.get(i).map_err(classify)?;
                     values.push(match v {
                         rusqlite::types::Value::Integer(i) => Value::Integer(i),
                         rusqlite::types::Value::Real(r) => Value::Real(r),
@@ -274,6 +364,61 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::TestDb;
     use super::*;
+
+    #[test]
+    fn a_row_is_read_by_the_names_its_statement_gives_its_columns() {
+        let db = TestDb::in_memory();
+        let rows = db
+            .execute("SELECT 'a' AS name, 7 AS n, NULL AS absent", &[])
+            .unwrap();
+        let row = rows.first().unwrap();
+        assert_eq!(row.text("name"), "a");
+        assert_eq!(row.int("n"), 7);
+        assert_eq!(row.opt_text("absent"), None);
+        assert!(row.has("n") && !row.has("m"));
+        assert_eq!(row.int(1), 7, "a position still reads a one-column answer");
+    }
+
+    #[test]
+    #[should_panic(expected = "no column \"nmae\" in this row")]
+    fn reading_a_column_the_statement_did_not_return_is_a_clear_panic() {
+        let db = TestDb::in_memory();
+        let rows = db.execute("SELECT 'a' AS name", &[]).unwrap();
+        rows.first().unwrap().text("nmae");
+    }
+
+    #[test]
+    fn sqlite_failures_are_classified_by_what_they_mean() {
+        let kind = |m: &str| DbError::from_sqlite_message(m).kind;
+        assert_eq!(kind("database is locked"), DbErrorKind::Busy);
+        assert_eq!(
+            kind("UNIQUE constraint failed: function_aliases.project_id, function_aliases.name"),
+            DbErrorKind::Unique {
+                columns: "function_aliases.project_id, function_aliases.name".into()
+            }
+        );
+        assert_eq!(kind("no such table: functions"), DbErrorKind::MissingSchema);
+        assert_eq!(kind("no such column: timeout"), DbErrorKind::MissingSchema);
+        assert_eq!(
+            kind("table executions has no column named timeout"),
+            DbErrorKind::MissingSchema
+        );
+        assert_eq!(kind("disk I/O error"), DbErrorKind::Other);
+    }
+
+    #[test]
+    fn a_unique_violation_from_sqlite_itself_is_classified_with_its_columns() {
+        let db = TestDb::in_memory();
+        db.execute("CREATE TABLE t (a TEXT, b TEXT, UNIQUE (a, b))", &[])
+            .unwrap();
+        db.execute("INSERT INTO t VALUES ('x', 'y')", &[]).unwrap();
+        let e = db
+            .execute("INSERT INTO t VALUES ('x', 'y')", &[])
+            .unwrap_err();
+        assert_eq!(e.unique_columns(), Some("t.a, t.b"));
+        let e = db.execute("SELECT * FROM nowhere", &[]).unwrap_err();
+        assert_eq!(e.kind, DbErrorKind::MissingSchema);
+    }
 
     #[test]
     fn a_failed_transaction_leaves_nothing_behind() {

@@ -3,6 +3,7 @@
 
 use serde_json::json;
 use std::fmt;
+use std::sync::Arc;
 
 /// What went wrong, as far as HTTP is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +14,8 @@ pub enum ErrorKind {
     NotFound,
     MethodNotAllowed,
     Conflict,
+    /// A client's precondition (`If-Match`, a version create's `md5sum`) does not hold.
+    PreconditionFailed,
     PayloadTooLarge,
     Internal,
     /// A service this API depends on (OpenStack Identity) cannot answer.
@@ -28,6 +31,7 @@ impl ErrorKind {
             ErrorKind::NotFound => 404,
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::Conflict => 409,
+            ErrorKind::PreconditionFailed => 412,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::Internal => 500,
             ErrorKind::ServiceUnavailable => 503,
@@ -35,17 +39,46 @@ impl ErrorKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub kind: ErrorKind,
+    /// What the client is told.
     pub message: String,
+    /// What really went wrong, when the message hides it (a database failure behind a 500):
+    /// for the log, never for the client.
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
+
+/// Two errors are the same answer when they tell the client the same; the cause is not part
+/// of the answer.
+impl PartialEq for ApiError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for ApiError {}
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         ApiError {
             kind,
             message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same answer, remembering its cause.
+    pub fn caused_by(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// One line for the log: the answer and, when there is one, its cause.
+    pub fn log_line(&self) -> String {
+        match &self.source {
+            Some(source) => format!("{self} (caused by: {source})"),
+            None => self.to_string(),
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -59,6 +92,9 @@ impl ApiError {
     }
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Conflict, message)
+    }
+    pub fn precondition_failed(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::PreconditionFailed, message)
     }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
@@ -100,7 +136,13 @@ impl fmt::Display for ApiError {
     }
 }
 
-impl std::error::Error for ApiError {}
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -117,6 +159,18 @@ mod tests {
             body,
             json!({"faultcode": "Client", "faultstring": "Function not found [id=x]", "debuginfo": null})
         );
+    }
+
+    #[test]
+    fn a_database_failure_is_a_generic_500_that_keeps_its_cause_for_the_log() {
+        let error = ApiError::from(crate::db::DbError::from_sqlite_message("disk I/O error"));
+        assert_eq!(error, ApiError::internal("Internal server error."));
+        assert!(std::error::Error::source(&error).is_some());
+        assert_eq!(
+            error.log_line(),
+            "500 Internal server error. (caused by: disk I/O error)"
+        );
+        assert!(!String::from_utf8(error.body()).unwrap().contains("disk"));
     }
 
     #[test]

@@ -2,43 +2,30 @@
 //! a runtime reached over Qinling's worker protocol (spec §5): the built-in WebAssembly
 //! runtime by service chaining, or an external worker by URL.
 
+use crate::cache::{forget_version_resources, Cache};
+use crate::commands::{ExecutionTarget, NewExecution};
 use crate::context::{Caller, ListScope};
 use crate::db::{in_transaction, Database, Row};
 use crate::error::{ApiError, ApiResult};
 use crate::filters::Filter;
 use crate::limits::JsonLimits;
 use crate::time::now_timestamp;
-use crate::wire::{python_json, Body, Field, FieldType};
+use crate::types::{CodeSource, ExecutionId, ExecutionStatus, FunctionId, VersionRef};
+use crate::wire::python_json;
 use crate::{aliases, functions, runtimes, versions};
 use serde_json::{json, Value as Json};
 
 /// The largest execution input accepted, in characters.
-const MAX_INPUT: usize = 1024 * 1024;
-
-pub const FIELDS: &[Field] = &[
-    Field::uuid("id"),
-    Field::uuid("function_id"),
-    Field::int("function_version", 0),
-    Field::text("function_alias"),
-    Field::boolean("sync"),
-    Field {
-        name: "input",
-        ty: FieldType::Text(MAX_INPUT),
-        read_only: false,
-    },
-    Field::text("description"),
-    Field::text("status").read_only(),
-    Field::text("result").read_only(),
-];
+pub const MAX_INPUT: usize = 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Execution {
-    pub id: String,
-    pub function_id: String,
-    pub function_version: i64,
+    pub id: ExecutionId,
+    pub function_id: FunctionId,
+    pub function_version: VersionRef,
     pub function_alias: Option<String>,
     pub description: Option<String>,
-    pub status: String,
+    pub status: ExecutionStatus,
     pub sync: bool,
     /// The stored input: a JSON object, `{"__function_input": raw}` for anything else, or none.
     pub input: Option<Json>,
@@ -53,7 +40,7 @@ pub struct Execution {
 
 const COLUMNS: &str =
     "id, function_id, function_version, function_alias, description, status, sync, input,
-    result, project_id, created_at, updated_at, timeout";
+    result, project_id, created_at, updated_at, timeout, output";
 
 /// How long past its timeout an execution may stay `running` before it is settled as failed:
 /// a worker call may take the timeout plus 30 s to download and start the code.
@@ -64,21 +51,26 @@ const TIMEOUT_OF_OLD_ROWS: i64 = crate::functions::TIMEOUT.max;
 
 impl Execution {
     fn from_row(r: Row) -> Execution {
-        let json = |i| r.opt_text(i).and_then(|t| serde_json::from_str(&t).ok());
+        let json = |column| {
+            r.opt_text(column)
+                .and_then(|t| serde_json::from_str(&t).ok())
+        };
         Execution {
-            id: r.text(0),
-            function_id: r.text(1),
-            function_version: r.int(2),
-            function_alias: r.opt_text(3),
-            description: r.opt_text(4),
-            status: r.text(5),
-            sync: r.bool(6),
-            input: json(7),
-            result: json(8),
-            project_id: r.text(9),
-            created_at: r.text(10),
-            updated_at: r.opt_text(11),
-            timeout: r.opt_int(12),
+            id: ExecutionId::from_stored(r.text("id")),
+            function_id: FunctionId::from_stored(r.text("function_id")),
+            // Only checked references and the three statuses are ever written.
+            function_version: VersionRef::from_wire(r.int("function_version"))
+                .unwrap_or(VersionRef::Current),
+            function_alias: r.opt_text("function_alias"),
+            description: r.opt_text("description"),
+            status: ExecutionStatus::parse(&r.text("status")).unwrap_or(ExecutionStatus::Failed),
+            sync: r.bool("sync"),
+            input: json("input"),
+            result: with_output(json("result"), r.opt_text("output")),
+            project_id: r.text("project_id"),
+            created_at: r.text("created_at"),
+            updated_at: r.opt_text("updated_at"),
+            timeout: r.opt_int("timeout"),
         }
     }
 
@@ -86,7 +78,7 @@ impl Execution {
     /// long ago: its instance died, or its worker vanished, before recording an end.
     fn is_stale(&self, now: i64) -> bool {
         let timeout = self.timeout.unwrap_or(TIMEOUT_OF_OLD_ROWS);
-        self.status == "running"
+        self.status == ExecutionStatus::Running
             && crate::time::parse_timestamp(&self.created_at)
                 .is_some_and(|created| now > created + timeout + STALE_GRACE_SECONDS)
     }
@@ -143,11 +135,11 @@ pub fn parse_input(raw: Option<&str>, limits: &JsonLimits) -> ApiResult<Option<J
 /// Its `Debug` output redacts the token.
 #[derive(Clone, PartialEq)]
 pub struct Job {
-    pub execution_id: String,
+    pub execution_id: ExecutionId,
     /// `spinling/wasm` or a worker's URL.
     pub runtime_image: String,
-    pub function_id: String,
-    pub function_version: i64,
+    pub function_id: FunctionId,
+    pub function_version: VersionRef,
     pub entry: Option<String>,
     pub cpu: i64,
     pub memory_size: i64,
@@ -175,7 +167,7 @@ impl std::fmt::Debug for Job {
             .field("package_md5", &self.package_md5)
             .field(
                 "token",
-                &self.token.as_ref().map(|_| crate::context::Redacted),
+                &self.token.as_ref().map(|_| crate::redacted::Redacted),
             )
             .finish()
     }
@@ -203,11 +195,11 @@ impl Job {
         request
     }
 
-    /// The API path of the code this job runs (the function's for version 0).
+    /// The API path of the code this job runs (the function's for its current code).
     pub fn package_path(&self) -> String {
         match self.function_version {
-            0 => format!("/v1/functions/{}?download=true", self.function_id),
-            n => format!(
+            VersionRef::Current => format!("/v1/functions/{}?download=true", self.function_id),
+            VersionRef::Number(n) => format!(
                 "/v1/functions/{}/versions/{n}?download=true",
                 self.function_id
             ),
@@ -322,6 +314,43 @@ fn escaped_len(c: char) -> usize {
     }
 }
 
+/// A result read back: a text output stored in its own column goes back into it.
+fn with_output(result: Option<Json>, output: Option<String>) -> Option<Json> {
+    let Some(output) = output else {
+        return result;
+    };
+    let mut result = match result {
+        Some(Json::Object(fields)) => fields,
+        _ => serde_json::Map::new(),
+    };
+    result.insert("output".into(), Json::String(output));
+    Some(Json::Object(result))
+}
+
+/// The result as stored: a text output on its own, unescaped, at most [`MAX_STORED_RESULT`]
+/// bytes (cut on a character, with [`output_cut_note`]), and the rest as JSON; any other
+/// output inside the JSON, as [`stored_result`] keeps it.
+pub fn stored_result_and_output(result: &Json) -> (String, Option<String>) {
+    let Some(Json::String(text)) = result.get("output") else {
+        return (stored_result(result), None);
+    };
+    let mut rest = result.clone();
+    if let Some(fields) = rest.as_object_mut() {
+        fields.remove("output");
+    }
+    let mut output = text.clone();
+    if output.len() > MAX_STORED_RESULT {
+        let note = output_cut_note();
+        let mut end = MAX_STORED_RESULT - note.len();
+        while !output.is_char_boundary(end) {
+            end -= 1;
+        }
+        output.truncate(end);
+        output.push_str(&note);
+    }
+    (rest.to_string(), Some(output))
+}
+
 /// The result as stored: its JSON text, at most [`MAX_STORED_RESULT`] bytes. Past that the
 /// output becomes text (a JSON output its JSON text) cut to fit, with a note that says so.
 pub fn stored_result(result: &Json) -> String {
@@ -380,34 +409,45 @@ fn not_found(id: &str) -> ApiError {
 /// job that runs it.
 pub fn create(
     db: &dyn Database,
+    cache: &dyn Cache,
     caller: &Caller,
-    body: &Body,
-    limits: &JsonLimits,
+    new: &NewExecution,
 ) -> ApiResult<(Execution, Job)> {
-    let alias = body.text("function_alias");
-    if alias.is_none() && !body.has("function_id") {
-        return Err(ApiError::bad_request(
-            "Either function_alias or function_id must be provided.",
-        ));
+    let (execution, job) = in_transaction(db, |tx| create_in(tx, caller, new))?;
+    forget_counted_version(cache, &execution);
+    Ok((execution, job))
+}
+
+/// The version an execution counted on is cached with its old `count`: forgets it.
+pub fn forget_counted_version(cache: &dyn Cache, execution: &Execution) {
+    if let VersionRef::Number(n) = execution.function_version {
+        forget_version_resources(cache, execution.function_id.as_str(), &[n]);
     }
-    let input = parse_input(body.text("input").as_deref(), limits)?;
-    in_transaction(db, |tx| {
-        let (function_id, version) = match &alias {
-            Some(name) => {
+}
+
+/// `create`, inside the caller's transaction (a job's firing inserts its execution in the
+/// transaction that moves the job on). The caller forgets the counted version afterwards
+/// (`forget_counted_version`).
+pub fn create_in(
+    tx: &dyn Database,
+    caller: &Caller,
+    new: &NewExecution,
+) -> ApiResult<(Execution, Job)> {
+    {
+        let (function_id, version, alias) = match &new.target {
+            ExecutionTarget::Alias(name) => {
                 let alias = aliases::find_own(tx, caller, name)?;
-                (alias.function_id, alias.function_version)
+                // A routed alias draws the version now; the execution records it.
+                let version = alias.pick_version()?;
+                (alias.function_id, version, Some(name.clone()))
             }
-            None => (
-                body.text("function_id").unwrap_or_default(),
-                body.int("function_version").unwrap_or(0),
-            ),
+            ExecutionTarget::Function { id, version } => (id.clone(), *version, None),
         };
-        let function = functions::find(tx, caller, &function_id)?;
-        if function.source() != "package" {
-            return Err(ApiError::bad_request(if version > 0 {
-                "Can not specify version for package type function."
-            } else {
-                "Only package functions can be executed by Spinling."
+        let function = functions::find(tx, caller, function_id.as_str())?;
+        if function.source() != Some(CodeSource::Package) {
+            return Err(ApiError::bad_request(match version {
+                VersionRef::Number(_) => "Can not specify version for package type function.",
+                VersionRef::Current => "Only package functions can be executed by Spinling.",
             }));
         }
         let runtime_id = function.runtime_id.clone().unwrap_or_default();
@@ -418,41 +458,44 @@ pub fn create(
             )));
         }
         // A version runs as published: its own code and settings.
-        let (entry, cpu, memory_size, timeout, code) = if version > 0 {
-            let v = versions::find(tx, &crate::cache::NoCache, caller, &function_id, version)?;
-            tx.execute(
-                "UPDATE function_versions SET count = count + 1, updated_at = ?
-                 WHERE function_id = ? AND version_number = ?",
-                &[
-                    now_timestamp().into(),
-                    function_id.as_str().into(),
-                    version.into(),
-                ],
-            )?;
-            (v.entry, v.cpu, v.memory_size, v.timeout, v.code)
-        } else {
-            tx.execute(
-                "UPDATE functions SET count = count + 1, updated_at = ? WHERE id = ?",
-                &[now_timestamp().into(), function_id.as_str().into()],
-            )?;
-            (
-                function.entry.clone(),
-                function.cpu,
-                function.memory_size,
-                function.timeout,
-                function.code.clone(),
-            )
+        let (entry, cpu, memory_size, timeout, code) = match version {
+            VersionRef::Number(n) => {
+                let v =
+                    versions::find(tx, &crate::cache::NoCache, caller, function_id.as_str(), n)?;
+                tx.execute(
+                    "UPDATE function_versions SET count = count + 1, updated_at = ?
+                     WHERE function_id = ? AND version_number = ?",
+                    &[
+                        now_timestamp().into(),
+                        (&function_id).into(),
+                        n.get().into(),
+                    ],
+                )?;
+                (v.entry, v.cpu, v.memory_size, v.timeout, v.code)
+            }
+            VersionRef::Current => {
+                tx.execute(
+                    "UPDATE functions SET count = count + 1, updated_at = ? WHERE id = ?",
+                    &[now_timestamp().into(), (&function_id).into()],
+                )?;
+                (
+                    function.entry.clone(),
+                    function.cpu,
+                    function.memory_size,
+                    function.timeout,
+                    function.code.clone(),
+                )
+            }
         };
         let execution = Execution {
-            // Qinling's `id` is not read-only: a client may choose it.
-            id: body.text("id").unwrap_or_else(crate::id::new_id),
+            id: new.id.clone().unwrap_or_else(ExecutionId::generate),
             function_id: function_id.clone(),
             function_version: version,
-            function_alias: alias.clone(),
-            description: body.text("description"),
-            status: "running".into(),
-            sync: body.boolean("sync").unwrap_or(true),
-            input: input.clone(),
+            function_alias: alias,
+            description: new.description.clone(),
+            status: ExecutionStatus::Running,
+            sync: new.sync,
+            input: new.input.clone(),
             result: None,
             project_id: caller.project_id.clone(),
             created_at: now_timestamp(),
@@ -460,11 +503,11 @@ pub fn create(
             timeout: Some(timeout),
         };
         let inserted = tx.execute(
-            &format!("INSERT OR IGNORE INTO executions ({COLUMNS}, logs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, ?, '') RETURNING id"),
+            &format!("INSERT OR IGNORE INTO executions ({COLUMNS}, logs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, ?, NULL, '') RETURNING id"),
             &[
-                execution.id.as_str().into(),
-                execution.function_id.as_str().into(),
-                execution.function_version.into(),
+                (&execution.id).into(),
+                (&execution.function_id).into(),
+                execution.function_version.to_wire().into(),
                 execution.function_alias.clone().into(),
                 execution.description.clone().into(),
                 execution.status.as_str().into(),
@@ -498,7 +541,7 @@ pub fn create(
             token: caller.token.clone(),
         };
         Ok((execution, job))
-    })
+    }
 }
 
 /// Records how the job ended: `success` or `failed` with Qinling's result and the logs. Only
@@ -511,25 +554,31 @@ pub fn complete(
 ) -> ApiResult<()> {
     let (status, result, logs) = match outcome {
         Ok(reply) => (
-            if reply.success { "success" } else { "failed" },
+            if reply.success {
+                ExecutionStatus::Success
+            } else {
+                ExecutionStatus::Failed
+            },
             json!({"output": reply.output, "duration": reply.duration}),
             reply.logs,
         ),
         Err(failure) => (
-            "failed",
+            ExecutionStatus::Failed,
             json!({"output": failure.message()}),
             String::new(),
         ),
     };
+    let (result, output) = stored_result_and_output(&result);
     db.execute(
-        "UPDATE executions SET status = ?, result = ?, logs = ?, updated_at = ?
+        "UPDATE executions SET status = ?, result = ?, output = ?, logs = ?, updated_at = ?
          WHERE id = ? AND status = 'running'",
         &[
-            status.into(),
-            stored_result(&result).into(),
+            status.as_str().into(),
+            result.into(),
+            output.into(),
             stored_log(logs).into(),
             now_timestamp().into(),
-            job.execution_id.as_str().into(),
+            (&job.execution_id).into(),
         ],
     )?;
     Ok(())
@@ -567,7 +616,7 @@ pub fn settle_stale(db: &dyn Database, executions: &mut [Execution]) -> ApiResul
                 execution.id.as_str().into(),
             ],
         )?;
-        execution.status = "failed".into();
+        execution.status = ExecutionStatus::Failed;
         execution.result = Some(result);
         execution.updated_at = Some(updated_at);
     }
@@ -579,11 +628,20 @@ pub fn logs(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<String> {
     Ok(db
         .execute("SELECT logs FROM executions WHERE id = ?", &[id.into()])?
         .first()
-        .map(|r| r.text(0))
+        .map(|r| r.text("logs"))
         .unwrap_or_default())
 }
 
 /// One page of the executions in `scope` that pass every filter, by `created_at` then `id`.
+/// The most bytes of inputs, results and outputs one page of the execution list carries (an
+/// execution may hold 1 MiB of input and 2 MiB of output): a page is cut short past it, and
+/// its `next` link goes on from there. A page always holds at least one execution.
+pub const MAX_PAGE_BYTES: i64 = 8 * 1024 * 1024;
+
+/// The size of what an execution's row puts on a list page.
+const ROW_SIZE: &str = "COALESCE(length(CAST(input AS BLOB)), 0)
+    + COALESCE(length(CAST(result AS BLOB)), 0) + COALESCE(length(CAST(output AS BLOB)), 0)";
+
 pub fn list(
     db: &dyn Database,
     scope: &ListScope,
@@ -597,11 +655,11 @@ pub fn list(
     for filter in filters {
         query = query.filter(filter);
     }
-    let rows = query.fetch(db, COLUMNS, page)?;
-    let executions: Vec<Execution> = rows.iter().map(Execution::from_row).collect();
-    let mut paged = crate::filters::Paged::of(executions, page.limit, |e: &Execution| e.id.clone());
-    settle_stale(db, &mut paged.items)?;
-    Ok(paged)
+    let (rows, more) = query.fetch_within(db, COLUMNS, ROW_SIZE, page, MAX_PAGE_BYTES)?;
+    let mut items: Vec<Execution> = rows.iter().map(Execution::from_row).collect();
+    settle_stale(db, &mut items)?;
+    let next_marker = items.last().filter(|_| more).map(|e| e.id.to_string());
+    Ok(crate::filters::Paged { items, next_marker })
 }
 
 pub fn delete(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<()> {
@@ -616,12 +674,12 @@ mod tests {
 
     fn running_since(seconds_ago: i64, timeout: Option<i64>) -> Execution {
         Execution {
-            id: "e".into(),
-            function_id: "f".into(),
-            function_version: 0,
+            id: ExecutionId::generate(),
+            function_id: FunctionId::generate(),
+            function_version: VersionRef::Current,
             function_alias: None,
             description: None,
-            status: "running".into(),
+            status: ExecutionStatus::Running,
             sync: false,
             input: None,
             result: None,
@@ -641,7 +699,7 @@ mod tests {
         assert!(!running_since(200, None).is_stale(now));
         assert!(running_since(300 + STALE_GRACE_SECONDS + 2, None).is_stale(now));
         let mut finished = running_since(1000, Some(1));
-        finished.status = "success".into();
+        finished.status = ExecutionStatus::Success;
         assert!(!finished.is_stale(now));
     }
 
@@ -721,11 +779,12 @@ mod tests {
 
     #[test]
     fn a_version_job_downloads_the_versions_package() {
+        let function_id = FunctionId::generate();
         let job = Job {
-            execution_id: "e".into(),
+            execution_id: ExecutionId::generate(),
             runtime_image: "spinling/wasm".into(),
-            function_id: "f".into(),
-            function_version: 2,
+            function_id: function_id.clone(),
+            function_version: VersionRef::from_wire(2).unwrap(),
             entry: None,
             cpu: 100,
             memory_size: 1,
@@ -736,9 +795,38 @@ mod tests {
         };
         assert_eq!(
             job.package_path(),
-            "/v1/functions/f/versions/2?download=true"
+            format!("/v1/functions/{function_id}/versions/2?download=true")
         );
         assert_eq!(job.worker_request("u")["download_url"], "u");
+    }
+
+    #[test]
+    fn a_text_output_is_stored_unescaped_and_read_back_whole() {
+        let output = "\u{1}".repeat(1 << 20);
+        let result = json!({"output": output, "duration": 0.5});
+        let (rest, stored) = stored_result_and_output(&result);
+        assert_eq!(stored.as_deref(), Some(output.as_str()));
+        assert_eq!(rest, r#"{"duration":0.5}"#);
+        let back = with_output(serde_json::from_str(&rest).ok(), stored);
+        assert_eq!(back, Some(result));
+    }
+
+    #[test]
+    fn a_text_output_past_the_cap_is_cut_on_a_character_and_says_so() {
+        let result = json!({"output": "é".repeat(MAX_STORED_RESULT), "duration": 0.5});
+        let (_, stored) = stored_result_and_output(&result);
+        let stored = stored.unwrap();
+        assert!(stored.len() <= MAX_STORED_RESULT);
+        assert!(stored.ends_with(&output_cut_note()));
+    }
+
+    #[test]
+    fn a_json_output_stays_inside_the_result() {
+        let result = json!({"output": {"a": 1}, "duration": 0.5});
+        assert_eq!(
+            stored_result_and_output(&result),
+            (result.to_string(), None)
+        );
     }
 
     #[test]

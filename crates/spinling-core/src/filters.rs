@@ -198,9 +198,11 @@ impl<T> Paged<T> {
     }
 }
 
-/// A list of one table's rows in the stable order `created_at, id`, read a page at a time
-/// by keyset: a page starts after its marker row, so rows are neither missed nor repeated
-/// while others are added.
+/// A list of one table's rows in the order they were inserted (SQLite's `rowid`: writers are
+/// serialised, so it grows in commit order), read a page at a time by keyset: a page starts
+/// after its marker row, so rows are neither missed nor repeated while others are added.
+/// (`created_at` has whole seconds only, and ids are random: ordering by them let a row
+/// created in the marker's second sort before it, never to be seen.)
 pub struct ListQuery {
     table: &'static str,
     /// Who may see which rows: a marker must be one of them.
@@ -239,27 +241,60 @@ impl ListQuery {
     /// The `columns` of the rows on `page`, one more than its limit if more follow. An
     /// unknown marker is a 400.
     pub fn fetch(&self, db: &dyn Database, columns: &str, page: &Page) -> ApiResult<Rows> {
+        self.fetch_first(db, columns, page, page.limit + 1)
+    }
+
+    /// One page whose rows may be large: at most `max_bytes` of them by `size` (an SQL
+    /// expression of a row's size), but always at least one row. A page cut short by the
+    /// budget still links to the next. Two reads: the sizes, then the rows that fit.
+    pub fn fetch_within(
+        &self,
+        db: &dyn Database,
+        columns: &str,
+        size: &str,
+        page: &Page,
+        max_bytes: i64,
+    ) -> ApiResult<(Rows, bool)> {
+        let sizes = self.fetch(db, &format!("{size} AS size"), page)?;
+        let mut fitting = 0;
+        let mut total = 0;
+        for row in sizes.iter().take(page.limit) {
+            let bytes = row.int("size");
+            if fitting > 0 && total + bytes > max_bytes {
+                break;
+            }
+            total += bytes;
+            fitting += 1;
+        }
+        let more = sizes.rows.len() > fitting;
+        Ok((self.fetch_first(db, columns, page, fitting)?, more))
+    }
+
+    /// The `columns` of the first `count` rows after the page's marker.
+    fn fetch_first(
+        &self,
+        db: &dyn Database,
+        columns: &str,
+        page: &Page,
+        count: usize,
+    ) -> ApiResult<Rows> {
         let table = self.table;
         let mut conditions: Vec<String> = self.scope.clone();
         let mut params = self.scope_params.clone();
         if let Some(marker) = &page.marker {
-            let mut sql = format!("SELECT created_at FROM {table} WHERE id = ?");
+            let mut sql = format!("SELECT rowid AS seq FROM {table} WHERE id = ?");
             for condition in &self.scope {
                 sql.push_str(&format!(" AND ({condition})"));
             }
             let mut marker_params = vec![Value::from(marker.as_str())];
             marker_params.extend(self.scope_params.iter().cloned());
-            let created_at = db
+            let seq = db
                 .execute(&sql, &marker_params)?
                 .first()
-                .map(|r: Row| r.text(0))
+                .map(|r: Row| r.int("seq"))
                 .ok_or_else(|| marker_not_found(marker))?;
-            conditions.push("(created_at > ? OR (created_at = ? AND id > ?))".into());
-            params.extend([
-                Value::from(created_at.as_str()),
-                Value::from(created_at),
-                Value::from(marker.as_str()),
-            ]);
+            conditions.push("rowid > ?".into());
+            params.push(Value::Integer(seq));
         }
         conditions.extend(self.filters.iter().cloned());
         params.extend(self.filter_params.iter().cloned());
@@ -269,10 +304,7 @@ impl ListQuery {
             sql.push_str(condition);
             sql.push(')');
         }
-        sql.push_str(&format!(
-            " ORDER BY created_at, id LIMIT {}",
-            page.limit + 1
-        ));
+        sql.push_str(&format!(" ORDER BY rowid LIMIT {count}"));
         Ok(db.execute(&sql, &params)?)
     }
 }
@@ -427,7 +459,37 @@ mod tests {
     }
 
     #[test]
-    fn keyset_pages_break_ties_by_id_and_take_markers_only_in_scope() {
+    fn a_page_of_large_rows_stops_at_its_byte_budget_but_holds_at_least_one() {
+        use crate::db::testing::TestDb;
+        let db = TestDb::in_memory();
+        db.execute("CREATE TABLE t (id TEXT, body TEXT)", &[])
+            .unwrap();
+        for (id, size) in [("a", 4), ("b", 4), ("c", 4), ("d", 20)] {
+            db.execute(
+                "INSERT INTO t VALUES (?, ?)",
+                &[id.into(), "x".repeat(size).into()],
+            )
+            .unwrap();
+        }
+        let query = ListQuery::new("t");
+        let page = |marker: Option<&str>| Page {
+            limit: 10,
+            marker: marker.map(str::to_string),
+        };
+        let within = |marker| {
+            let (rows, more) = query
+                .fetch_within(&db, "id", "length(body)", &page(marker), 10)
+                .unwrap();
+            (rows.iter().map(|r| r.text(0)).collect::<Vec<_>>(), more)
+        };
+        assert_eq!(within(None), (vec!["a".to_string(), "b".into()], true));
+        assert_eq!(within(Some("b")), (vec!["c".to_string()], true));
+        // A row larger than the whole budget still gets a page of its own.
+        assert_eq!(within(Some("c")), (vec!["d".to_string()], false));
+    }
+
+    #[test]
+    fn keyset_pages_follow_insertion_and_take_markers_only_in_scope() {
         use crate::db::testing::TestDb;
         let db = TestDb::in_memory();
         db.execute("CREATE TABLE t (id TEXT, created_at TEXT, p TEXT)", &[])
@@ -452,11 +514,19 @@ mod tests {
         let ids = |rows: Rows| rows.iter().map(|r| r.text(0)).collect::<Vec<_>>();
         assert_eq!(
             ids(query.fetch(&db, "id", &page(None)).unwrap()),
-            ["c", "a", "b"]
+            ["b", "a", "c"]
         );
         assert_eq!(
             ids(query.fetch(&db, "id", &page(Some("a"))).unwrap()),
-            ["b"]
+            ["c"]
+        );
+        // A row inserted after the client's last page, even in the same second with a
+        // smaller id, is on the next page.
+        db.execute("INSERT INTO t VALUES ('0', '1', 'x')", &[])
+            .unwrap();
+        assert_eq!(
+            ids(query.fetch(&db, "id", &page(Some("c"))).unwrap()),
+            ["0"]
         );
         let err = query.fetch(&db, "id", &page(Some("z"))).unwrap_err();
         assert_eq!(err.message, "Marker not found [marker=z]");

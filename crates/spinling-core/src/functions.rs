@@ -1,14 +1,15 @@
 //! Functions: the current code ("version 0") and the settings it runs with.
 
-use crate::context::{Caller, ListScope, Settings};
+use crate::cache::{forget_versions, Cache};
+use crate::commands::{FunctionChanges, NewFunction};
+use crate::config::Settings;
+use crate::context::{Caller, ListScope};
 use crate::db::{in_transaction, Database, Row};
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::forms::FunctionForm;
-use crate::limits::JsonLimits;
 use crate::packages::{self, Package};
 use crate::runtimes;
 use crate::time::now_timestamp;
-use crate::wire::{check_value, Field, FieldType, MAX_TEXT};
+use crate::types::{CodeSource, FunctionId, VersionRef};
 use serde_json::{json, Map, Value as Json};
 
 /// Qinling's `[resource_limits]` defaults; a version snapshots the values in force.
@@ -48,16 +49,13 @@ pub const TIMEOUT: Limit = Limit {
 
 /// The entry Qinling gives functions of external (Python) runtimes.
 pub const DEFAULT_ENTRY: &str = "main.main";
-const MAX_ENTRY: usize = 80;
-const SOURCES: &str = "image, package, swift";
+/// The longest entry accepted, in characters.
+pub const MAX_ENTRY: usize = 80;
 
 impl Limit {
-    /// Reads the limit's field from a form: absent is `None`; present must be an integer
-    /// within the range (Qinling's messages).
-    fn read(&self, form: &FunctionForm) -> ApiResult<Option<i64>> {
-        let Some(value) = form.get(self.field) else {
-            return Ok(None);
-        };
+    /// The limit's value given as `value`: an integer (or its text) within the range
+    /// (Qinling's messages).
+    pub fn check(&self, value: &Json) -> ApiResult<i64> {
         // Wide enough that any integer, however large (Python's `int()` takes them all), is
         // judged by the range; float-to-int casts saturate.
         let n: i128 = match value {
@@ -83,7 +81,7 @@ impl Limit {
             ))
         })?;
         match i64::try_from(n) {
-            Ok(n) if (self.min..=self.max).contains(&n) => Ok(Some(n)),
+            Ok(n) if (self.min..=self.max).contains(&n) => Ok(n),
             _ => Err(ApiError::bad_request(format!(
                 "{} resource limitation not within the allowable range: {} ~ {}({}).",
                 self.label, self.min, self.max, self.unit
@@ -94,7 +92,7 @@ impl Limit {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Function {
-    pub id: String,
+    pub id: FunctionId,
     pub name: Option<String>,
     pub description: Option<String>,
     pub runtime_id: Option<String>,
@@ -115,37 +113,65 @@ pub struct Function {
 }
 
 const COLUMNS: &str = "id, name, description, runtime_id, cpu, memory_size, timeout, code, entry, count,
-    (SELECT COALESCE(MAX(v.version_number), 0) FROM function_versions v WHERE v.function_id = functions.id),
+    (SELECT COALESCE(MAX(v.version_number), 0) FROM function_versions v WHERE v.function_id = functions.id)
+        AS latest_version,
     version_seq, package_digest, project_id, created_at, updated_at";
 
 impl Function {
     fn from_row(r: Row) -> Function {
         Function {
-            id: r.text(0),
-            name: r.opt_text(1),
-            description: r.opt_text(2),
-            runtime_id: r.opt_text(3),
-            cpu: r.int(4),
-            memory_size: r.int(5),
-            timeout: r.int(6),
-            code: serde_json::from_str(&r.text(7)).unwrap_or_default(),
-            entry: r.opt_text(8),
-            count: r.int(9),
-            latest_version: r.int(10),
-            version_seq: r.int(11),
-            package_digest: r.opt_text(12),
-            project_id: r.text(13),
-            created_at: r.text(14),
-            updated_at: r.opt_text(15),
+            id: FunctionId::from_stored(r.text("id")),
+            name: r.opt_text("name"),
+            description: r.opt_text("description"),
+            runtime_id: r.opt_text("runtime_id"),
+            cpu: r.int("cpu"),
+            memory_size: r.int("memory_size"),
+            timeout: r.int("timeout"),
+            code: serde_json::from_str(&r.text("code")).unwrap_or_default(),
+            entry: r.opt_text("entry"),
+            count: r.int("count"),
+            latest_version: r.int("latest_version"),
+            version_seq: r.int("version_seq"),
+            package_digest: r.opt_text("package_digest"),
+            project_id: r.text("project_id"),
+            created_at: r.text("created_at"),
+            updated_at: r.opt_text("updated_at"),
         }
     }
 
-    pub fn source(&self) -> &str {
-        self.code.get("source").and_then(Json::as_str).unwrap_or("")
+    /// Where the function's code comes from (always known for a stored function).
+    pub fn source(&self) -> Option<CodeSource> {
+        self.code
+            .get("source")
+            .and_then(Json::as_str)
+            .and_then(CodeSource::parse)
     }
 
     pub fn md5sum(&self) -> Option<&str> {
         self.code.get("md5sum").and_then(Json::as_str)
+    }
+
+    /// The function's entity tag (quoted, strong): a hash of everything an update can change
+    /// (its code object carries the package's md5) and of when it was created and last
+    /// updated. Two states differ in some hashed field, so they never share a tag, even two
+    /// updates within one second (`updated_at`'s resolution).
+    pub fn etag(&self) -> String {
+        let state = json!([
+            self.id,
+            self.name,
+            self.description,
+            self.runtime_id,
+            self.cpu,
+            self.memory_size,
+            self.timeout,
+            Json::Object(self.code.clone()),
+            self.entry,
+            self.package_digest,
+            self.created_at,
+            self.updated_at,
+        ]);
+        let hash = packages::sha256_hex(state.to_string().as_bytes());
+        format!("\"{}\"", &hash[..32])
     }
 
     fn to_json_with_code(&self, code: Json) -> Json {
@@ -224,43 +250,12 @@ pub fn list(
     Ok(crate::filters::Paged::of(
         items,
         page.limit,
-        |f: &Function| f.id.clone(),
+        |f: &Function| f.id.to_string(),
     ))
 }
 
-fn text_field(form: &FunctionForm, name: &'static str, max: usize) -> ApiResult<Option<String>> {
-    match form.get(name) {
-        None => Ok(None),
-        Some(v) => {
-            let field = Field {
-                name,
-                ty: FieldType::Text(max),
-                read_only: false,
-            };
-            Ok(check_value(&field, v)?.as_str().map(str::to_owned))
-        }
-    }
-}
-
-/// `code`, which Qinling wants as a JSON-encoded string (parsed within `limits`); an object
-/// is accepted too.
-fn code_field(form: &FunctionForm, limits: &JsonLimits) -> ApiResult<Option<Map<String, Json>>> {
-    let parsed = match form.get("code") {
-        None => return Ok(None),
-        Some(Json::String(s)) => limits.parse(s.as_bytes(), "Function code")?.map_err(|e| {
-            ApiError::bad_request(format!("Invalid input, code is not valid JSON: {e}"))
-        })?,
-        Some(other) => other.clone(),
-    };
-    match parsed {
-        Json::Object(map) => Ok(Some(map)),
-        _ => Err(ApiError::bad_request(
-            "Invalid input, code must be a JSON object.",
-        )),
-    }
-}
-
-fn claimed_md5(code: &Map<String, Json>) -> ApiResult<Option<String>> {
+/// The md5 a `code` object claims for its package.
+pub fn claimed_md5(code: &Map<String, Json>) -> ApiResult<Option<String>> {
     match code.get("md5sum") {
         None | Some(Json::Null) => Ok(None),
         Some(Json::String(s)) => Ok(Some(s.clone())),
@@ -270,13 +265,17 @@ fn claimed_md5(code: &Map<String, Json>) -> ApiResult<Option<String>> {
     }
 }
 
-fn source_of(code: &Map<String, Json>) -> ApiResult<String> {
-    match code.get("source").and_then(Json::as_str) {
-        Some(s @ ("package" | "swift" | "image")) => Ok(s.to_string()),
-        _ => Err(ApiError::bad_request(format!(
-            "Invalid code source specified, available sources: {SOURCES}"
-        ))),
-    }
+/// The source a `code` object names.
+pub fn source_of(code: &Map<String, Json>) -> ApiResult<CodeSource> {
+    code.get("source")
+        .and_then(Json::as_str)
+        .and_then(CodeSource::parse)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Invalid code source specified, available sources: {}",
+                CodeSource::ALL
+            ))
+        })
 }
 
 fn check_swift(code: &Map<String, Json>) -> ApiResult<()> {
@@ -298,28 +297,23 @@ pub fn create(
     db: &dyn Database,
     caller: &Caller,
     settings: &Settings,
-    mut form: FunctionForm,
+    new: NewFunction,
 ) -> ApiResult<Function> {
-    let Some(mut code) = code_field(&form, &settings.json_limits)? else {
-        return Err(ApiError::bad_request(
-            "Required param is missing. Required: {'code'}",
-        ));
-    };
-    let timeout = TIMEOUT.read(&form)?.unwrap_or(TIMEOUT.default);
-    let cpu = CPU.read(&form)?.unwrap_or(CPU.default);
-    let memory_size = MEMORY.read(&form)?.unwrap_or(MEMORY.default);
-    let name = text_field(&form, "name", MAX_TEXT)?;
-    let description = text_field(&form, "description", MAX_TEXT)?;
-    let entry = text_field(&form, "entry", MAX_ENTRY)?;
-    let source = source_of(&code)?;
-
-    let mut runtime_id = None;
+    let NewFunction {
+        name,
+        description,
+        entry,
+        cpu,
+        memory_size,
+        timeout,
+        mut code,
+        source,
+        runtime_id,
+        package,
+    } = new;
     let mut default_entry = None;
-    if source != "image" {
-        let Some(id) = text_field(&form, "runtime_id", MAX_TEXT)? else {
-            return Err(ApiError::bad_request("\"runtime_id\" must be specified."));
-        };
-        let runtime = runtimes::find(db, caller, &id)?;
+    if let Some(id) = &runtime_id {
+        let runtime = runtimes::find(db, caller, id)?;
         if !runtime.is_available() {
             return Err(ApiError::bad_request(format!(
                 "Runtime {id} is not available."
@@ -329,12 +323,11 @@ pub fn create(
         if !runtime.is_builtin() {
             default_entry = Some(DEFAULT_ENTRY.to_string());
         }
-        runtime_id = Some(id);
     }
 
-    let package = match source.as_str() {
-        "package" => {
-            let bytes = form.package.take().ok_or_else(missing_package)?;
+    let package = match source {
+        CodeSource::Package => {
+            let bytes = package.ok_or_else(missing_package)?;
             let package = Package::from_upload(
                 bytes,
                 claimed_md5(&code)?.as_deref(),
@@ -343,8 +336,8 @@ pub fn create(
             code.insert("md5sum".into(), Json::String(package.md5.clone()));
             Some(package)
         }
-        "swift" => return Err(check_swift(&code).unwrap_err()),
-        _ => {
+        CodeSource::Swift => return Err(check_swift(&code).unwrap_err()),
+        CodeSource::Image => {
             if !code.get("image").is_some_and(Json::is_string) {
                 return Err(ApiError::bad_request(
                     "Invalid input, code.image must be the image name.",
@@ -355,17 +348,16 @@ pub fn create(
     };
 
     let function = Function {
-        id: crate::id::new_id(),
+        id: FunctionId::generate(),
         name,
         description,
         runtime_id,
         cpu,
         memory_size,
         timeout,
-        entry: if source == "image" {
-            None
-        } else {
-            entry.or(default_entry)
+        entry: match source {
+            CodeSource::Image => None,
+            _ => entry.or(default_entry),
         },
         code,
         count: 0,
@@ -385,7 +377,7 @@ pub fn create(
                  code, entry, count, version_seq, package_digest, project_id, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?)",
             &[
-                function.id.as_str().into(),
+                (&function.id).into(),
                 function.name.clone().into(),
                 function.description.clone().into(),
                 function.runtime_id.clone().into(),
@@ -404,52 +396,64 @@ pub fn create(
     Ok(function)
 }
 
-/// The fields a function update reads; anything else in the form is ignored, as Qinling does.
-const UPDATABLE: &[&str] = &[
-    "name",
-    "description",
-    "code",
-    "entry",
-    "cpu",
-    "memory_size",
-    "timeout",
-];
 /// What an image function may still change.
 const IMAGE_UPDATABLE: &[&str] = &["name", "description", "timeout"];
 
-/// What an update asks for, as far as the rules that refuse it are concerned.
-struct UpdateShape<'a> {
-    code: Option<&'a Map<String, Json>>,
-    given: &'a [String],
-    claimed: Option<&'a str>,
+/// Qinling's refusals of an update, judged against the function as it is. `has_package`:
+/// whether the update uploads a package (taken out of `changes` to be hashed).
+fn check_update(
+    function: &Function,
+    changes: &FunctionChanges,
     has_package: bool,
-}
-
-/// Qinling's refusals of an update, judged against the function as it is.
-fn check_update(function: &Function, update: &UpdateShape) -> ApiResult<()> {
-    if let Some(code) = update.code {
-        if code.contains_key("source") && source_of(code)? != function.source() {
+) -> ApiResult<()> {
+    if let Some(code) = &changes.code {
+        if code.contains_key("source") && Some(source_of(code)?) != function.source() {
             return Err(ApiError::bad_request(
                 "The function code type can not be changed.",
             ));
         }
     }
-    if function.source() == "image"
-        && update
-            .given
-            .iter()
-            .any(|g| !IMAGE_UPDATABLE.contains(&g.as_str()))
+    if function.source() == Some(CodeSource::Image)
+        && (has_package || changes.given().iter().any(|g| !IMAGE_UPDATABLE.contains(g)))
     {
         return Err(ApiError::bad_request(
             "The image type function code can not be changed.",
         ));
     }
-    if update.has_package && update.claimed.is_some() && update.claimed == function.md5sum() {
+    if has_package
+        && changes.claimed_md5.is_some()
+        && changes.claimed_md5.as_deref() == function.md5sum()
+    {
         return Err(ApiError::bad_request(
             "The function code checksum is not changed.",
         ));
     }
     Ok(())
+}
+
+/// Whether an `If-Match` header value matches the function's tag: `*` (any existing
+/// function) or a comma-separated list of tags, one of them this one (strong comparison: a
+/// weak tag never matches).
+fn if_match_holds(if_match: &str, function: &Function) -> bool {
+    let etag = function.etag();
+    if_match
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag == etag)
+}
+
+/// The 412 of an update whose `If-Match` names another state of the function.
+fn check_if_match(if_match: Option<&str>, function: &Function) -> ApiResult<()> {
+    match if_match {
+        Some(value) if !if_match_holds(value, function) => {
+            Err(ApiError::precondition_failed(format!(
+                "Function changed since it was read: If-Match {} does not match {}.",
+                value.trim(),
+                function.etag()
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Applies an update. The upload is checked (size, md5, zip) before the write lock is
@@ -461,63 +465,59 @@ pub fn update(
     caller: &Caller,
     settings: &Settings,
     id: &str,
-    mut form: FunctionForm,
+    mut changes: FunctionChanges,
+    if_match: Option<&str>,
 ) -> ApiResult<Function> {
-    let code = code_field(&form, &settings.json_limits)?;
-    let timeout = TIMEOUT.read(&form)?;
-    let cpu = CPU.read(&form)?;
-    let memory_size = MEMORY.read(&form)?;
-    let name = text_field(&form, "name", MAX_TEXT)?;
-    let description = text_field(&form, "description", MAX_TEXT)?;
-    let entry = text_field(&form, "entry", MAX_ENTRY)?;
-    let given: Vec<String> = form
-        .names()
-        .filter(|n| UPDATABLE.contains(n))
-        .map(str::to_owned)
-        .chain(form.package.is_some().then(|| "package".to_string()))
-        .collect();
-    let claimed = match &code {
-        Some(c) => claimed_md5(c)?,
-        None => None,
-    };
-
-    // Judged on a first read for the answer's sake (a 404 or 400 before an upload is
+    // Judged on a first read for the answer's sake (a 404, 412 or 400 before an upload is
     // hashed), and again inside the transaction on what is really there.
     let current = find(db, caller, id)?;
-    if given.is_empty() {
+    check_if_match(if_match, &current)?;
+    if changes.given().is_empty() {
         return Ok(current);
     }
-    let update = UpdateShape {
-        code: code.as_ref(),
-        given: &given,
-        claimed: claimed.as_deref(),
-        has_package: form.package.is_some(),
-    };
-    check_update(&current, &update)?;
-    let new_package = match form.package.take() {
-        Some(bytes) => {
-            // python-qinlingclient sends the code dict's keys as top-level fields on update
-            // (`md5sum=...`); that checksum still guards the upload's integrity.
-            let top_level = form.get("md5sum").and_then(Json::as_str).map(str::to_owned);
-            let expected = claimed.clone().or(top_level);
-            Some(Package::from_upload(
-                bytes,
-                expected.as_deref(),
-                settings.max_package_size,
-            )?)
-        }
+    let upload = changes.package.take();
+    let has_package = upload.is_some();
+    check_update(&current, &changes, has_package)?;
+    let new_package = match upload {
+        Some(bytes) => Some(Package::from_upload(
+            bytes,
+            changes.expected_md5(),
+            settings.max_package_size,
+        )?),
         None => None,
     };
 
     in_transaction(db, |tx| -> ApiResult<Function> {
         let mut function = find(tx, caller, id)?;
-        check_update(&function, &update)?;
+        // `If-Match` against the row as this transaction reads it: no other write can come
+        // between this check and the update.
+        check_if_match(if_match, &function)?;
+        if has_package
+            || changes
+                .given()
+                .iter()
+                .any(|f| !matches!(*f, "name" | "description" | "timeout"))
+        {
+            crate::jobs::refuse_if_running_jobs_use_function(tx, id)?;
+        }
+        check_update(&function, &changes, has_package)?;
+        let FunctionChanges {
+            name,
+            description,
+            entry,
+            cpu,
+            memory_size,
+            timeout,
+            code,
+            ..
+        } = &changes;
 
         // The stored checksum stays authoritative: a new code dict without a new package
         // keeps it.
-        if let Some(new_code) = &code {
+        if let Some(new_code) = code {
             let mut new_code = new_code.clone();
-            new_code.insert("source".into(), Json::String(function.source().to_string()));
+            let source = function.source().map_or("", CodeSource::as_str);
+            new_code.insert("source".into(), Json::String(source.to_string()));
             match (&new_package, function.md5sum()) {
                 (Some(p), _) => {
                     new_code.insert("md5sum".into(), Json::String(p.md5.clone()));
@@ -533,13 +533,13 @@ pub fn update(
                 .code
                 .insert("md5sum".into(), Json::String(p.md5.clone()));
         }
-        if let Some(v) = &name {
+        if let Some(v) = name {
             function.name = Some(v.clone());
         }
-        if let Some(v) = &description {
+        if let Some(v) = description {
             function.description = Some(v.clone());
         }
-        if let Some(v) = &entry {
+        if let Some(v) = entry {
             function.entry = Some(v.clone());
         }
         function.cpu = cpu.unwrap_or(function.cpu);
@@ -565,7 +565,7 @@ pub fn update(
                 function.entry.clone().into(),
                 function.package_digest.clone().into(),
                 function.updated_at.clone().into(),
-                function.id.as_str().into(),
+                (&function.id).into(),
             ],
         )?;
         if let Some(old) = old_digest.filter(|old| Some(old) != function.package_digest.as_ref()) {
@@ -576,9 +576,22 @@ pub fn update(
 }
 
 /// Deletes the function and its versions; returns the numbers of the versions deleted.
-pub fn delete(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<Vec<i64>> {
-    in_transaction(db, |tx| {
+pub fn delete(db: &dyn Database, cache: &dyn Cache, caller: &Caller, id: &str) -> ApiResult<()> {
+    let numbers = in_transaction(db, |tx| {
         let function = find(tx, caller, id)?;
+        crate::jobs::refuse_if_running_jobs_use_function(tx, id)?;
+        let hooked = tx
+            .execute(
+                "SELECT 1 FROM webhooks WHERE function_id = ? LIMIT 1",
+                &[id.into()],
+            )?
+            .first()
+            .is_some();
+        if hooked {
+            return Err(ApiError::forbidden(
+                "The function is still associated with webhook(s).",
+            ));
+        }
         let aliased = tx
             .execute(
                 "SELECT 1 FROM function_aliases WHERE function_id = ? LIMIT 1",
@@ -600,8 +613,12 @@ pub fn delete(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<Vec<i64
             "SELECT version_number, package_digest FROM function_versions WHERE function_id = ?",
             &[id.into()],
         )?;
-        let numbers: Vec<i64> = versions.iter().map(|r| r.int(0)).collect();
-        let mut digests: Vec<String> = versions.iter().map(|r| r.text(1)).collect();
+        let numbers: Vec<VersionRef> = versions
+            .iter()
+            .filter_map(|r| VersionRef::from_wire(r.int("version_number")))
+            .chain([VersionRef::Current])
+            .collect();
+        let mut digests: Vec<String> = versions.iter().map(|r| r.text("package_digest")).collect();
         digests.extend(function.package_digest.clone());
         digests.sort();
         digests.dedup();
@@ -614,13 +631,15 @@ pub fn delete(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<Vec<i64
             packages::collect_garbage(tx, digest)?;
         }
         Ok(numbers)
-    })
+    })?;
+    forget_versions(cache, id, &numbers);
+    Ok(())
 }
 
 /// The function's current package bytes, for `?download=true`.
 pub fn download(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<Vec<u8>> {
-    let function = find(db, caller, id)?;
-    if function.source() == "image" {
+    let function = find(db, &caller.package_reader(), id)?;
+    if function.source() == Some(CodeSource::Image) {
         return Err(ApiError::new(
             ErrorKind::MethodNotAllowed,
             "Download image function is not allowed.",

@@ -14,7 +14,7 @@
 //! In auth mode `keystone` nothing is checked here: every request needs a token, which a page
 //! of another site does not have.
 
-use crate::context::Settings;
+use crate::cors::AllowedOrigins;
 use crate::error::{ApiError, ApiResult};
 use crate::http::ApiRequest;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -105,10 +105,15 @@ impl AllowedHosts {
     }
 }
 
-/// Refuses, in auth mode `none`, a request addressed to a host that is not allowed, or sent
-/// by a page of another site (see the module's documentation).
-pub fn check_site(settings: &Settings, request: &ApiRequest) -> ApiResult<()> {
-    let Some(hosts) = &settings.site_guard else {
+/// Refuses, in auth mode `none` (where `site_guard` holds the hosts served), a request
+/// addressed to a host that is not allowed, or sent by a page of another site that is not one
+/// of the CORS `origins` (see the module's documentation).
+pub fn check_site(
+    site_guard: Option<&AllowedHosts>,
+    origins: &AllowedOrigins,
+    request: &ApiRequest,
+) -> ApiResult<()> {
+    let Some(hosts) = site_guard else {
         return Ok(());
     };
     if !hosts.serves(&request.host) {
@@ -124,7 +129,7 @@ pub fn check_site(settings: &Settings, request: &ApiRequest) -> ApiResult<()> {
         .strip_prefix("http://")
         .or_else(|| origin.strip_prefix("https://"))
         .filter(|a| !a.is_empty() && !a.contains(['/', '?', '#', '@']));
-    let allowed = settings.cors_allowed_origins.allows(origin)
+    let allowed = origins.allows(origin)
         || origin_authority.is_some_and(|authority| {
             authority.eq_ignore_ascii_case(&request.host) || hosts.lists(authority)
         });
@@ -190,7 +195,6 @@ fn is_service_chaining(authority: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cors::AllowedOrigins;
 
     fn request(host: &str, origin: Option<&str>) -> ApiRequest {
         let mut headers = vec![("Host".to_string(), host.to_string())];
@@ -200,11 +204,10 @@ mod tests {
         ApiRequest::new("POST", "http://x/v1/functions", headers, vec![])
     }
 
-    fn guarded(hosts: &str) -> Settings {
-        Settings {
-            site_guard: Some(AllowedHosts::parse(hosts).unwrap()),
-            ..Settings::default()
-        }
+    /// Checks `request` in auth mode `none` with `hosts` allowed, without CORS.
+    fn check(hosts: &str, request: &ApiRequest) -> ApiResult<()> {
+        let hosts = AllowedHosts::parse(hosts).unwrap();
+        check_site(Some(&hosts), &AllowedOrigins::off(), request)
     }
 
     #[test]
@@ -284,7 +287,7 @@ mod tests {
 
     #[test]
     fn a_foreign_host_is_refused_naming_the_variable() {
-        let err = check_site(&guarded(""), &request("evil.example:3000", None)).unwrap_err();
+        let err = check("", &request("evil.example:3000", None)).unwrap_err();
         assert_eq!(err.status(), 403);
         assert_eq!(
             err.message,
@@ -294,20 +297,19 @@ mod tests {
 
     #[test]
     fn pages_of_the_same_or_a_loopback_host_may_call() {
-        let settings = guarded("*");
         for (host, origin) in [
             ("127.0.0.1:3000", "http://127.0.0.1:3000"),
             ("127.0.0.1:3000", "http://localhost:8080"),
             ("mybox:3000", "http://MYBOX:3000"),
         ] {
-            assert!(check_site(&settings, &request(host, Some(origin))).is_ok());
+            assert!(check("*", &request(host, Some(origin))).is_ok());
         }
     }
 
     #[test]
     fn pages_of_other_sites_are_refused_even_when_any_host_is_served() {
         for origin in ["https://evil.example", "null", "http://mybox:3001"] {
-            let err = check_site(&guarded("*"), &request("mybox:3000", Some(origin))).unwrap_err();
+            let err = check("*", &request("mybox:3000", Some(origin))).unwrap_err();
             assert_eq!(err.status(), 403);
             assert_eq!(
                 err.message,
@@ -318,28 +320,17 @@ mod tests {
 
     #[test]
     fn an_origin_allowed_for_cors_may_call() {
-        let settings = Settings {
-            cors_allowed_origins: AllowedOrigins::parse("https://app.example").unwrap(),
-            ..guarded("")
-        };
-        assert!(check_site(
-            &settings,
-            &request("localhost", Some("https://app.example"))
-        )
-        .is_ok());
-        assert!(check_site(&settings, &request("localhost", Some("https://b.example"))).is_err());
+        let hosts = AllowedHosts::parse("").unwrap();
+        let origins = AllowedOrigins::parse("https://app.example").unwrap();
+        let check =
+            |origin| check_site(Some(&hosts), &origins, &request("localhost", Some(origin)));
+        assert!(check("https://app.example").is_ok());
+        assert!(check("https://b.example").is_err());
     }
 
     #[test]
     fn nothing_is_checked_without_a_guard() {
-        let settings = Settings {
-            site_guard: None,
-            ..Settings::default()
-        };
-        assert!(check_site(
-            &settings,
-            &request("evil.example", Some("https://evil.example"))
-        )
-        .is_ok());
+        let request = request("evil.example", Some("https://evil.example"));
+        assert!(check_site(None, &AllowedOrigins::off(), &request).is_ok());
     }
 }

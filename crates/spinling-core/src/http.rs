@@ -1,8 +1,8 @@
 //! A framework-free request and response, so that every handler and the error mapping are
 //! plain Rust, unit-testable natively; the Spin adapter only converts to and from these.
 
-use crate::context::Redacted;
 use crate::error::{ApiError, ApiResult};
+use crate::redacted::Redacted;
 use serde_json::Value as Json;
 use std::fmt;
 
@@ -214,7 +214,13 @@ impl ApiResponse {
 
 /// The one mapping of domain errors to HTTP.
 impl From<ApiError> for ApiResponse {
+    /// The one place an error becomes an answer, and so the one place it is logged: a
+    /// server-side failure, with its cause, goes to stderr (Spin's log); a client's mistake
+    /// does not.
     fn from(e: ApiError) -> Self {
+        if e.status() >= 500 || std::error::Error::source(&e).is_some() {
+            eprintln!("error: {}", e.log_line());
+        }
         let mut response = ApiResponse {
             status: e.status(),
             headers: vec![("content-type".into(), "application/json".into())],
@@ -288,6 +294,45 @@ pub fn parse_bool(s: &str) -> Option<bool> {
         "1" | "t" | "true" | "on" | "y" | "yes" => Some(true),
         "0" | "f" | "false" | "off" | "n" | "no" => Some(false),
         _ => None,
+    }
+}
+
+/// A strong entity tag for a representation made of `bytes`: its quoted SHA-256.
+pub fn strong_etag(bytes: &[u8]) -> String {
+    format!("\"{}\"", crate::packages::sha256_hex(bytes))
+}
+
+/// Conditional GETs (RFC 9110 §13.1.2).
+impl ApiRequest {
+    /// Whether `If-None-Match` names `etag` (weak comparison: `W/` is ignored) or is `*`:
+    /// the client already holds this representation.
+    pub fn if_none_match_hits(&self, etag: &str) -> bool {
+        let Some(value) = self.header("if-none-match") else {
+            return false;
+        };
+        let wanted = etag.trim_start_matches("W/");
+        value.trim() == "*"
+            || value
+                .split(',')
+                .map(|tag| tag.trim().trim_start_matches("W/"))
+                .any(|tag| tag == wanted)
+    }
+}
+
+impl ApiResponse {
+    /// `304 Not Modified` for a representation with `etag`: no body.
+    pub fn not_modified(etag: &str) -> Self {
+        ApiResponse {
+            status: 304,
+            headers: vec![("etag".into(), etag.into())],
+            body: Vec::new(),
+        }
+    }
+
+    /// This response with one more header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
     }
 }
 
@@ -373,5 +418,22 @@ mod tests {
             r.only_query_params(&[]).unwrap_err().message,
             "Unknown argument: \"x\""
         );
+    }
+
+    #[test]
+    fn if_none_match_hits_a_listed_tag_a_weak_one_or_a_star() {
+        let with = |value: &str| {
+            ApiRequest::new(
+                "GET",
+                "http://h/v1",
+                vec![("If-None-Match".into(), value.into())],
+                vec![],
+            )
+        };
+        assert!(with("\"a\", \"b\"").if_none_match_hits("\"b\""));
+        assert!(with("W/\"b\"").if_none_match_hits("\"b\""));
+        assert!(with("*").if_none_match_hits("\"b\""));
+        assert!(!with("\"a\"").if_none_match_hits("\"b\""));
+        assert!(!ApiRequest::new("GET", "http://h/v1", vec![], vec![]).if_none_match_hits("\"b\""));
     }
 }

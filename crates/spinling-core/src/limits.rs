@@ -5,8 +5,11 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::ApiRequest;
-use crate::wire::MAX_TEXT;
 use serde_json::Value as Json;
+
+/// The longest text a client may give a name or a description, and the longest value of a
+/// query parameter: the column width Qinling gives names and descriptions.
+pub const MAX_TEXT: usize = 255;
 
 /// The most fields a form body, and the most parameters a query string, may have. Qinling's
 /// largest form has 9 fields and its largest query 5: this leaves room and bounds the work.

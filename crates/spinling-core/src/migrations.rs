@@ -1,152 +1,78 @@
 //! The schema, created and migrated by the app itself: `spin up` on an empty directory just
 //! works, and an instance that finds an older schema brings it up to date.
 //!
-//! Migrations are numbered and append-only; each statement is idempotent (`IF NOT EXISTS`)
-//! and each migration runs with its version bump in one `BEGIN IMMEDIATE` transaction, so
-//! two instances racing on a fresh database apply it once. The hot path costs one
+//! Migrations are numbered `.sql` files under `migrations/`, included at build time and
+//! append-only; each migration runs with its version bump in one `BEGIN IMMEDIATE`
+//! transaction, so two instances racing on a fresh database apply it once (and a statement
+//! that is not idempotent, such as `ALTER TABLE … ADD COLUMN`, runs exactly once). The hot path costs one
 //! `PRAGMA user_version` read for a write, and nothing for a read (see `SelfMigrating`).
 
-use crate::db::{in_transaction, Database, DbError};
+use crate::db::{in_transaction, Database, DbError, DbErrorKind};
 
+/// One numbered step of the schema: a file `migrations/NNNN_name.sql` whose number is
+/// its version.
 pub struct Migration {
     pub version: i64,
-    pub statements: &'static [&'static str],
+    /// The file's SQL: statements each ending with `;` at the end of a line (a trigger's
+    /// with `END;`), `--` comments on lines of their own.
+    pub sql: &'static str,
+}
+
+/// A migration from its file, included at build time.
+macro_rules! migration {
+    ($version:literal, $file:literal) => {
+        Migration {
+            version: $version,
+            sql: include_str!(concat!("../migrations/", $file)),
+        }
+    };
 }
 
 pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-    version: 1,
-    statements: &[
-        "CREATE TABLE IF NOT EXISTS runtimes (
-            id TEXT PRIMARY KEY,
-            name TEXT,
-            description TEXT,
-            image TEXT NOT NULL,
-            status TEXT NOT NULL,
-            is_public INTEGER NOT NULL DEFAULT 1,
-            trusted INTEGER NOT NULL DEFAULT 1,
-            project_id TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            updated_at TEXT
-        )",
-        // Package bytes, content-addressed by SHA-256 and split into chunks no larger than a
-        // Spin SQLite BLOB is guaranteed to hold. A package row exists only while a function
-        // or a version references its digest (see `packages::collect_garbage`).
-        "CREATE TABLE IF NOT EXISTS packages (
-            digest TEXT PRIMARY KEY,
-            size INTEGER NOT NULL,
-            md5 TEXT NOT NULL,
-            chunk_count INTEGER NOT NULL,
-            created_at TEXT NOT NULL
-        )",
-        "CREATE TABLE IF NOT EXISTS package_chunks (
-            digest TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            data BLOB NOT NULL,
-            PRIMARY KEY (digest, seq)
-        )",
-        // `version_seq` is the highest version number ever given out, so numbers are never
-        // reused; the `latest_version` shown to clients is the newest existing version.
-        "CREATE TABLE IF NOT EXISTS functions (
-            id TEXT PRIMARY KEY,
-            name TEXT,
-            description TEXT,
-            runtime_id TEXT,
-            cpu INTEGER NOT NULL,
-            memory_size INTEGER NOT NULL,
-            timeout INTEGER NOT NULL,
-            code TEXT NOT NULL,
-            entry TEXT,
-            count INTEGER NOT NULL DEFAULT 0,
-            version_seq INTEGER NOT NULL DEFAULT 0,
-            package_digest TEXT,
-            project_id TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            updated_at TEXT
-        )",
-        "CREATE INDEX IF NOT EXISTS functions_by_project ON functions (project_id, created_at)",
-        "CREATE INDEX IF NOT EXISTS functions_by_runtime ON functions (runtime_id)",
-        "CREATE INDEX IF NOT EXISTS functions_by_package ON functions (package_digest)",
-        // A version snapshots the code and the settings it runs with.
-        "CREATE TABLE IF NOT EXISTS function_versions (
-            id TEXT PRIMARY KEY,
-            function_id TEXT NOT NULL REFERENCES functions (id) ON DELETE CASCADE,
-            version_number INTEGER NOT NULL,
-            description TEXT,
-            count INTEGER NOT NULL DEFAULT 0,
-            code TEXT NOT NULL,
-            package_digest TEXT NOT NULL,
-            entry TEXT,
-            cpu INTEGER NOT NULL,
-            memory_size INTEGER NOT NULL,
-            timeout INTEGER NOT NULL,
-            project_id TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            updated_at TEXT,
-            UNIQUE (function_id, version_number)
-        )",
-        "CREATE INDEX IF NOT EXISTS function_versions_by_package ON function_versions (package_digest)",
-        "CREATE TABLE IF NOT EXISTS function_aliases (
-            id TEXT PRIMARY KEY,
-            name TEXT NOT NULL,
-            description TEXT,
-            function_id TEXT NOT NULL,
-            function_version INTEGER NOT NULL DEFAULT 0,
-            project_id TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            updated_at TEXT,
-            UNIQUE (project_id, name),
-            UNIQUE (project_id, function_id, function_version)
-        )",
-        "CREATE INDEX IF NOT EXISTS function_aliases_by_function ON function_aliases (function_id, function_version)",
-    ],
-},
-    Migration {
-        version: 2,
-        statements: &[
-            // `function_id` is not a foreign key: executions outlive their function, as in
-            // Qinling.
-            "CREATE TABLE IF NOT EXISTS executions (
-                id TEXT PRIMARY KEY,
-                function_id TEXT NOT NULL,
-                function_version INTEGER NOT NULL DEFAULT 0,
-                function_alias TEXT,
-                description TEXT,
-                status TEXT NOT NULL,
-                sync INTEGER NOT NULL DEFAULT 1,
-                input TEXT,
-                result TEXT,
-                logs TEXT NOT NULL DEFAULT '',
-                project_id TEXT NOT NULL,
-                created_at TEXT NOT NULL,
-                updated_at TEXT
-            )",
-            "CREATE INDEX IF NOT EXISTS executions_by_project ON executions (project_id, created_at)",
-        ],
-    },
-    Migration {
-        version: 3,
-        statements: &[
-            // A version is published by one INSERT; the function's counter follows it in the
-            // same statement, so the write lock is held for one statement only.
-            "CREATE TRIGGER IF NOT EXISTS function_versions_advance_seq
-             AFTER INSERT ON function_versions
-             BEGIN
-                 UPDATE functions SET version_seq = NEW.version_number
-                 WHERE id = NEW.function_id AND version_seq < NEW.version_number;
-             END",
-        ],
-    },
-    Migration {
-        version: 4,
-        statements: &[
-            // The run's timeout, so an execution whose runtime never answered can be settled
-            // as failed once it is overdue (`executions::settle_stale`). Not idempotent on its
-            // own: it runs once, in the transaction that bumps `user_version`.
-            "ALTER TABLE executions ADD COLUMN timeout INTEGER",
-        ],
-    },
+    migration!(1, "0001_schema.sql"),
+    migration!(2, "0002_executions.sql"),
+    migration!(3, "0003_version_seq_trigger.sql"),
+    migration!(4, "0004_execution_timeout.sql"),
+    migration!(5, "0005_webhooks.sql"),
+    migration!(6, "0006_jobs.sql"),
+    migration!(7, "0007_execution_output.sql"),
+    migration!(8, "0008_alias_routing.sql"),
 ];
+
+impl Migration {
+    /// The statements of the file, one per `execute` (Spin's SQLite runs one at a time).
+    pub fn statements(&self) -> Vec<String> {
+        let mut statements = Vec::new();
+        let mut current = String::new();
+        for line in self.sql.lines() {
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with("--") {
+                continue;
+            }
+            current.push_str(line);
+            current.push('\n');
+            let in_trigger = current
+                .trim_start()
+                .to_ascii_uppercase()
+                .starts_with("CREATE TRIGGER");
+            let ends = match in_trigger {
+                true => trimmed.eq_ignore_ascii_case("END;"),
+                false => trimmed.ends_with(';'),
+            };
+            if ends {
+                let statement = current.trim().trim_end_matches(';').trim_end().to_string();
+                statements.push(statement);
+                current.clear();
+            }
+        }
+        assert!(
+            current.trim().is_empty(),
+            "migration {} ends inside a statement: {current}",
+            self.version
+        );
+        statements
+    }
+}
 
 fn schema_version(db: &dyn Database) -> Result<i64, DbError> {
     Ok(db
@@ -170,8 +96,8 @@ pub fn migrate_to(db: &dyn Database, migrations: &[Migration]) -> Result<(), DbE
     in_transaction(db, |tx| {
         let current = schema_version(tx)?;
         for migration in migrations.iter().filter(|m| m.version > current) {
-            for statement in migration.statements {
-                tx.execute(statement, &[])?;
+            for statement in migration.statements() {
+                tx.execute(&statement, &[])?;
             }
             tx.execute(&format!("PRAGMA user_version = {}", migration.version), &[])?;
         }
@@ -190,7 +116,7 @@ pub struct SelfMigrating<'a>(pub &'a dyn Database);
 impl Database for SelfMigrating<'_> {
     fn execute(&self, sql: &str, params: &[crate::db::Value]) -> Result<crate::db::Rows, DbError> {
         match self.0.execute(sql, params) {
-            Err(e) if e.0.contains("no such table") || e.0.contains("no such column") => {
+            Err(e) if e.kind == DbErrorKind::MissingSchema => {
                 migrate(self.0)?;
                 self.0.execute(sql, params)
             }
@@ -247,17 +173,17 @@ mod tests {
         let db = TestDb::in_memory();
         const FIRST: &[Migration] = &[Migration {
             version: 1,
-            statements: &["CREATE TABLE a (x INTEGER)"],
+            sql: "CREATE TABLE a (x INTEGER);",
         }];
         const BOTH: &[Migration] = &[
             Migration {
                 version: 1,
                 // Would fail if it ran again: no IF NOT EXISTS.
-                statements: &["CREATE TABLE a (x INTEGER)"],
+                sql: "CREATE TABLE a (x INTEGER);",
             },
             Migration {
                 version: 2,
-                statements: &["CREATE TABLE b (x INTEGER)"],
+                sql: "CREATE TABLE b (x INTEGER);",
             },
         ];
         migrate_to(&db, FIRST).unwrap();
@@ -285,5 +211,40 @@ mod tests {
             h.join().unwrap().unwrap();
         }
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn every_migration_file_is_listed_under_its_number() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), MIGRATIONS.len(), "{files:?}");
+        for (file, migration) in files.iter().zip(MIGRATIONS) {
+            assert_eq!(
+                file[..4].parse::<i64>().unwrap(),
+                migration.version,
+                "{file}"
+            );
+            assert!(file.ends_with(".sql"), "{file}");
+            assert!(!migration.statements().is_empty(), "{file}");
+        }
+    }
+
+    #[test]
+    fn a_file_splits_into_its_statements_and_a_trigger_stays_whole() {
+        let migration = Migration {
+            version: 9,
+            sql: "-- a comment; not a statement\nCREATE TABLE t (x INTEGER);\n\nCREATE TRIGGER g AFTER INSERT ON t\nBEGIN\n    UPDATE t SET x = 1;\n    UPDATE t SET x = 2;\nEND;\n",
+        };
+        assert_eq!(
+            migration.statements(),
+            [
+                "CREATE TABLE t (x INTEGER)",
+                "CREATE TRIGGER g AFTER INSERT ON t\nBEGIN\n    UPDATE t SET x = 1;\n    UPDATE t SET x = 2;\nEND",
+            ]
+        );
     }
 }

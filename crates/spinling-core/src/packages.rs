@@ -135,6 +135,101 @@ pub fn load(db: &dyn Database, digest: &str) -> ApiResult<Option<Vec<u8>>> {
     Ok(Some(bytes))
 }
 
+/// A stored package as `Read + Seek`, loading a chunk only when a read reaches it: a zip's
+/// central directory is at its end, so listing the entries of a large package reads its last
+/// chunk or two, not all of it.
+pub struct ChunkReader<'a> {
+    db: &'a dyn Database,
+    digest: String,
+    size: u64,
+    position: u64,
+    /// The chunks loaded so far, by sequence number.
+    loaded: std::collections::HashMap<u64, Vec<u8>>,
+}
+
+impl<'a> ChunkReader<'a> {
+    /// The stored package with `digest`, if there is one; no chunk is read yet.
+    pub fn open(db: &'a dyn Database, digest: &str) -> ApiResult<Option<ChunkReader<'a>>> {
+        Ok(db
+            .execute(
+                "SELECT size FROM packages WHERE digest = ?",
+                &[digest.into()],
+            )?
+            .first()
+            .map(|r| ChunkReader {
+                db,
+                digest: digest.to_string(),
+                size: r.int(0).max(0) as u64,
+                position: 0,
+                loaded: std::collections::HashMap::new(),
+            }))
+    }
+
+    /// How many chunks reads have loaded.
+    pub fn chunks_loaded(&self) -> usize {
+        self.loaded.len()
+    }
+
+    fn chunk(&mut self, seq: u64) -> std::io::Result<&[u8]> {
+        if !self.loaded.contains_key(&seq) {
+            let rows = self
+                .db
+                .execute(
+                    "SELECT data FROM package_chunks WHERE digest = ? AND seq = ?",
+                    &[self.digest.as_str().into(), Value::Integer(seq as i64)],
+                )
+                .map_err(std::io::Error::other)?;
+            let data = rows.first().map(|r| r.blob(0)).ok_or_else(|| {
+                std::io::Error::other(format!("Package {} is missing chunk {seq}.", self.digest))
+            })?;
+            self.loaded.insert(seq, data);
+        }
+        Ok(&self.loaded[&seq])
+    }
+}
+
+impl std::io::Read for ChunkReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.position >= self.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let seq = self.position / CHUNK_SIZE as u64;
+        let offset = (self.position % CHUNK_SIZE as u64) as usize;
+        let chunk = self.chunk(seq)?;
+        let available = chunk.get(offset..).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "a short package chunk")
+        })?;
+        let n = available.len().min(buf.len());
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "a short package chunk",
+            ));
+        }
+        buf[..n].copy_from_slice(&available[..n]);
+        self.position += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for ChunkReader<'_> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let target = match to {
+            std::io::SeekFrom::Start(n) => Some(n),
+            std::io::SeekFrom::End(d) => self.size.checked_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.position.checked_add_signed(d),
+        }
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "seek before the start of the package",
+            )
+        })?;
+        self.position = target;
+        Ok(target)
+    }
+}
+
 /// Deletes the package with `digest` if no function and no version refers to it any more.
 pub fn collect_garbage(tx: &dyn Database, digest: &str) -> ApiResult<()> {
     let referenced = tx

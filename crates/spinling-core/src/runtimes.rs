@@ -1,12 +1,14 @@
 //! Runtimes: where functions run. Either the built-in WebAssembly runtime or an external
 //! worker speaking Qinling's worker protocol, reached by URL.
 
-use crate::context::{Caller, Settings};
+use crate::commands::{NewRuntime, RuntimeChanges};
+use crate::config::Settings;
+use crate::context::Caller;
 use crate::db::{in_transaction, Database, Row};
 use crate::error::{ApiError, ApiResult};
 use crate::executions::{Executor, Job, WorkerFailure, WorkerReply};
 use crate::time::now_timestamp;
-use crate::wire::Body;
+use crate::types::{RuntimeId, RuntimeStatus};
 use serde_json::{json, Value as Json};
 
 /// The image name of the runtime built into Spinling.
@@ -19,11 +21,11 @@ pub trait WorkerProbe {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Runtime {
-    pub id: String,
+    pub id: RuntimeId,
     pub name: Option<String>,
     pub description: Option<String>,
     pub image: String,
-    pub status: String,
+    pub status: RuntimeStatus,
     pub is_public: bool,
     pub trusted: bool,
     pub project_id: String,
@@ -37,16 +39,17 @@ const COLUMNS: &str =
 impl Runtime {
     fn from_row(r: Row) -> Runtime {
         Runtime {
-            id: r.text(0),
-            name: r.opt_text(1),
-            description: r.opt_text(2),
-            image: r.text(3),
-            status: r.text(4),
-            is_public: r.bool(5),
-            trusted: r.bool(6),
-            project_id: r.text(7),
-            created_at: r.text(8),
-            updated_at: r.opt_text(9),
+            id: RuntimeId::from_stored(r.text("id")),
+            name: r.opt_text("name"),
+            description: r.opt_text("description"),
+            image: r.text("image"),
+            // Only the two statuses are ever written.
+            status: RuntimeStatus::parse(&r.text("status")).unwrap_or(RuntimeStatus::Error),
+            is_public: r.bool("is_public"),
+            trusted: r.bool("trusted"),
+            project_id: r.text("project_id"),
+            created_at: r.text("created_at"),
+            updated_at: r.opt_text("updated_at"),
         }
     }
 
@@ -70,7 +73,7 @@ impl Runtime {
     }
 
     pub fn is_available(&self) -> bool {
-        self.status == "available"
+        self.status == RuntimeStatus::Available
     }
 }
 
@@ -107,7 +110,7 @@ pub fn list(
     Ok(crate::filters::Paged::of(
         items,
         page.limit,
-        |r: &Runtime| r.id.clone(),
+        |r: &Runtime| r.id.to_string(),
     ))
 }
 
@@ -117,9 +120,9 @@ fn status_of_image(
     image: &str,
     settings: &Settings,
     probe: &dyn WorkerProbe,
-) -> ApiResult<&'static str> {
+) -> ApiResult<RuntimeStatus> {
     if image == BUILTIN_WASM_IMAGE {
-        return Ok("available");
+        return Ok(RuntimeStatus::Available);
     }
     let host = worker_host(image).ok_or_else(|| {
         ApiError::bad_request(format!(
@@ -133,9 +136,9 @@ fn status_of_image(
         )));
     }
     Ok(if probe.is_up(image) {
-        "available"
+        RuntimeStatus::Available
     } else {
-        "error"
+        RuntimeStatus::Error
     })
 }
 
@@ -192,20 +195,18 @@ pub fn create(
     caller: &Caller,
     settings: &Settings,
     probe: &dyn WorkerProbe,
-    body: &Body,
+    new: NewRuntime,
 ) -> ApiResult<Runtime> {
     caller.require_admin()?;
-    body.require(&["image"])?;
-    let image = body.text("image").unwrap_or_default();
-    let status = status_of_image(&image, settings, probe)?;
+    let status = status_of_image(&new.image, settings, probe)?;
     let runtime = Runtime {
-        id: body.text("id").unwrap_or_else(crate::id::new_id),
-        name: body.text("name"),
-        description: body.text("description"),
-        image,
-        status: status.into(),
-        is_public: body.boolean("is_public").unwrap_or(true),
-        trusted: body.boolean("trusted").unwrap_or(true),
+        id: new.id.unwrap_or_else(RuntimeId::generate),
+        name: new.name,
+        description: new.description,
+        image: new.image,
+        status,
+        is_public: new.is_public,
+        trusted: new.trusted,
         project_id: caller.project_id.clone(),
         created_at: now_timestamp(),
         updated_at: None,
@@ -216,7 +217,7 @@ pub fn create(
              RETURNING id"
         ),
         &[
-            runtime.id.as_str().into(),
+            (&runtime.id).into(),
             runtime.name.clone().into(),
             runtime.description.clone().into(),
             runtime.image.as_str().into(),
@@ -239,7 +240,7 @@ pub fn update(
     settings: &Settings,
     probe: &dyn WorkerProbe,
     id: &str,
-    body: &Body,
+    changes: &RuntimeChanges,
 ) -> ApiResult<Runtime> {
     caller.require_admin()?;
     find(db, caller, id)?;
@@ -247,21 +248,21 @@ pub fn update(
     // runtime in `error` back once its worker is up. The probe is a network call: it runs
     // before the write lock is taken, and the row is read and written in one transaction so
     // that a concurrent update of other fields is never written back over.
-    let image = match body.text("image") {
-        Some(image) => Some((status_of_image(&image, settings, probe)?, image)),
+    let image = match &changes.image {
+        Some(image) => Some((status_of_image(image, settings, probe)?, image.clone())),
         None => None,
     };
     in_transaction(db, |tx| {
         let mut runtime = find(tx, caller, id)?;
         if let Some((status, image)) = &image {
-            runtime.status = (*status).into();
+            runtime.status = *status;
             runtime.image = image.clone();
         }
-        if body.has("name") {
-            runtime.name = body.text("name");
+        if let Some(name) = &changes.name {
+            runtime.name = Some(name.clone());
         }
-        if body.has("description") {
-            runtime.description = body.text("description");
+        if let Some(description) = &changes.description {
+            runtime.description = Some(description.clone());
         }
         runtime.updated_at = Some(now_timestamp());
         tx.execute(
@@ -339,10 +340,10 @@ mod tests {
 
     fn job(image: &str) -> Job {
         Job {
-            execution_id: "e".into(),
+            execution_id: crate::types::ExecutionId::generate(),
             runtime_image: image.into(),
-            function_id: "f".into(),
-            function_version: 0,
+            function_id: crate::types::FunctionId::generate(),
+            function_version: crate::types::VersionRef::Current,
             entry: None,
             cpu: 100,
             memory_size: 1,

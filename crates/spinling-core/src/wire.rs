@@ -2,11 +2,9 @@
 //! attributes, wrong types and over-long strings are 400s with WSME's messages, never 500s.
 
 use crate::error::{ApiError, ApiResult};
-use crate::limits::JsonLimits;
+use crate::limits::{JsonLimits, MAX_TEXT};
+use crate::types::{NotAUuid, VersionRef};
 use serde_json::{Map, Value as Json};
-
-/// The column width Qinling gives names and descriptions.
-pub const MAX_TEXT: usize = 255;
 
 /// Integers are kept inside SQLite's and Python's comfortable range; larger is "absurd".
 const MAX_INT: i64 = i32::MAX as i64;
@@ -14,9 +12,13 @@ const MAX_INT: i64 = i32::MAX as i64;
 #[derive(Debug, Clone, Copy)]
 pub enum FieldType {
     Text(usize),
-    Int { min: i64 },
+    Int {
+        min: i64,
+    },
     Bool,
     Uuid,
+    /// A JSON object, checked by whoever reads it (`Body::object`).
+    Object,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +57,13 @@ impl Field {
             read_only: false,
         }
     }
+    pub const fn object(name: &'static str) -> Field {
+        Field {
+            name,
+            ty: FieldType::Object,
+            read_only: false,
+        }
+    }
     pub const fn read_only(self) -> Field {
         Field {
             read_only: true,
@@ -80,8 +89,30 @@ impl Body {
     pub fn boolean(&self, name: &str) -> Option<bool> {
         self.0.get(name).and_then(Json::as_bool)
     }
+    /// An `object` attribute: `None` when absent, `Some(None)` when `null`.
+    pub fn object(&self, name: &str) -> Option<Option<&Map<String, Json>>> {
+        self.0.get(name).map(Json::as_object)
+    }
     pub fn has(&self, name: &str) -> bool {
         self.0.get(name).is_some_and(|v| !v.is_null())
+    }
+    /// A `uuid` attribute as the id type `parse` makes (WSME's message if it is none).
+    pub fn id<T>(
+        &self,
+        name: &str,
+        parse: impl Fn(&str) -> Result<T, NotAUuid>,
+    ) -> ApiResult<Option<T>> {
+        match self.text(name) {
+            None => Ok(None),
+            Some(text) => parse(&text)
+                .map(Some)
+                .map_err(|e| invalid(name, &Json::String(text), &e.to_string())),
+        }
+    }
+    /// An attribute naming a function's code: `0` for its current code, else a version
+    /// number (the field's minimum of 0 keeps anything else out).
+    pub fn version_ref(&self, name: &str) -> Option<VersionRef> {
+        self.int(name).and_then(VersionRef::from_wire)
     }
     /// Qinling's message for required attributes, listing those that are missing.
     pub fn require(&self, names: &[&str]) -> ApiResult<()> {
@@ -161,6 +192,10 @@ pub fn check_value(field: &Field, value: &Json) -> ApiResult<Json> {
             }
             Ok(value.clone())
         }
+        FieldType::Object => match value {
+            Json::Object(_) => Ok(value.clone()),
+            _ => Err(wrong("dict")),
+        },
         FieldType::Bool => match value {
             Json::Bool(_) => Ok(value.clone()),
             Json::String(s) => crate::http::parse_bool(s)

@@ -9,7 +9,7 @@ use wasmi::{Config, Engine, ExternType, FuncType, Module, Store};
 
 use crate::limits::{Limiter, MAX_ENTRY_BYTES};
 use crate::start;
-use crate::wasi::{self, Host, WASI_MODULE};
+use crate::wasi::{self, Host, LinkError, WASI_MODULE};
 
 /// Why a package cannot be run; the messages are meant for the function's author.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +83,26 @@ impl fmt::Display for PrepareError {
 
 impl std::error::Error for PrepareError {}
 
+impl From<LinkError> for PrepareError {
+    fn from(error: LinkError) -> Self {
+        match error {
+            LinkError::UnsupportedImport { module, name } => {
+                PrepareError::UnsupportedImport { module, name }
+            }
+            LinkError::WrongImportType {
+                name,
+                wanted,
+                found,
+            } => PrepareError::WrongImportType {
+                name,
+                wanted: signature(&wanted),
+                found: signature(&found),
+            },
+            LinkError::InvalidModule(reason) => PrepareError::InvalidModule(reason),
+        }
+    }
+}
+
 /// A validated WASI command module taken from a package, ready to [`run`](crate::run).
 ///
 /// Cloning is cheap (shared bytes and module), and one `Prepared` can run any number of
@@ -118,6 +138,11 @@ impl Prepared {
         let mut config = Config::default();
         config.consume_fuel(true);
         config.allow_start_fn(false);
+        // Translate every function now, unmetered: translated lazily, a function's first call
+        // pays fuel for its translation, and one that runs out of fuel there ends with an
+        // error the sliced run cannot resume (a false timeout for a function well within its
+        // budget, or a large function that can never run at all).
+        config.compilation_mode(wasmi::CompilationMode::Eager);
         let engine = Engine::new(&config);
         let lifted = start::lift(&wasm);
         let module = Module::new(&engine, &lifted.wasm)
@@ -218,7 +243,7 @@ fn normalise(path: &str) -> &str {
 }
 
 /// A function type as WebAssembly text writes it, e.g. `(i32, i32) -> i32`.
-pub(crate) fn signature(ty: &FuncType) -> String {
+fn signature(ty: &FuncType) -> String {
     let list = |types: &[wasmi::ValType]| {
         types
             .iter()

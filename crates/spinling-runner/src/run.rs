@@ -6,7 +6,7 @@ use wasmi::{Func, ResumableCall, Store, TrapCode};
 
 use crate::limits::{Limiter, RunLimits, FUEL_PER_SECOND, FUEL_SLICE, MAX_OUTPUT_BYTES};
 use crate::wasi::{self, Host, OutOfTime};
-use crate::Prepared;
+use crate::{PrepareError, Prepared};
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub struct RunOutcome {
     pub status: RunStatus,
     /// The function's output, at most [`MAX_OUTPUT_BYTES`].
     pub stdout: Vec<u8>,
+    /// Whether the function wrote more to stdout than was kept.
+    pub stdout_cut: bool,
     /// The function's log, at most [`MAX_OUTPUT_BYTES`], plus a closing note when stdout or
     /// stderr was cut.
     pub stderr: Vec<u8>,
@@ -93,6 +95,7 @@ pub fn run(prepared: &Prepared, stdin: &[u8], limits: &RunLimits) -> RunOutcome 
     }
     RunOutcome {
         status,
+        stdout_cut: host.stdout.truncated,
         stdout: host.stdout.bytes,
         stderr,
         duration,
@@ -109,7 +112,7 @@ fn execute(store: &mut Store<Host>, prepared: &Prepared, deadline: Instant) -> E
     let module = prepared.module();
     let linker = match wasi::link(store, module) {
         Ok(linker) => linker,
-        Err(err) => return End::NotRunnable(err.to_string()),
+        Err(err) => return End::NotRunnable(PrepareError::from(err).to_string()),
     };
     let first = FUEL_SLICE.min(store.data().unsliced);
     store.data_mut().unsliced -= first;

@@ -12,18 +12,31 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wasmi::{
-    errors::HostError, Caller, Error, Extern, ExternType, Func, Linker, Module, Store, Val, ValType,
+    errors::HostError, Caller, Error, Extern, ExternType, Func, FuncType, Linker, Module, Store,
+    Val, ValType,
 };
 
 use crate::limits::{
     Limiter, HOST_CALL_FUEL, HOST_FUEL_PER_BYTE, HOST_FUEL_PER_IOVEC, HOST_FUEL_PER_SUBSCRIPTION,
     MAX_IOVECS, MAX_POLL_SUBSCRIPTIONS, MAX_RANDOM_BYTES,
 };
-use crate::package::signature;
-use crate::PrepareError;
-
 /// The only import module a function may use.
 pub(crate) const WASI_MODULE: &str = "wasi_snapshot_preview1";
+
+/// Why a module cannot be linked to these functions (a `PrepareError` to its author).
+#[derive(Debug)]
+pub(crate) enum LinkError {
+    /// An import of something other than a WASI function.
+    UnsupportedImport { module: String, name: String },
+    /// A WASI function imported with another type than WASI gives it.
+    WrongImportType {
+        name: String,
+        wanted: FuncType,
+        found: FuncType,
+    },
+    /// The linker refused the module.
+    InvalidModule(String),
+}
 
 /// WASI errno values (`wasi_snapshot_preview1` `errno`).
 mod errno {
@@ -196,12 +209,12 @@ fn per_item(count: i32, cap: u32, each: u64) -> u64 {
 ///
 /// `prepare` calls this on a throwaway store, so a module that would not link is refused
 /// before it ever runs.
-pub(crate) fn link(store: &mut Store<Host>, module: &Module) -> Result<Linker<Host>, PrepareError> {
+pub(crate) fn link(store: &mut Store<Host>, module: &Module) -> Result<Linker<Host>, LinkError> {
     let mut linker = Linker::new(store.engine());
     // A module may import the same function twice.
     linker.allow_shadowing(true);
     for import in module.imports() {
-        let unsupported = || PrepareError::UnsupportedImport {
+        let unsupported = || LinkError::UnsupportedImport {
             module: import.module().to_string(),
             name: import.name().to_string(),
         };
@@ -215,10 +228,10 @@ pub(crate) fn link(store: &mut Store<Host>, module: &Module) -> Result<Linker<Ho
             Some(func) => {
                 let found = func.ty(&*store);
                 if &found != wanted {
-                    return Err(PrepareError::WrongImportType {
+                    return Err(LinkError::WrongImportType {
                         name: import.name().to_string(),
-                        wanted: signature(wanted),
-                        found: signature(&found),
+                        wanted: wanted.clone(),
+                        found,
                     });
                 }
                 func
@@ -227,7 +240,7 @@ pub(crate) fn link(store: &mut Store<Host>, module: &Module) -> Result<Linker<Ho
         };
         linker
             .define(WASI_MODULE, import.name(), func)
-            .map_err(|err| PrepareError::InvalidModule(err.to_string()))?;
+            .map_err(|err| LinkError::InvalidModule(err.to_string()))?;
     }
     Ok(linker)
 }

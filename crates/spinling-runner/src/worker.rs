@@ -9,7 +9,7 @@ use md5::{Digest as _, Md5};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 
-use crate::{Prepared, RunOutcome, RunStatus};
+use crate::{prepare, run, Prepared, RunLimits, RunOutcome, RunStatus, MAX_OUTPUT_BYTES};
 
 /// Qinling's result for a run that timed out.
 pub const TIMEOUT_MESSAGE: &str = "Function execution timeout.";
@@ -27,6 +27,67 @@ pub const MAX_PREPARED_AGE: Duration = Duration::from_secs(3600);
 /// The largest module kept in the cache: hosts cap key-value values at about 1 MB, and the
 /// entry's header needs room too. A larger module is simply prepared on every run.
 pub const MAX_CACHED_MODULE: usize = 1000 * 1000 - 1024;
+
+/// A job, as the API sends it to `POST /execute`.
+#[derive(Debug, Deserialize)]
+pub struct ExecuteRequest {
+    pub download_url: String,
+    pub function_id: String,
+    pub function_version: i64,
+    pub entry: Option<String>,
+    pub input: Option<Json>,
+    pub timeout: u64,
+    pub memory_size: u64,
+    /// Identifies the code, so a module prepared from older code is not run.
+    #[serde(default)]
+    pub package_md5: String,
+    /// The caller's token, for downloading the package when the API checks tokens.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl ExecuteRequest {
+    /// The run's limits: the function's timeout (a second at least) and memory size.
+    pub fn limits(&self) -> RunLimits {
+        RunLimits {
+            timeout_seconds: self.timeout.max(1),
+            memory_bytes: self.memory_size,
+        }
+    }
+}
+
+/// The module to run for `request`: the one its cache entry (`cached`) holds when that was
+/// prepared from this code at most [`MAX_PREPARED_AGE`] before `now`; else the package
+/// `download` fetches (its error says why it could not), checked against the job's md5 and
+/// prepared, with the cache entry to keep for the next job (if it is to be cached). A
+/// failure is the reply to send.
+pub fn module_for(
+    request: &ExecuteRequest,
+    cached: Option<&[u8]>,
+    download: impl FnOnce(&ExecuteRequest) -> Result<Vec<u8>, String>,
+    now: u64,
+) -> Result<(Prepared, Option<Vec<u8>>), Json> {
+    let (md5, entry) = (request.package_md5.as_str(), request.entry.as_deref());
+    if let Some(prepared) = cached.and_then(|bytes| from_cache_entry(bytes, md5, entry, now)) {
+        return Ok((prepared, None));
+    }
+    let package = download(request).map_err(|error| {
+        failure_reply(format!(
+            "Failed to download function package from {}, error: {error}",
+            request.download_url
+        ))
+    })?;
+    check_package(&package, md5).map_err(failure_reply)?;
+    let prepared = prepare(&package, entry).map_err(|e| failure_reply(e.to_string()))?;
+    let new_entry = cache_entry(&prepared, md5, entry, now);
+    Ok((prepared, new_entry))
+}
+
+/// Runs the job's module on its input within its limits: the worker's reply.
+pub fn run_job(request: &ExecuteRequest, prepared: &Prepared) -> Json {
+    let stdin = stdin_of(request.input.as_ref());
+    reply_of(&run(prepared, &stdin, &request.limits()))
+}
 
 /// Hex MD5 of a package (Qinling's `code.md5sum`).
 pub fn md5_hex(bytes: &[u8]) -> String {
@@ -135,11 +196,21 @@ pub fn output_of(stdout: &[u8]) -> Json {
     serde_json::from_str(trimmed).unwrap_or_else(|_| Json::String(trimmed.to_string()))
 }
 
+/// The output of a function that wrote more to stdout than was kept: the text it did keep
+/// (cut JSON is no JSON), marked as cut.
+fn cut_output_of(stdout: &[u8]) -> Json {
+    let text = String::from_utf8_lossy(stdout);
+    Json::String(format!(
+        "{text}\n[spinling] stdout was cut at {MAX_OUTPUT_BYTES} bytes."
+    ))
+}
+
 /// The worker's reply for a run: `{"output", "duration", "logs", "success"}`.
 pub fn reply_of(outcome: &RunOutcome) -> Json {
     let logs = String::from_utf8_lossy(&outcome.stderr).into_owned();
     let duration = (outcome.duration.as_secs_f64() * 1000.0).round() / 1000.0;
     let (output, success) = match &outcome.status {
+        RunStatus::Success if outcome.stdout_cut => (cut_output_of(&outcome.stdout), true),
         RunStatus::Success => (output_of(&outcome.stdout), true),
         RunStatus::Timeout => (json!(TIMEOUT_MESSAGE), false),
         RunStatus::ResourceExhausted(_) => (json!(RESOURCE_MESSAGE), false),
@@ -163,6 +234,86 @@ mod tests {
     fn hello() -> Prepared {
         let wasm = wat::parse_str(r#"(module (func (export "_start")))"#).unwrap();
         Prepared::from_wasm("bin/hello.wasm", wasm).unwrap()
+    }
+
+    fn job(package_md5: &str) -> ExecuteRequest {
+        serde_json::from_value(json!({
+            "download_url": "http://api/v1/functions/f1?download=true",
+            "function_id": "f1",
+            "function_version": 0,
+            "timeout": 0,
+            "memory_size": 1 << 20,
+            "package_md5": package_md5,
+        }))
+        .unwrap()
+    }
+
+    fn hello_package() -> Vec<u8> {
+        let wasm = wat::parse_str(r#"(module (func (export "_start")))"#).unwrap();
+        spinling_test_support::zip_of(&[("hello.wasm", &wasm)])
+    }
+
+    #[test]
+    fn a_job_needs_no_md5_nor_token_and_runs_a_second_at_least() {
+        let job = job("");
+        assert_eq!((job.package_md5.as_str(), job.token.as_deref()), ("", None));
+        assert_eq!(job.limits().timeout_seconds, 1);
+        assert_eq!(job.limits().memory_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn a_module_prepared_now_comes_with_its_cache_entry() {
+        let package = hello_package();
+        let job = job(&md5_hex(&package));
+        let (prepared, entry) = module_for(&job, None, |_| Ok(package.clone()), NOW).unwrap();
+        assert_eq!(prepared.entry(), "hello.wasm");
+        let entry = entry.unwrap();
+        let again = from_cache_entry(&entry, &job.package_md5, None, NOW + 1).unwrap();
+        assert_eq!(again.wasm(), prepared.wasm());
+    }
+
+    #[test]
+    fn a_cached_module_runs_without_a_download() {
+        let package = hello_package();
+        let job = job(&md5_hex(&package));
+        let (_, entry) = module_for(&job, None, |_| Ok(package.clone()), NOW).unwrap();
+        let download = |_: &ExecuteRequest| -> Result<Vec<u8>, String> { panic!("downloaded") };
+        let (prepared, entry) = module_for(&job, entry.as_deref(), download, NOW + 1).unwrap();
+        assert_eq!(prepared.entry(), "hello.wasm");
+        assert!(entry.is_none(), "a hit rewrites no entry");
+        assert_eq!(run_job(&job, &prepared)["success"], true);
+    }
+
+    #[test]
+    fn a_failed_download_is_the_reply_naming_the_url() {
+        let reply = module_for(&job(""), None, |_| Err("404 gone".into()), NOW).unwrap_err();
+        assert_eq!(
+            reply["output"],
+            "Failed to download function package from \
+             http://api/v1/functions/f1?download=true, error: 404 gone"
+        );
+        assert_eq!(reply["success"], false);
+    }
+
+    #[test]
+    fn a_package_that_is_not_the_job_s_code_is_not_run() {
+        let job = job(&md5_hex(b"the job's code"));
+        let reply = module_for(&job, None, |_| Ok(hello_package()), NOW).unwrap_err();
+        let output = reply["output"].as_str().unwrap();
+        assert!(
+            output.starts_with("The function's package changed"),
+            "{output}"
+        );
+    }
+
+    #[test]
+    fn a_package_that_does_not_prepare_replies_why() {
+        let reply = module_for(&job(""), None, |_| Ok(b"not a zip".to_vec()), NOW).unwrap_err();
+        let output = reply["output"].as_str().unwrap();
+        assert!(
+            output.starts_with("The package is not a valid zip archive"),
+            "{output}"
+        );
     }
 
     #[test]
@@ -281,12 +432,23 @@ mod tests {
     fn outcome(status: RunStatus, stdout: &[u8]) -> RunOutcome {
         RunOutcome {
             status,
+            stdout_cut: false,
             stdout: stdout.to_vec(),
             stderr: b"log".to_vec(),
             duration: Duration::from_micros(1_234_567),
             exit_code: None,
             fuel_consumed: 0,
         }
+    }
+
+    #[test]
+    fn an_output_that_was_cut_says_so_in_the_output() {
+        let mut cut = outcome(RunStatus::Success, b"{\"a\": [1, 2");
+        cut.stdout_cut = true;
+        assert_eq!(
+            reply_of(&cut)["output"],
+            format!("{{\"a\": [1, 2\n[spinling] stdout was cut at {MAX_OUTPUT_BYTES} bytes.")
+        );
     }
 
     #[test]

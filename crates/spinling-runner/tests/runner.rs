@@ -7,7 +7,7 @@ use spinling_runner::{
     prepare, run, PrepareError, Prepared, RunLimits, RunOutcome, RunStatus, MAX_ENTRY_BYTES,
     MAX_OUTPUT_BYTES,
 };
-use spinling_test_support::zip_of;
+use spinling_test_support::{wat_package, zip_of};
 
 const LIMITS: RunLimits = RunLimits {
     timeout_seconds: 5,
@@ -20,11 +20,11 @@ fn wasm(wat: &str) -> Vec<u8> {
 
 /// A package of one module, `main.wasm`, prepared without naming the entry.
 fn prepared(wat: &str) -> Prepared {
-    prepare(&zip_of(&[("main.wasm", &wasm(wat))]), None).unwrap()
+    prepare(&wat_package(wat), None).unwrap()
 }
 
 fn refusal(wat: &str) -> PrepareError {
-    prepare(&zip_of(&[("main.wasm", &wasm(wat))]), None).unwrap_err()
+    prepare(&wat_package(wat), None).unwrap_err()
 }
 
 fn text(bytes: &[u8]) -> &str {
@@ -457,4 +457,16 @@ fn fuel_rate_on_this_machine() {
         rate / 1e6,
         spinling_runner::FUEL_PER_SECOND / 1_000_000
     );
+}
+
+#[test]
+fn a_large_function_runs_within_its_budget() {
+    // About 750 KB of code in one function: translating it costs more fuel than one slice of
+    // the run, which must not be mistaken for a timeout.
+    let body = "(drop (i32.const 0))\n".repeat(250_000);
+    let wat = format!(
+        r#"(module (memory (export "memory") 1) (func $big {body}) (func (export "_start") (call $big)))"#
+    );
+    let outcome = run(&prepared(&wat), b"", &LIMITS);
+    assert_eq!(outcome.status, RunStatus::Success, "{outcome:?}");
 }

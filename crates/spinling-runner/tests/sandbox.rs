@@ -8,7 +8,11 @@ use spinling_runner::{
     prepare, run, Prepared, RunLimits, RunOutcome, RunStatus, HOST_CALL_FUEL, HOST_FUEL_PER_BYTE,
     MAX_IOVECS, MAX_POLL_SUBSCRIPTIONS, MAX_RANDOM_BYTES,
 };
-use spinling_test_support::zip_of;
+use spinling_test_support::hostile::{
+    exiting_with, looping, looping_in_start, polling_many_subscriptions, CLOCK, RANDOM_16_MIB,
+    RANDOM_1_MIB, READ_2M_IOVECS, WASI, WRITE_2M_IOVECS,
+};
+use spinling_test_support::wat_package;
 
 /// One second of timeout; the hostile modules use 16 MiB of memory.
 const LIMITS: RunLimits = RunLimits {
@@ -20,11 +24,7 @@ const LIMITS: RunLimits = RunLimits {
 const GRACE: Duration = Duration::from_secs(1);
 
 fn prepared(wat: &str) -> Prepared {
-    prepare(
-        &zip_of(&[("main.wasm", &wat::parse_str(wat).unwrap())]),
-        None,
-    )
-    .unwrap()
+    prepare(&wat_package(wat), None).unwrap()
 }
 
 /// Runs on a thread and gives up waiting well after the grace, so a run that escapes its
@@ -60,57 +60,6 @@ fn errno_of(wat: &str) -> i32 {
         .exit_code
         .unwrap_or_else(|| panic!("no exit: {outcome:?}"))
 }
-
-const WASI: &str = r#"
-  (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-  (memory (export "memory") 256)"#;
-
-/// A module whose `_start` runs `body` (WAT instructions) forever.
-fn looping(body: &str) -> String {
-    format!(r#"(module {WASI} (func (export "_start") (loop $again {body} (br $again))))"#)
-}
-
-/// A module whose start section runs `body` forever, with an empty `_start`.
-fn looping_in_start(body: &str) -> String {
-    format!(
-        r#"(module {WASI} (func $init (loop $again {body} (br $again))) (start $init)
-  (func (export "_start")))"#
-    )
-}
-
-/// A module that exits with what one call (`call`, leaving an i32) answered.
-fn exiting_with(call: &str) -> String {
-    format!(r#"(module {WASI} (func (export "_start") (call $exit {call}) unreachable))"#)
-}
-
-const RANDOM_16_MIB: &str = "(drop (call $random (i32.const 0) (i32.const 16777216)))";
-const RANDOM_1_MIB: &str = "(drop (call $random (i32.const 0) (i32.const 1048576)))";
-/// Two million iovecs (16 MiB of zeros: empty buffers at address 0).
-const WRITE_2M_IOVECS: &str =
-    "(drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 2097152) (i32.const 0)))";
-const READ_2M_IOVECS: &str =
-    "(drop (call $fd_read (i32.const 0) (i32.const 0) (i32.const 2097152) (i32.const 0)))";
-/// A module whose `_start` polls 150,000 stdin subscriptions (always ready, so it never
-/// sleeps) forever: the subscriptions from address 0, the events from 8 MiB.
-fn polling_many_subscriptions() -> String {
-    format!(
-        r#"(module {WASI}
-  (func (export "_start") (local $i i32)
-    (loop $fill
-      (i32.store8 (i32.add (i32.mul (local.get $i) (i32.const 48)) (i32.const 8)) (i32.const 1))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $fill (i32.lt_u (local.get $i) (i32.const 150000))))
-    (loop $again
-      (drop (call $poll (i32.const 0) (i32.const 8388608) (i32.const 150000) (i32.const 0)))
-      (br $again))))"#
-    )
-}
-const CLOCK: &str = "(drop (call $clock (i32.const 0) (i64.const 0) (i32.const 0)))";
 
 #[test]
 fn a_random_get_of_16_mib_in_a_loop_ends_as_a_timeout() {

@@ -3,6 +3,7 @@
 
 mod identity;
 pub mod outbound;
+mod scheduler;
 mod storage;
 mod workers;
 
@@ -13,9 +14,10 @@ use futures::{SinkExt, StreamExt};
 use identity::HttpIdentity;
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
 use spinling_core::api::{self, Env, Handler};
-use spinling_core::auth::{AuthMode, Keystone};
+use spinling_core::auth::Keystone;
 use spinling_core::cache::{Cache, NoCache};
-use spinling_core::context::{Caller, Settings};
+use spinling_core::config::{groups, AuthMode, Reads, Settings, Variables};
+use spinling_core::context::Caller;
 use spinling_core::cors;
 use spinling_core::db::Database;
 use spinling_core::error::{ApiError, ErrorKind};
@@ -39,51 +41,68 @@ pub struct Group {
     needs_database: bool,
     /// Root (`/`, `/v1/`, unknown paths) is open to anyone, as in Qinling.
     authenticates: bool,
+    /// Paths of an authenticating group that are open to anyone all the same (a webhook's
+    /// invoke); they keep the site guard and the body limit.
+    open_path: fn(&ApiRequest) -> bool,
     /// Groups that read versions (and cache them) or change them (and forget them).
     uses_cache: bool,
     /// Function create and update carry packages, up to `max_package_size`.
     takes_packages: bool,
+    /// The Spin variables it reads: all that `spin.toml` maps into its component.
+    variables: Reads,
+    /// The jobs group also serves the scheduler's loop (see `scheduler`).
+    runs_scheduler: bool,
 }
 
 impl Group {
-    const fn new(handler: Handler) -> Group {
+    const fn new(handler: Handler, variables: Reads) -> Group {
         Group {
             handler,
             needs_database: true,
             authenticates: true,
+            open_path: |_| false,
             uses_cache: false,
             takes_packages: false,
+            variables,
+            runs_scheduler: false,
         }
     }
     pub const ROOT: Group = Group {
         needs_database: false,
         authenticates: false,
-        ..Group::new(api::root::handle)
+        ..Group::new(api::root::handle, groups::ROOT)
     };
-    pub const RUNTIMES: Group = Group::new(api::runtimes::handle);
+    pub const RUNTIMES: Group = Group::new(api::runtimes::handle, groups::RUNTIMES);
     pub const FUNCTIONS: Group = Group {
         uses_cache: true,
         takes_packages: true,
-        ..Group::new(api::functions::handle)
+        ..Group::new(api::functions::handle, groups::FUNCTIONS)
     };
     pub const VERSIONS: Group = Group {
         uses_cache: true,
-        ..Group::new(api::versions::handle)
+        ..Group::new(api::versions::handle, groups::VERSIONS)
     };
-    pub const ALIASES: Group = Group::new(api::aliases::handle);
+    pub const ALIASES: Group = Group::new(api::aliases::handle, groups::ALIASES);
+    pub const JOBS: Group = Group {
+        uses_cache: true,
+        runs_scheduler: true,
+        ..Group::new(api::jobs::handle, groups::JOBS)
+    };
     pub const EXECUTIONS: Group = Group {
         uses_cache: true,
-        ..Group::new(api::executions::handle)
+        ..Group::new(api::executions::handle, groups::EXECUTIONS)
+    };
+    /// `POST /v1/webhooks/{id}/invoke` needs no token (it runs an execution, as executions do).
+    pub const WEBHOOKS: Group = Group {
+        uses_cache: true,
+        open_path: api::webhooks::is_open_path,
+        ..Group::new(api::webhooks::handle, groups::WEBHOOKS)
     };
 }
 
-/// Reads a Spin variable; an undeclared or unset one reads as `None`.
-fn variable(name: &str) -> Option<String> {
+/// Reads a Spin variable; one the component does not map, or an unset one, reads as `None`.
+fn spin_variable(name: &str) -> Option<String> {
     spin_sdk::variables::get(name).ok()
-}
-
-fn settings() -> Result<Settings, ApiError> {
-    Settings::from_variables(variable).map_err(configuration_error)
 }
 
 fn configuration_error(e: String) -> ApiError {
@@ -92,11 +111,16 @@ fn configuration_error(e: String) -> ApiError {
 }
 
 /// The caller as `auth_mode` says: anyone (`none`) or the owner of a validated token.
-fn caller(request: &ApiRequest, group: Group, cache: &dyn Cache) -> Result<Caller, ApiError> {
-    if !group.authenticates {
+fn caller(
+    request: &ApiRequest,
+    group: Group,
+    variables: &Variables,
+    cache: &dyn Cache,
+) -> Result<Caller, ApiError> {
+    if !group.authenticates || (group.open_path)(request) {
         return Ok(Caller::unauthenticated(request));
     }
-    match AuthMode::from_variables(variable).map_err(configuration_error)? {
+    match AuthMode::from_variables(variables).map_err(configuration_error)? {
         AuthMode::None => Ok(Caller::unauthenticated(request)),
         AuthMode::Keystone(config) => Keystone {
             config: &config,
@@ -107,6 +131,21 @@ fn caller(request: &ApiRequest, group: Group, cache: &dyn Cache) -> Result<Calle
     }
 }
 
+/// Spinling's own Keystone token in auth mode `keystone` (cached in key-value, as for
+/// validating callers), or none.
+fn service_token(variables: &Variables, cache: &dyn Cache) -> Result<Option<String>, ApiError> {
+    match AuthMode::from_variables(variables).map_err(configuration_error)? {
+        AuthMode::None => Ok(None),
+        AuthMode::Keystone(config) => Keystone {
+            config: &config,
+            transport: &HttpIdentity,
+            cache,
+        }
+        .job_token(now_unix())
+        .map(Some),
+    }
+}
+
 /// Serves one request with the group's handler: in auth mode `none`, refuses a request for a
 /// host or from a site not allowed; answers a CORS preflight at once; otherwise identifies the
 /// caller, reads the body within its limit, opens the database, runs the
@@ -114,17 +153,23 @@ fn caller(request: &ApiRequest, group: Group, cache: &dyn Cache) -> Result<Calle
 /// executions: Spin keeps the instance until this returns).
 pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, group: Group) {
     // Read once: CORS and the body limit depend on them, and so does the handler.
-    let settings = match settings() {
+    let variables = Variables::new(group.variables, &spin_variable);
+    let settings = match Settings::from_variables(&variables).map_err(configuration_error) {
         Ok(settings) => settings,
         Err(e) => return write_response(response_out, e.into()).await,
     };
     let mut head = request_head(&request);
     // First of all: a page of another site gets nothing from a laptop's API.
-    if let Err(e) = hosts::check_site(&settings, &head) {
+    let site_guard = settings.site_guard.as_ref();
+    if let Err(e) = hosts::check_site(site_guard, &settings.cors_allowed_origins, &head) {
         return write_response(response_out, e.into()).await;
     }
     if let Some(public_url) = &settings.public_url {
         head.base_url = public_url.clone();
+    }
+    // The scheduler's loop has no token: its lease's holder id opens it.
+    if group.runs_scheduler && scheduler::is_loop_request(&head) {
+        return serve_scheduler_loop(request, response_out, head, &settings, &variables).await;
     }
     // Before authentication, the body and storage: browsers send preflights without a token.
     if let Some(answer) = cors::preflight(&settings.cors_allowed_origins, &head) {
@@ -138,7 +183,7 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
     };
     let key_value = KeyValueCache::open();
     // Before the body: a caller without a valid token does not get to upload 50 MiB.
-    let caller = match caller(&head, group, &key_value) {
+    let caller = match caller(&head, group, &variables, &key_value) {
         Ok(caller) => caller,
         Err(e) => return write_response(response_out, with_cors(e.into())).await,
     };
@@ -148,14 +193,14 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
         Err(e) => return write_response(response_out, with_cors(e.into())).await,
     };
     let request = head;
-    let db = match group.needs_database {
+    let spin_db = match group.needs_database {
         true => match open_database(&request, &settings) {
             Ok(db) => Some(db),
             Err(e) => return write_response(response_out, with_cors(e.into())).await,
         },
         false => None,
     };
-    let migrating = db.as_ref().map(|db| SelfMigrating(db));
+    let migrating = spin_db.as_ref().map(|db| SelfMigrating(db));
     let db: &dyn Database = match &migrating {
         Some(db) => db,
         None => &storage::NoDatabase,
@@ -170,6 +215,7 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
         settings: &worker_settings,
         executor: &HttpExecutor,
     };
+    let service_token = || service_token(&variables, &key_value);
     let env = Env {
         db,
         cache,
@@ -177,11 +223,59 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
         settings,
         workers: &HttpWorkerProbe,
         executor: &executor,
+        service_token: &service_token,
         deferred: Default::default(),
     };
     let response = api::respond(group.handler, &env, &request);
+    // Before the response: a newer Spin may end the instance's work once it is sent. Only a
+    // request that opened the database anyway pays for the look at the lease: a read served
+    // from the cache stays free of SQLite.
+    if spin_db.as_ref().is_some_and(SpinDatabase::is_open) {
+        scheduler::kick(db, &request.base_url);
+    }
     write_response(response_out, with_cors(response)).await;
     env.run_deferred();
+}
+
+/// Answers a loop request of the scheduler whose holder holds the lease with 202 and then
+/// loops (see `scheduler`); any other gets a 404.
+async fn serve_scheduler_loop(
+    request: IncomingRequest,
+    response_out: ResponseOutparam,
+    mut head: ApiRequest,
+    settings: &Settings,
+    variables: &Variables<'_>,
+) {
+    head.body = match read_body(request, &head, settings.max_request_body).await {
+        Ok(body) => body,
+        Err(e) => return write_response(response_out, e.into()).await,
+    };
+    let db = SpinDatabase::new();
+    if let Err(e) = migrate(&db) {
+        return write_response(response_out, ApiError::from(e).into()).await;
+    }
+    let Some(order) = scheduler::LoopOrder::accept(&db, &head.body) else {
+        return write_response(response_out, ApiError::path_not_found().into()).await;
+    };
+    write_response(response_out, ApiResponse::empty(202)).await;
+    let key_value = KeyValueCache::open();
+    let executor = AllowedWorkers {
+        settings,
+        executor: &HttpExecutor,
+    };
+    let token = || {
+        service_token(variables, &key_value).unwrap_or_else(|e| {
+            eprintln!("scheduler: no service token: {}", e.log_line());
+            None
+        })
+    };
+    scheduler::run(
+        &db,
+        &order,
+        &executor,
+        settings.public_url.as_deref(),
+        &token,
+    );
 }
 
 /// Packages travel in multipart bodies only: any other body is held to `max_request_body`.
@@ -201,7 +295,10 @@ fn open_database(request: &ApiRequest, settings: &Settings) -> Result<SpinDataba
         migrate(&db)?;
         // Per connection; a backend without the pragma (libSQL remote) ignores it.
         let _ = db.execute(
-            &format!("PRAGMA synchronous = {}", settings.sqlite_synchronous),
+            &format!(
+                "PRAGMA synchronous = {}",
+                settings.sqlite_synchronous.pragma_value()
+            ),
             &[],
         );
     }

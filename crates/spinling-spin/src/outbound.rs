@@ -26,7 +26,8 @@ pub struct Call<'a> {
     pub url: &'a str,
     pub headers: &'a [(&'a str, &'a str)],
     pub body: &'a [u8],
-    /// Connect, first-byte and between-bytes timeouts, in nanoseconds.
+    /// Connect, first-byte and between-bytes timeouts, in nanoseconds, and the most the
+    /// whole call may take: a peer that trickles its answer byte by byte is cut off too.
     pub timeout_ns: u64,
 }
 
@@ -77,6 +78,7 @@ pub fn call(call: &Call) -> Result<Reply, CallError> {
 /// Sends the request and reads the response, whose body may hold at most `max_body` bytes:
 /// past that, reading stops (the rest is never buffered) and the call fails as `TooLarge`.
 pub fn call_within(call: &Call, max_body: usize) -> Result<Reply, CallError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_nanos(call.timeout_ns);
     let (scheme, authority, path) = split(call.url)?;
     let headers: Vec<(String, Vec<u8>)> = call
         .headers
@@ -137,6 +139,9 @@ pub fn call_within(call: &Call, max_body: usize) -> Result<Reply, CallError> {
         // Never more than one byte past the cap: enough to tell that the body is too large.
         let room = (max_body - bytes.len()).saturating_add(1);
         let want = room.min(1024 * 1024) as u64;
+        if std::time::Instant::now() > deadline {
+            return Err(CallError::Timeout);
+        }
         match stream.blocking_read(want) {
             Ok(chunk) => bytes.extend_from_slice(&chunk),
             Err(StreamError::Closed) => break,

@@ -16,12 +16,17 @@ impl SpinDatabase {
         SpinDatabase::default()
     }
 
+    /// Whether this request has opened its connection yet (lazily, on the first statement).
+    pub fn is_open(&self) -> bool {
+        self.0.get().is_some()
+    }
+
     fn connection(&self) -> Result<&Connection, DbError> {
         if let Some(connection) = self.0.get() {
             return Ok(connection);
         }
         let connection = Connection::open_default()
-            .map_err(|e| DbError(format!("could not open the default database: {e:?}")))?;
+            .map_err(|e| DbError::other(format!("could not open the default database: {e:?}")))?;
         Ok(self.0.get_or_init(|| connection))
     }
 }
@@ -46,11 +51,12 @@ fn from_spin(value: SpinValue) -> Value {
     }
 }
 
+/// Spin passes SQLite's own message in `Io`; it is classified here, once.
 fn describe(e: Error) -> DbError {
-    DbError(match e {
-        Error::Io(message) => message,
-        other => format!("{other:?}"),
-    })
+    match e {
+        Error::Io(message) => DbError::from_sqlite_message(message),
+        other => DbError::other(format!("{other:?}")),
+    }
 }
 
 impl Database for SpinDatabase {
@@ -73,7 +79,7 @@ pub struct NoDatabase;
 
 impl Database for NoDatabase {
     fn execute(&self, _sql: &str, _params: &[Value]) -> Result<Rows, DbError> {
-        Err(DbError("this component has no database".into()))
+        Err(DbError::other("this component has no database"))
     }
 }
 

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 pub use serde_json;
-pub use spinling_test_support::zip_of;
+pub use spinling_test_support::{hostile, wat_package, zip_of};
 
 pub mod keystone;
 
@@ -123,6 +123,16 @@ impl Api {
         self.state
     }
 
+    /// A second instance of the app over this one's state (another replica on the same
+    /// database and key-value store), as a bare test-host app.
+    pub fn replica(&self) -> BlockingApp {
+        BlockingApp::load(HostOptions::new(
+            repo_root().join("spin.toml"),
+            self.state.path(),
+        ))
+        .unwrap()
+    }
+
     pub fn request(
         &self,
         method: &str,
@@ -210,6 +220,26 @@ impl Api {
             .as_str()
             .unwrap()
             .to_string()
+    }
+
+    /// Creates a package function with extra form fields (`("timeout", "1")`) and returns
+    /// its id.
+    pub fn create_function_id_with(
+        &self,
+        runtime_id: &str,
+        package: &[u8],
+        fields: &[(&str, &str)],
+    ) -> String {
+        let reply = self.create_function_with(runtime_id, package, fields);
+        reply.assert_status(201);
+        reply.json()["id"].as_str().unwrap().to_string()
+    }
+
+    /// Creates a package function, with extra form fields, on a new runtime of the built-in
+    /// wasm image, and returns its id.
+    pub fn create_wasm_function(&self, package: &[u8], fields: &[(&str, &str)]) -> String {
+        let runtime = self.create_runtime();
+        self.create_function_id_with(&runtime, package, fields)
     }
 
     pub fn create_function_with(
@@ -335,9 +365,4 @@ pub fn example_package(name: &str) -> Vec<u8> {
         )
     });
     zip_of(&[(&format!("{name}.wasm"), &wasm)])
-}
-
-/// A package holding a module written in WAT, as `main.wasm`.
-pub fn wat_package(wat: &str) -> Vec<u8> {
-    zip_of(&[("main.wasm", &wat::parse_str(wat).unwrap())])
 }

@@ -58,7 +58,13 @@ fn assert_granted(reply: &Reply) {
         Some("GET, PUT, POST, DELETE, PATCH")
     );
     let allowed = reply.header("access-control-allow-headers").unwrap();
-    for header in ["X-Auth-Token", "X-Project-Id", "Content-Type"] {
+    for header in [
+        "X-Auth-Token",
+        "X-Project-Id",
+        "Content-Type",
+        "If-Match",
+        "If-None-Match",
+    ] {
         assert!(allowed.contains(header), "{allowed}");
     }
     assert_eq!(
@@ -80,7 +86,7 @@ fn assert_cors_response(reply: &Reply) {
     );
     assert_eq!(
         reply.header("access-control-expose-headers").as_deref(),
-        Some("X-Auth-Token, X-Subject-Token, X-Service-Token, X-Project-Id, X-User-Name, X-Project-Name")
+        Some("X-Auth-Token, X-Subject-Token, X-Service-Token, X-Project-Id, X-User-Name, X-Project-Name, ETag")
     );
     assert_eq!(reply.header("vary").as_deref(), Some("Origin"));
     assert_eq!(reply.header("access-control-allow-credentials"), None);

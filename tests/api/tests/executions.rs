@@ -2,14 +2,6 @@ use serde_json::{json, Value as Json};
 use spinling_api_tests::{example_package, wat_package, Api};
 use std::time::{Duration, Instant};
 
-/// A builtin-runtime function from `package`, with extra form fields.
-fn function(api: &Api, package: &[u8], fields: &[(&str, &str)]) -> String {
-    let runtime = api.create_runtime();
-    let reply = api.create_function_with(&runtime, package, fields);
-    reply.assert_status(201);
-    reply.json()["id"].as_str().unwrap().to_string()
-}
-
 fn execute(api: &Api, body: Json) -> Json {
     let reply = api.post_json("/v1/executions", &body);
     reply.assert_status(201);
@@ -33,7 +25,7 @@ const MEMORY_BOMB: &str = r#"(module (memory (export "memory") 1)
 #[test]
 fn a_sync_execution_runs_the_function_on_its_input() {
     let api = Api::start();
-    let fid = function(&api, &example_package("echo"), &[]);
+    let fid = api.create_wasm_function(&example_package("echo"), &[]);
     let execution = execute(
         &api,
         json!({"function_id": fid, "input": "{\"name\": \"Spin\"}"}),
@@ -52,7 +44,7 @@ fn a_sync_execution_runs_the_function_on_its_input() {
 #[test]
 fn the_log_is_what_the_function_wrote_to_stderr() {
     let api = Api::start();
-    let fid = function(&api, &example_package("echo"), &[]);
+    let fid = api.create_wasm_function(&example_package("echo"), &[]);
     let id = execute(
         &api,
         json!({"function_id": fid, "input": "{\"name\": \"x\"}"}),
@@ -72,7 +64,7 @@ fn the_log_is_what_the_function_wrote_to_stderr() {
 #[test]
 fn a_non_zero_exit_is_failed() {
     let api = Api::start();
-    let fid = function(&api, &example_package("echo"), &[]);
+    let fid = api.create_wasm_function(&example_package("echo"), &[]);
     let execution = execute(&api, json!({"function_id": fid, "input": "not json"}));
     assert_eq!(execution["status"], "failed");
     assert_eq!(execution["input"], "not json");
@@ -81,7 +73,7 @@ fn a_non_zero_exit_is_failed() {
 #[test]
 fn a_runaway_loop_ends_as_a_timeout() {
     let api = Api::start();
-    let fid = function(&api, &wat_package(LOOP), &[("timeout", "1")]);
+    let fid = api.create_wasm_function(&wat_package(LOOP), &[("timeout", "1")]);
     let started = Instant::now();
     let execution = execute(&api, json!({"function_id": fid}));
     assert!(
@@ -98,7 +90,7 @@ fn a_runaway_loop_ends_as_a_timeout() {
 #[test]
 fn memory_exhaustion_ends_as_failed() {
     let api = Api::start();
-    let fid = function(&api, &wat_package(MEMORY_BOMB), &[]);
+    let fid = api.create_wasm_function(&wat_package(MEMORY_BOMB), &[]);
     let execution = execute(&api, json!({"function_id": fid}));
     assert_eq!(execution["status"], "failed");
     assert_eq!(
@@ -110,7 +102,7 @@ fn memory_exhaustion_ends_as_failed() {
 #[test]
 fn a_missing_entry_is_failed_with_a_message() {
     let api = Api::start();
-    let fid = function(&api, &example_package("hello"), &[("entry", "nope.wasm")]);
+    let fid = api.create_wasm_function(&example_package("hello"), &[("entry", "nope.wasm")]);
     let execution = execute(&api, json!({"function_id": fid}));
     assert_eq!(execution["status"], "failed");
     assert!(
@@ -125,7 +117,7 @@ fn a_missing_entry_is_failed_with_a_message() {
 #[test]
 fn an_async_execution_answers_running_and_finishes_by_itself() {
     let api = Api::start();
-    let fid = function(&api, &example_package("hello"), &[]);
+    let fid = api.create_wasm_function(&example_package("hello"), &[]);
     let execution = execute(&api, json!({"function_id": fid, "sync": false}));
     assert_eq!(execution["status"], "running");
     assert!(execution["result"].is_null());
@@ -145,7 +137,7 @@ fn an_async_execution_answers_running_and_finishes_by_itself() {
 #[test]
 fn a_version_runs_as_published_and_counts_on_the_version() {
     let api = Api::start();
-    let fid = function(&api, &example_package("hello"), &[]);
+    let fid = api.create_wasm_function(&example_package("hello"), &[]);
     api.publish(&fid).assert_status(201);
     api.update_package(&fid, &example_package("echo"))
         .assert_status(200);
@@ -170,7 +162,7 @@ fn a_version_runs_as_published_and_counts_on_the_version() {
 #[test]
 fn a_version_shown_before_it_runs_shows_its_new_count_after() {
     let api = Api::start();
-    let fid = function(&api, &example_package("hello"), &[]);
+    let fid = api.create_wasm_function(&example_package("hello"), &[]);
     api.publish(&fid).assert_status(201);
     let version = format!("/v1/functions/{fid}/versions/1");
     let list = format!("/v1/functions/{fid}/versions");
@@ -184,7 +176,7 @@ fn a_version_shown_before_it_runs_shows_its_new_count_after() {
 #[test]
 fn an_alias_resolves_when_the_execution_is_created() {
     let api = Api::start();
-    let fid = function(&api, &example_package("hello"), &[]);
+    let fid = api.create_wasm_function(&example_package("hello"), &[]);
     api.publish(&fid).assert_status(201);
     api.update_package(&fid, &example_package("echo"))
         .assert_status(200);
@@ -218,7 +210,7 @@ fn an_alias_resolves_when_the_execution_is_created() {
 #[test]
 fn executing_a_deleted_version_is_404() {
     let api = Api::start();
-    let fid = function(&api, &example_package("hello"), &[]);
+    let fid = api.create_wasm_function(&example_package("hello"), &[]);
     api.publish(&fid).assert_status(201);
     api.delete(&format!("/v1/functions/{fid}/versions/1"))
         .assert_status(204);
@@ -247,7 +239,7 @@ fn a_function_or_alias_is_required() {
 #[test]
 fn executions_are_listed_filtered_shown_and_deleted() {
     let api = Api::start();
-    let fid = function(&api, &example_package("echo"), &[]);
+    let fid = api.create_wasm_function(&example_package("echo"), &[]);
     let ok = execute(&api, json!({"function_id": fid, "input": "{}"}));
     execute(&api, json!({"function_id": fid, "input": "bad"}));
     let list = api
@@ -269,7 +261,7 @@ fn executions_are_listed_filtered_shown_and_deleted() {
 #[test]
 fn list_filters_take_qinling_operators() {
     let api = Api::start();
-    let fid = function(&api, &example_package("echo"), &[]);
+    let fid = api.create_wasm_function(&example_package("echo"), &[]);
     let nightly = execute(
         &api,
         json!({"function_id": fid, "input": "{}", "description": "nightly run"}),
@@ -304,7 +296,7 @@ fn list_filters_take_qinling_operators() {
 #[test]
 fn function_version_is_a_list_filter() {
     let api = Api::start();
-    let fid = function(&api, &example_package("hello"), &[]);
+    let fid = api.create_wasm_function(&example_package("hello"), &[]);
     api.publish(&fid).assert_status(201);
     let latest = execute(&api, json!({"function_id": fid}))["id"].clone();
     let v1 = execute(&api, json!({"function_id": fid, "function_version": 1}))["id"].clone();
@@ -326,7 +318,7 @@ fn function_version_is_a_list_filter() {
 #[test]
 fn a_client_chosen_execution_id_is_kept_and_cannot_be_taken_twice() {
     let api = Api::start();
-    let fid = function(&api, &example_package("hello"), &[]);
+    let fid = api.create_wasm_function(&example_package("hello"), &[]);
     let id = "11111111-2222-4333-8444-aaaaaaaaaaaa";
     let execution = execute(&api, json!({"function_id": fid, "id": id}));
     assert_eq!(execution["id"], id);
@@ -340,7 +332,7 @@ fn a_client_chosen_execution_id_is_kept_and_cannot_be_taken_twice() {
 #[test]
 fn counting_an_execution_updates_what_it_counts_on() {
     let api = Api::start();
-    let fid = function(&api, &example_package("hello"), &[]);
+    let fid = api.create_wasm_function(&example_package("hello"), &[]);
     let function = format!("/v1/functions/{fid}");
     assert_eq!(api.get(&function).json()["updated_at"], Json::Null);
     execute(&api, json!({"function_id": fid}));
@@ -355,7 +347,7 @@ fn counting_an_execution_updates_what_it_counts_on() {
 #[test]
 fn input_that_is_not_an_object_is_kept_raw_and_empty_input_is_none() {
     let api = Api::start();
-    let fid = function(&api, &example_package("hello"), &[]);
+    let fid = api.create_wasm_function(&example_package("hello"), &[]);
     let list = execute(&api, json!({"function_id": fid, "input": "[1, 2]"}));
     assert_eq!(list["input"], "[1, 2]");
     let empty = execute(&api, json!({"function_id": fid, "input": ""}));
@@ -365,7 +357,7 @@ fn input_that_is_not_an_object_is_kept_raw_and_empty_input_is_none() {
 #[test]
 fn detaching_a_version_drops_its_prepared_module_and_the_next_run_rebuilds_it() {
     let api = Api::start();
-    let fid = function(&api, &example_package("hello"), &[]);
+    let fid = api.create_wasm_function(&example_package("hello"), &[]);
     api.publish(&fid).assert_status(201);
     let key = format!("spinling:v1:prepared:{fid}:1");
     let run = |api: &Api| execute(api, json!({"function_id": fid, "function_version": 1}));
@@ -386,7 +378,7 @@ fn detaching_a_version_drops_its_prepared_module_and_the_next_run_rebuilds_it() 
 #[test]
 fn a_changed_function_never_runs_its_old_prepared_module() {
     let api = Api::start();
-    let fid = function(&api, &example_package("hello"), &[]);
+    let fid = api.create_wasm_function(&example_package("hello"), &[]);
     assert_eq!(
         result(&execute(&api, json!({"function_id": fid})))["output"],
         "Hello, Spinling!"
@@ -403,7 +395,7 @@ fn a_changed_function_never_runs_its_old_prepared_module() {
 #[test]
 fn a_runaway_function_does_not_slow_other_requests() {
     let api = Api::start();
-    let fid = function(&api, &wat_package(LOOP), &[("timeout", "3")]);
+    let fid = api.create_wasm_function(&wat_package(LOOP), &[("timeout", "3")]);
     std::thread::scope(|s| {
         let runaway = s.spawn(|| execute(&api, json!({"function_id": fid})));
         std::thread::sleep(Duration::from_millis(300));
@@ -421,7 +413,7 @@ fn a_runaway_function_does_not_slow_other_requests() {
 #[test]
 fn an_execution_left_running_past_its_timeout_and_grace_is_failed() {
     let api = Api::start();
-    let fid = function(&api, &example_package("hello"), &[("timeout", "2")]);
+    let fid = api.create_wasm_function(&example_package("hello"), &[("timeout", "2")]);
     let id = execute(&api, json!({"function_id": fid}))["id"]
         .as_str()
         .unwrap()

@@ -32,6 +32,9 @@ fn every_documented_operation_is_served() {
     let execution = api.post_json("/v1/executions", &json!({"function_id": fid}));
     execution.assert_status(201);
     let eid = execution.json()["id"].as_str().unwrap().to_string();
+    let webhook = api.post_json("/v1/webhooks", &json!({"function_id": fid}));
+    webhook.assert_status(201);
+    let wid = webhook.json()["id"].as_str().unwrap().to_string();
     let doc = document();
     let mut checked = 0;
     for (template, operations) in doc["paths"].as_object().unwrap() {
@@ -40,7 +43,8 @@ fn every_documented_operation_is_served() {
             .replace("{function_id}", &fid)
             .replace("{version_number}", "1")
             .replace("{name}", "prod")
-            .replace("{execution_id}", &eid);
+            .replace("{execution_id}", &eid)
+            .replace("{webhook_id}", &wid);
         for method in ["get", "post", "put", "delete"] {
             if operations.get(method).is_none() {
                 continue;
@@ -72,25 +76,41 @@ fn schemathesis() -> Option<PathBuf> {
 
 /// Fuzzes the app served at `address` from the document for at most `seconds`, sending
 /// `headers` with every request; fails on a 5xx or a response the document does not allow.
+///
+/// A run the fuzzer itself crashed in (an internal "Runtime Error", e.g. CPython 3.11's
+/// spurious "AST constructor recursion depth mismatch" inside Hypothesis), with no check
+/// failing, says nothing about the app: it is run once more with another seed.
 fn fuzz(schemathesis: &Path, address: &str, headers: &[String], seconds: u32) {
-    let output = std::process::Command::new(schemathesis)
-        .arg("run")
-        .arg(repo_root().join("crates/spinling-core/openapi.json"))
-        .args(["--url", &format!("http://{address}")])
-        .args(["--checks", "not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance"])
-        .args(["--max-examples", "25", "--seed", "20261127", "--workers", "2"])
-        .args(["--max-time", &seconds.to_string(), "--request-timeout", "20", "--no-color"])
-        .args(headers.iter().flat_map(|h| ["--header", h.as_str()]))
-        .current_dir(repo_root().join("target"))
-        .output()
-        .expect("schemathesis runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    println!("{stdout}");
-    assert!(
-        output.status.success(),
-        "schemathesis found problems:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    // One fuzzer at a time: both share two cores with the app under test.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    for (attempt, seed) in ["20261127", "20261128"].into_iter().enumerate() {
+        let output = std::process::Command::new(schemathesis)
+            .arg("run")
+            .arg(repo_root().join("crates/spinling-core/openapi.json"))
+            .args(["--url", &format!("http://{address}")])
+            .args(["--checks", "not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance"])
+            .args(["--max-examples", "25", "--seed", seed, "--workers", "2"])
+            .args(["--max-time", &seconds.to_string(), "--request-timeout", "20", "--no-color"])
+            .args(headers.iter().flat_map(|h| ["--header", h.as_str()]))
+            .current_dir(repo_root().join("target"))
+            .output()
+            .expect("schemathesis runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        println!("{stdout}");
+        let only_the_fuzzer_crashed =
+            stdout.contains("Runtime Error") && !stdout.contains("FAILURES");
+        if !output.status.success() && only_the_fuzzer_crashed && attempt == 0 {
+            println!("schemathesis crashed internally; running it once more");
+            continue;
+        }
+        assert!(
+            output.status.success(),
+            "schemathesis found problems:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return;
+    }
 }
 
 #[test]

@@ -4,19 +4,14 @@
 //! only the code the execution was created with.
 
 use serde_json::{json, Value as Json};
+use spinling_api_tests::hostile::{
+    looping, looping_in_start, polling_many_subscriptions, RANDOM_16_MIB, WRITE_2M_IOVECS,
+};
 use spinling_api_tests::{md5_hex, wat_package, Api};
 use std::time::{Duration, Instant};
 
 /// The hostile functions' timeout, in seconds.
 const TIMEOUT: u64 = 1;
-
-/// A builtin-runtime function of `package` with a 1 s timeout.
-fn function(api: &Api, package: &[u8]) -> String {
-    let runtime = api.create_runtime();
-    let reply = api.create_function_with(&runtime, package, &[("timeout", &TIMEOUT.to_string())]);
-    reply.assert_status(201);
-    reply.json()["id"].as_str().unwrap().to_string()
-}
 
 /// Runs a sync execution of `function_id` and returns it with its wall time.
 fn execute(api: &Api, function_id: &str) -> (Json, Duration) {
@@ -34,45 +29,6 @@ fn output(execution: &Json) -> Json {
     serde_json::from_str::<Json>(result).unwrap()["output"].clone()
 }
 
-const WASI: &str = r#"
-  (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 256)"#;
-
-/// A module whose `_start` runs `body` forever.
-fn looping(body: &str) -> String {
-    format!(r#"(module {WASI} (func (export "_start") (loop $again {body} (br $again))))"#)
-}
-
-/// A module whose start section runs `body` forever.
-fn looping_in_start(body: &str) -> String {
-    format!(
-        r#"(module {WASI} (func $init (loop $again {body} (br $again))) (start $init)
-  (func (export "_start")))"#
-    )
-}
-
-const RANDOM_16_MIB: &str = "(drop (call $random (i32.const 0) (i32.const 16777216)))";
-/// Two million iovecs (16 MiB of zeros).
-const WRITE_2M_IOVECS: &str =
-    "(drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 2097152) (i32.const 0)))";
-/// A module whose `_start` polls 150,000 stdin subscriptions (always ready, so it never
-/// sleeps) forever: the subscriptions from address 0, the events from 8 MiB.
-fn polling_many_subscriptions() -> String {
-    format!(
-        r#"(module {WASI}
-  (func (export "_start") (local $i i32)
-    (loop $fill
-      (i32.store8 (i32.add (i32.mul (local.get $i) (i32.const 48)) (i32.const 8)) (i32.const 1))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $fill (i32.lt_u (local.get $i) (i32.const 150000))))
-    (loop $again
-      (drop (call $poll (i32.const 0) (i32.const 8388608) (i32.const 150000) (i32.const 0)))
-      (br $again))))"#
-    )
-}
-
 /// Writes `"ok"` to stdout.
 const TRIVIAL: &str = r#"(module
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
@@ -88,8 +44,10 @@ const TRIVIAL: &str = r#"(module
 #[track_caller]
 fn assert_times_out_and_frees_the_runtime(hostile: &str) {
     let api = Api::start();
-    let hostile = function(&api, &wat_package(hostile));
-    let trivial = function(&api, &wat_package(TRIVIAL));
+    let hostile =
+        api.create_wasm_function(&wat_package(hostile), &[("timeout", &TIMEOUT.to_string())]);
+    let trivial =
+        api.create_wasm_function(&wat_package(TRIVIAL), &[("timeout", &TIMEOUT.to_string())]);
     // Warm up (the first request to each component compiles it).
     let (warm, _) = execute(&api, &trivial);
     assert_eq!(warm["status"], "success", "{warm}");
@@ -140,7 +98,7 @@ fn a_start_section_that_loops_forever_times_out_and_frees_the_runtime() {
 fn a_package_that_is_not_the_execution_s_code_is_never_run() {
     let api = Api::start();
     let package = wat_package(TRIVIAL);
-    let fid = function(&api, &package);
+    let fid = api.create_wasm_function(&package, &[("timeout", &TIMEOUT.to_string())]);
     let state = api.stop();
     let recorded = "0123456789abcdef0123456789abcdef";
     let db = rusqlite::Connection::open(state.path().join("sqlite_db.db")).unwrap();

@@ -1,11 +1,6 @@
 use serde_json::json;
 use spinling_api_tests::{md5_hex, package, Api};
 
-fn function(api: &Api, tag: &str) -> String {
-    let runtime = api.create_runtime();
-    api.create_function_id(&runtime, &package(tag))
-}
-
 #[test]
 fn the_first_version_is_number_one_and_snapshots_code_and_settings() {
     let api = Api::start();
@@ -46,7 +41,7 @@ fn the_first_version_is_number_one_and_snapshots_code_and_settings() {
 #[test]
 fn creating_a_version_of_unchanged_code_is_forbidden() {
     let api = Api::start();
-    let fid = function(&api, "a");
+    let fid = api.create_wasm_function(&package("a"), &[]);
     api.publish(&fid).assert_status(201);
     api.publish(&fid).assert_error(
         403,
@@ -57,7 +52,7 @@ fn creating_a_version_of_unchanged_code_is_forbidden() {
 #[test]
 fn a_version_after_a_code_change_is_the_next_number() {
     let api = Api::start();
-    let fid = function(&api, "a");
+    let fid = api.create_wasm_function(&package("a"), &[]);
     api.publish(&fid).assert_status(201);
     api.update_package(&fid, &package("b")).assert_status(200);
     assert_eq!(api.publish(&fid).json()["version_number"], 2);
@@ -66,7 +61,7 @@ fn a_version_after_a_code_change_is_the_next_number() {
 #[test]
 fn changing_a_snapshotted_setting_allows_a_new_version() {
     let api = Api::start();
-    let fid = function(&api, "a");
+    let fid = api.create_wasm_function(&package("a"), &[]);
     api.publish(&fid).assert_status(201);
     api.put_json(&format!("/v1/functions/{fid}"), &json!({"timeout": 42}))
         .assert_status(200);
@@ -82,7 +77,7 @@ fn changing_a_snapshotted_setting_allows_a_new_version() {
 #[test]
 fn renaming_a_function_is_not_a_change_worth_a_version() {
     let api = Api::start();
-    let fid = function(&api, "a");
+    let fid = api.create_wasm_function(&package("a"), &[]);
     api.publish(&fid).assert_status(201);
     api.put_json(&format!("/v1/functions/{fid}"), &json!({"name": "renamed"}))
         .assert_status(200);
@@ -95,7 +90,7 @@ fn renaming_a_function_is_not_a_change_worth_a_version() {
 #[test]
 fn versions_are_listed_wrapped_and_in_order() {
     let api = Api::start();
-    let fid = function(&api, "a");
+    let fid = api.create_wasm_function(&package("a"), &[]);
     for tag in ["b", "c"] {
         api.publish(&fid).assert_status(201);
         api.update_package(&fid, &package(tag)).assert_status(200);
@@ -132,7 +127,7 @@ fn a_version_downloads_as_it_was_published() {
 #[test]
 fn the_number_of_versions_is_capped() {
     let api = Api::start_with(&[("max_versions", "2")]);
-    let fid = function(&api, "a");
+    let fid = api.create_wasm_function(&package("a"), &[]);
     for tag in ["b", "c"] {
         api.publish(&fid).assert_status(201);
         api.update_package(&fid, &package(tag)).assert_status(200);
@@ -144,7 +139,7 @@ fn the_number_of_versions_is_capped() {
 #[test]
 fn the_default_cap_is_ten_versions() {
     let api = Api::start();
-    let fid = function(&api, "v0");
+    let fid = api.create_wasm_function(&package("v0"), &[]);
     for i in 1..=10 {
         api.publish(&fid).assert_status(201);
         api.update_package(&fid, &package(&format!("v{i}")))
@@ -157,7 +152,7 @@ fn the_default_cap_is_ten_versions() {
 #[test]
 fn version_numbers_are_never_reused() {
     let api = Api::start();
-    let fid = function(&api, "a");
+    let fid = api.create_wasm_function(&package("a"), &[]);
     api.publish(&fid).assert_status(201);
     api.update_package(&fid, &package("b")).assert_status(200);
     api.publish(&fid).assert_status(201);
@@ -175,7 +170,7 @@ fn version_numbers_are_never_reused() {
 #[test]
 fn after_deleting_the_newest_the_next_newest_is_compared() {
     let api = Api::start();
-    let fid = function(&api, "a");
+    let fid = api.create_wasm_function(&package("a"), &[]);
     api.publish(&fid).assert_status(201);
     api.update_package(&fid, &package("b")).assert_status(200);
     api.publish(&fid).assert_status(201);
@@ -191,7 +186,7 @@ fn after_deleting_the_newest_the_next_newest_is_compared() {
 #[test]
 fn an_unknown_version_is_404_with_qinlings_message() {
     let api = Api::start();
-    let fid = function(&api, "a");
+    let fid = api.create_wasm_function(&package("a"), &[]);
     let message = format!("FunctionVersion not found [function_id={fid}, version_number=7]");
     api.get(&format!("/v1/functions/{fid}/versions/7"))
         .assert_error(404, &message);
@@ -211,7 +206,7 @@ fn an_unknown_version_is_404_with_qinlings_message() {
 #[test]
 fn a_version_number_that_is_not_a_positive_integer_is_a_bad_request() {
     let api = Api::start();
-    let fid = function(&api, "a");
+    let fid = api.create_wasm_function(&package("a"), &[]);
     for n in ["abc", "0", "-1", "1.5", "1e3"] {
         let reply = api.get(&format!("/v1/functions/{fid}/versions/{n}"));
         assert_eq!(reply.status, 400, "{n}: {}", reply.text());
@@ -222,7 +217,7 @@ fn a_version_number_that_is_not_a_positive_integer_is_a_bad_request() {
 #[test]
 fn a_version_number_too_large_for_any_version_is_an_unknown_version() {
     let api = Api::start();
-    let fid = function(&api, "a");
+    let fid = api.create_wasm_function(&package("a"), &[]);
     let n = "99999999999999999999";
     let message = format!("FunctionVersion not found [function_id={fid}, version_number={n}]");
     let version = format!("/v1/functions/{fid}/versions/{n}");
@@ -290,7 +285,7 @@ fn only_package_functions_have_versions() {
 #[test]
 fn creating_a_version_needs_a_body() {
     let api = Api::start();
-    let fid = function(&api, "a");
+    let fid = api.create_wasm_function(&package("a"), &[]);
     api.request(
         "POST",
         &format!("/v1/functions/{fid}/versions"),
@@ -316,7 +311,7 @@ fn creating_a_version_needs_a_body() {
 #[test]
 fn a_version_with_an_alias_cannot_be_deleted() {
     let api = Api::start();
-    let fid = function(&api, "a");
+    let fid = api.create_wasm_function(&package("a"), &[]);
     api.publish(&fid).assert_status(201);
     api.post_json(
         "/v1/aliases",
@@ -330,7 +325,7 @@ fn a_version_with_an_alias_cannot_be_deleted() {
 #[test]
 fn detaching_a_version_is_accepted_with_an_empty_body() {
     let api = Api::start();
-    let fid = function(&api, "a");
+    let fid = api.create_wasm_function(&package("a"), &[]);
     api.publish(&fid).assert_status(201);
     let reply = api.request(
         "POST",
@@ -345,7 +340,7 @@ fn detaching_a_version_is_accepted_with_an_empty_body() {
 #[test]
 fn sixty_four_concurrent_creates_after_one_change_publish_exactly_one_version() {
     let api = Api::start();
-    let fid = function(&api, "a");
+    let fid = api.create_wasm_function(&package("a"), &[]);
     let statuses: Vec<u16> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..64)
             .map(|_| s.spawn(|| api.publish(&fid).status))
@@ -389,7 +384,7 @@ fn concurrent_creates_on_different_functions_all_succeed_with_number_one() {
 #[test]
 fn versions_survive_a_restart() {
     let api = Api::start();
-    let fid = function(&api, "a");
+    let fid = api.create_wasm_function(&package("a"), &[]);
     api.publish(&fid).assert_status(201);
     let state = api.stop();
     let api = Api::start_in(state, &[]);
@@ -400,7 +395,7 @@ fn versions_survive_a_restart() {
 #[test]
 fn reads_served_from_the_cache_follow_publishes_and_deletes() {
     let api = Api::start();
-    let fid = function(&api, "a");
+    let fid = api.create_wasm_function(&package("a"), &[]);
     api.publish(&fid).assert_status(201);
     let list = |api: &Api| {
         let body = api.get(&format!("/v1/functions/{fid}/versions")).json();

@@ -130,10 +130,9 @@ fn python_package(main_py: &str) -> Vec<u8> {
     zip_of(&[("main.py", main_py.as_bytes())])
 }
 
-fn function(api: &Api, runtime: &str, main_py: &str, fields: &[(&str, &str)]) -> String {
-    let reply = api.create_function_with(runtime, &python_package(main_py), fields);
-    reply.assert_status(201);
-    reply.json()["id"].as_str().unwrap().to_string()
+/// A function of `main_py` on the worker runtime `runtime`, with extra form fields.
+fn python_function(api: &Api, runtime: &str, main_py: &str, fields: &[(&str, &str)]) -> String {
+    api.create_function_id_with(runtime, &python_package(main_py), fields)
 }
 
 fn execute(addr: SocketAddr, body: Json) -> Json {
@@ -150,7 +149,7 @@ fn result(execution: &Json) -> Json {
 fn an_external_worker_runs_a_python_function() {
     let worker = Worker::start();
     let (api, addr, runtime) = app_with_worker(&worker);
-    let fid = function(
+    let fid = python_function(
         &api,
         &runtime,
         "def main(name=\"World\", **kwargs):\n    print(\"log line\")\n    \
@@ -190,7 +189,7 @@ fn an_external_worker_runs_a_python_function() {
 fn a_python_exception_is_failed_with_its_message() {
     let worker = Worker::start();
     let (api, addr, runtime) = app_with_worker(&worker);
-    let fid = function(
+    let fid = python_function(
         &api,
         &runtime,
         "def main(**kwargs):\n    raise ValueError(\"no greeting today\")\n",
@@ -208,7 +207,7 @@ fn a_python_exception_is_failed_with_its_message() {
 fn a_worker_that_is_down_fails_the_execution() {
     let mut worker = Worker::start();
     let (api, addr, runtime) = app_with_worker(&worker);
-    let fid = function(&api, &runtime, "def main(**kwargs):\n    return 1\n", &[]);
+    let fid = python_function(&api, &runtime, "def main(**kwargs):\n    return 1\n", &[]);
     worker.stop();
     let started = Instant::now();
     let execution = execute(addr, json!({"function_id": fid}));
@@ -225,7 +224,7 @@ fn a_worker_that_is_down_fails_the_execution() {
 fn a_worker_runs_a_published_version_as_published() {
     let worker = Worker::start();
     let (api, addr, runtime) = app_with_worker(&worker);
-    let fid = function(&api, &runtime, "def main(**kwargs):\n    return 1\n", &[]);
+    let fid = python_function(&api, &runtime, "def main(**kwargs):\n    return 1\n", &[]);
     api.publish(&fid).assert_status(201);
     api.update_package(&fid, &python_package("def main(**kwargs):\n    return 2\n"))
         .assert_status(200);
@@ -248,7 +247,7 @@ fn a_worker_runs_a_published_version_as_published() {
 fn a_worker_timeout_is_failed() {
     let worker = Worker::start();
     let (api, addr, runtime) = app_with_worker(&worker);
-    let fid = function(
+    let fid = python_function(
         &api,
         &runtime,
         "import time\n\ndef main(**kwargs):\n    time.sleep(30)\n",
@@ -269,7 +268,7 @@ fn a_worker_timeout_is_failed() {
 fn a_worker_whose_host_is_no_longer_allowed_is_not_called() {
     let worker = Worker::start();
     let (api, _, runtime) = app_with_worker(&worker);
-    let fid = function(&api, &runtime, "def main(**kwargs):\n    return 1\n", &[]);
+    let fid = python_function(&api, &runtime, "def main(**kwargs):\n    return 1\n", &[]);
     // The operator narrows worker_hosts: the worker's 127.0.0.1 is no longer in it.
     let api = Api::start_in(api.stop(), &[("worker_hosts", "localhost")]);
     let addr = api.app.serve_in_background();

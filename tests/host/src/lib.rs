@@ -28,6 +28,9 @@ mod runtime;
 mod spin;
 mod variables;
 
+#[cfg(test)]
+mod app_manifest_tests;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;

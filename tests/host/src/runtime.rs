@@ -121,9 +121,19 @@ impl App {
     /// A request from outside the app (socket, `SpinApp::handle`, or `http://self`).
     pub async fn handle(
         self: &Arc<Self>,
-        req: Request<Body>,
+        mut req: Request<Body>,
         client_addr: SocketAddr,
     ) -> Response<Body> {
+        // As Spin's `strip_forbidden_headers`: a request from outside may not pose as service
+        // chaining by naming `<component>.spin.internal` in its Host.
+        let chaining_host = req
+            .headers()
+            .get(HOST)
+            .and_then(|host| host.to_str().ok())
+            .is_some_and(is_service_chaining_host);
+        if chaining_host {
+            req.headers_mut().remove(HOST);
+        }
         let path = req.uri().path();
         if let Some(well_known) = path.strip_prefix("/.well-known/spin/") {
             return match well_known {
@@ -422,4 +432,11 @@ impl WasiHttpHooks for Outbound {
             ))
         })
     }
+}
+
+/// Whether a Host names a component by service chaining (`<id>.spin.internal`, any port), as
+/// Spin's `is_service_chaining_host`.
+fn is_service_chaining_host(host: &str) -> bool {
+    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    name.to_ascii_lowercase().ends_with(".spin.internal")
 }

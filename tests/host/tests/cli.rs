@@ -1,6 +1,6 @@
 //! The `spin-test-host` binary and load errors, as a developer meets them.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};

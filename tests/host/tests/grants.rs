@@ -1,6 +1,6 @@
 //! Grants: a component opens only the stores and databases its manifest entry lists.
 
-mod common;
+use crate::common;
 
 use common::{get, json};
 

@@ -1,7 +1,7 @@
 //! Outbound HTTP: the allow-list, service chaining to private components, `self`, and real
 //! HTTP to allowed hosts.
 
-mod common;
+use crate::common;
 
 use common::{get, json};
 

@@ -1,6 +1,6 @@
 //! Routing and Spin's request headers, through the real echo component.
 
-mod common;
+use crate::common;
 
 use common::{get, json, request};
 

@@ -1,6 +1,6 @@
 //! Serving: real sockets, concurrency, streamed bodies, and failing components.
 
-mod common;
+use crate::common;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

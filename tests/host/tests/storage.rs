@@ -1,7 +1,7 @@
 //! Key-value and SQLite state: persisted under the state directory, across requests and
 //! restarts, with Spin's per-connection transaction semantics.
 
-mod common;
+use crate::common;
 
 use common::{get, json, request, text};
 use spin_test_host::HostOptions;

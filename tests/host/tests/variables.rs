@@ -1,6 +1,6 @@
 //! Variables: app defaults, overrides, required variables, and what a component may read.
 
-mod common;
+use crate::common;
 
 use common::{get, text};
 use spin_test_host::{BlockingApp, HostOptions};

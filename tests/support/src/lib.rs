@@ -2,6 +2,8 @@
 
 use std::io::Write;
 
+pub mod hostile;
+
 /// A zip archive holding `files`, as a user's `zip` would make it (deflated).
 pub fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut buffer = std::io::Cursor::new(Vec::new());
@@ -16,4 +18,39 @@ pub fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
     }
     writer.finish().expect("an in-memory zip finishes");
     buffer.into_inner()
+}
+
+/// A package holding a module written in WAT, as `main.wasm`.
+pub fn wat_package(wat: &str) -> Vec<u8> {
+    zip_of(&[("main.wasm", &wat::parse_str(wat).unwrap())])
+}
+
+/// Fails when a `.rs` file directly in `tests_dir` (a crate's `tests/`) is not declared as a
+/// module of `tests_dir/main.rs`. Each test crate builds one test binary from `main.rs`
+/// (`autotests = false`, so that wasmtime and the app are linked once, not once per file):
+/// without this check, a new test file nobody declares would never be compiled or run.
+pub fn assert_every_test_file_is_a_module(tests_dir: &std::path::Path) {
+    let main = std::fs::read_to_string(tests_dir.join("main.rs"))
+        .unwrap_or_else(|e| panic!("{}/main.rs: {e}", tests_dir.display()));
+    let declared: Vec<&str> = main
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("mod "))
+        .filter_map(|rest| rest.strip_suffix(';'))
+        .collect();
+    let mut undeclared = Vec::new();
+    for entry in std::fs::read_dir(tests_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let is_rust = path.extension().is_some_and(|e| e == "rs");
+        if is_rust && stem != "main" && !declared.contains(&stem) {
+            undeclared.push(stem.to_string());
+        }
+    }
+    assert!(
+        undeclared.is_empty(),
+        "declare {undeclared:?} in {}/main.rs (`mod <name>;`), or they never run",
+        tests_dir.display()
+    );
 }

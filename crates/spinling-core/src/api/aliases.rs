@@ -1,11 +1,52 @@
 //! `/v1/aliases[/{name}]`.
 
 use super::{page_of, wrapped, Env};
-use crate::aliases::{self, Alias, FIELDS};
+use crate::aliases::{self, Alias};
+use crate::commands::{AliasChanges, NewAlias, Routing};
 use crate::context::ListScope;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse};
-use crate::wire::parse_body;
+use crate::types::{FunctionId, VersionRef};
+use crate::wire::{parse_body, Body, Field};
+
+const FIELDS: &[Field] = &[
+    Field::text("name"),
+    Field::text("description"),
+    Field::uuid("function_id"),
+    Field::int("function_version", 0),
+    Field::object("routing"),
+];
+
+/// The routing a body gives: `None` when absent, empty when `null` or `{}`.
+fn routing(body: &Body) -> ApiResult<Option<Routing>> {
+    body.object("routing")
+        .map(|given| given.map_or(Ok(Routing::default()), Routing::parse))
+        .transpose()
+}
+
+fn new_alias(body: &Body) -> ApiResult<NewAlias> {
+    body.require(&["name", "function_id"])?;
+    let function_id = body
+        .id("function_id", FunctionId::parse)?
+        .expect("required above");
+    NewAlias::new(
+        body.text("name").unwrap_or_default(),
+        body.text("description"),
+        function_id,
+        body.version_ref("function_version")
+            .unwrap_or(VersionRef::Current),
+        routing(body)?.unwrap_or_default(),
+    )
+}
+
+fn alias_changes(body: &Body) -> ApiResult<AliasChanges> {
+    Ok(AliasChanges {
+        function_id: body.id("function_id", FunctionId::parse)?,
+        version: body.version_ref("function_version"),
+        description: body.text("description"),
+        routing: routing(body)?,
+    })
+}
 
 pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiResponse> {
     let (db, caller) = (env.db, &env.caller);
@@ -26,7 +67,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         ("POST", ["v1", "aliases"]) => {
             let body = parse_body(&request.body, &env.settings.json_limits, "body", FIELDS)?;
             Ok(ApiResponse::created(
-                &aliases::create(db, caller, &body)?.to_json(),
+                &aliases::create(db, caller, new_alias(&body)?)?.to_json(),
             ))
         }
         (_, ["v1", "aliases"]) => Err(ApiError::method_not_allowed()),
@@ -38,7 +79,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             "PUT" => {
                 let body = parse_body(&request.body, &env.settings.json_limits, "body", FIELDS)?;
                 Ok(ApiResponse::ok(
-                    &aliases::update(db, caller, name, &body)?.to_json(),
+                    &aliases::update(db, caller, name, &alias_changes(&body)?)?.to_json(),
                 ))
             }
             "DELETE" => {

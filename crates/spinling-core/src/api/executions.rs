@@ -1,14 +1,47 @@
 //! `/v1/executions[/{id}[/log]]`.
 
 use super::{page_of, wrapped, Env};
-use crate::cache::forget_version_resources;
+use crate::commands::NewExecution;
 use crate::context::ListScope;
 use crate::error::{ApiError, ApiResult};
-use crate::executions::{self, Execution, Job, FIELDS};
+use crate::executions::{self, parse_input, Execution, Job, MAX_INPUT};
 use crate::filters::Filter;
 use crate::http::{ApiRequest, ApiResponse};
+use crate::limits::JsonLimits;
 use crate::runtimes::BUILTIN_WASM_IMAGE;
-use crate::wire::{parse_body, require_uuid_path};
+use crate::types::{ExecutionId, FunctionId, VersionRef};
+use crate::wire::{parse_body, require_uuid_path, Body, Field, FieldType};
+
+const FIELDS: &[Field] = &[
+    Field::uuid("id"),
+    Field::uuid("function_id"),
+    Field::int("function_version", 0),
+    Field::text("function_alias"),
+    Field::boolean("sync"),
+    Field {
+        name: "input",
+        ty: FieldType::Text(MAX_INPUT),
+        read_only: false,
+    },
+    Field::text("description"),
+    Field::text("status").read_only(),
+    Field::text("result").read_only(),
+];
+
+fn new_execution(body: &Body, limits: &JsonLimits) -> ApiResult<NewExecution> {
+    let target = NewExecution::target(
+        body.text("function_alias"),
+        body.id("function_id", FunctionId::parse)?,
+        body.version_ref("function_version"),
+    )?;
+    Ok(NewExecution {
+        id: body.id("id", ExecutionId::parse)?,
+        target,
+        description: body.text("description"),
+        sync: body.boolean("sync").unwrap_or(true),
+        input: parse_input(body.text("input").as_deref(), limits)?,
+    })
+}
 
 /// Where the runtime fetches the job's package: through service chaining for the built-in
 /// runtime; for an external worker, through this API's configured public URL, or else the
@@ -16,8 +49,8 @@ use crate::wire::{parse_body, require_uuid_path};
 pub fn download_url(job: &Job, request: &ApiRequest, public_url: Option<&str>) -> String {
     if job.runtime_image == BUILTIN_WASM_IMAGE {
         let component = match job.function_version {
-            0 => "functions",
-            _ => "versions",
+            VersionRef::Current => "functions",
+            VersionRef::Number(_) => "versions",
         };
         format!("http://{component}.spin.internal{}", job.package_path())
     } else {
@@ -61,15 +94,8 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         }
         ("POST", ["v1", "executions"]) => {
             let body = parse_body(&request.body, &env.settings.json_limits, "body", FIELDS)?;
-            let (execution, job) =
-                executions::create(db, caller, &body, &env.settings.json_limits)?;
-            if execution.function_version > 0 {
-                forget_version_resources(
-                    env.cache,
-                    &execution.function_id,
-                    &[execution.function_version],
-                );
-            }
+            let new = new_execution(&body, &env.settings.json_limits)?;
+            let (execution, job) = executions::create(db, env.cache, caller, &new)?;
             let url = download_url(&job, request, env.settings.public_url.as_deref());
             if !execution.sync {
                 env.defer(job, url);
@@ -77,7 +103,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             }
             executions::complete(db, &job, env.executor.execute(&job, &url))?;
             Ok(ApiResponse::created(
-                &executions::find(db, caller, &execution.id)?.to_json(),
+                &executions::find(db, caller, execution.id.as_str())?.to_json(),
             ))
         }
         (_, ["v1", "executions"]) => Err(ApiError::method_not_allowed()),
@@ -116,10 +142,10 @@ mod tests {
 
     fn job(image: &str, version: i64) -> Job {
         Job {
-            execution_id: "e".into(),
+            execution_id: ExecutionId::generate(),
             runtime_image: image.into(),
-            function_id: "f".into(),
-            function_version: version,
+            function_id: FunctionId::from_stored("f".into()),
+            function_version: VersionRef::from_wire(version).unwrap(),
             entry: None,
             cpu: 100,
             memory_size: 1,

@@ -4,12 +4,15 @@
 pub mod aliases;
 pub mod executions;
 pub mod functions;
+pub mod jobs;
 pub mod root;
 pub mod runtimes;
 pub mod versions;
+pub mod webhooks;
 
 use crate::cache::Cache;
-use crate::context::{Caller, Settings};
+use crate::config::Settings;
+use crate::context::Caller;
 use crate::db::Database;
 use crate::error::{ApiError, ApiResult};
 use crate::executions::{Executor, Job};
@@ -29,6 +32,9 @@ pub struct Env<'a> {
     pub settings: Settings,
     pub workers: &'a dyn WorkerProbe,
     pub executor: &'a dyn Executor,
+    /// Spinling's own Keystone token (none in auth mode `none`), for executions that no
+    /// caller's token backs: the runtime presents it to fetch their package.
+    pub service_token: &'a dyn Fn() -> ApiResult<Option<String>>,
     /// Jobs to run once the response is sent (asynchronous executions), with their
     /// package URLs.
     pub deferred: RefCell<Vec<(Job, String)>>,

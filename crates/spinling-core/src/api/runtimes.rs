@@ -1,10 +1,12 @@
 //! `/v1/runtimes[/{id}]`.
 
 use super::{page_of, wrapped, Env};
+use crate::commands::{NewRuntime, RuntimeChanges};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::runtimes::{self, Runtime};
-use crate::wire::{parse_body, require_uuid_path, Field};
+use crate::types::RuntimeId;
+use crate::wire::{parse_body, require_uuid_path, Body, Field};
 
 const FIELDS: &[Field] = &[
     Field::uuid("id"),
@@ -15,6 +17,26 @@ const FIELDS: &[Field] = &[
     Field::boolean("trusted"),
     Field::text("status").read_only(),
 ];
+
+fn new_runtime(body: &Body) -> ApiResult<NewRuntime> {
+    body.require(&["image"])?;
+    Ok(NewRuntime {
+        id: body.id("id", RuntimeId::parse)?,
+        name: body.text("name"),
+        description: body.text("description"),
+        image: body.text("image").unwrap_or_default(),
+        is_public: body.boolean("is_public").unwrap_or(true),
+        trusted: body.boolean("trusted").unwrap_or(true),
+    })
+}
+
+fn runtime_changes(body: &Body) -> RuntimeChanges {
+    RuntimeChanges {
+        name: body.text("name"),
+        description: body.text("description"),
+        image: body.text("image"),
+    }
+}
 
 pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiResponse> {
     let (db, caller) = (env.db, &env.caller);
@@ -32,7 +54,10 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         }
         ("POST", ["v1", "runtimes"]) => {
             let body = parse_body(&request.body, &env.settings.json_limits, "runtime", FIELDS)?;
-            let runtime = runtimes::create(db, caller, &env.settings, env.workers, &body)?;
+            // Only an admin learns what the body lacks, as before.
+            caller.require_admin()?;
+            let new = new_runtime(&body)?;
+            let runtime = runtimes::create(db, caller, &env.settings, env.workers, new)?;
             Ok(ApiResponse::created(&runtime.to_json()))
         }
         (_, ["v1", "runtimes"]) => Err(ApiError::method_not_allowed()),
@@ -46,8 +71,9 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
                 "PUT" => {
                     let body =
                         parse_body(&request.body, &env.settings.json_limits, "runtime", FIELDS)?;
+                    let changes = runtime_changes(&body);
                     let runtime =
-                        runtimes::update(db, caller, &env.settings, env.workers, id, &body)?;
+                        runtimes::update(db, caller, &env.settings, env.workers, id, &changes)?;
                     Ok(ApiResponse::ok(&runtime.to_json()))
                 }
                 "DELETE" => {

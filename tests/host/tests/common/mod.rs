@@ -1,5 +1,4 @@
 //! Shared helpers for the test host's own tests: the fixture app and small HTTP clients.
-#![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

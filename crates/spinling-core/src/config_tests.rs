@@ -1,0 +1,271 @@
+use super::*;
+use std::collections::HashMap;
+
+/// Every variable of every group.
+const EVERY: Reads = &[
+    groups::SERVING,
+    groups::IDENTITY,
+    groups::RESOURCES,
+    &[
+        "worker_hosts",
+        "max_package_size",
+        "max_versions",
+        "version_retention",
+    ],
+];
+
+fn read<T>(
+    reads: Reads,
+    pairs: &[(&str, &str)],
+    from: impl Fn(&Variables) -> Result<T, String>,
+) -> Result<T, String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let get = |name: &str| map.get(name).cloned();
+    from(&Variables::new(reads, &get))
+}
+
+fn settings_of(pairs: &[(&str, &str)]) -> Result<Settings, String> {
+    read(EVERY, pairs, Settings::from_variables)
+}
+
+fn auth_mode_of(pairs: &[(&str, &str)]) -> Result<AuthMode, String> {
+    read(EVERY, pairs, AuthMode::from_variables)
+}
+
+#[test]
+fn settings_use_defaults_for_unset_variables() {
+    assert_eq!(settings_of(&[]).unwrap(), Settings::default());
+    assert_eq!(
+        settings_of(&[("max_versions", "3")]).unwrap().max_versions,
+        3
+    );
+    assert_eq!(
+        settings_of(&[("max_page_size", "25")])
+            .unwrap()
+            .max_page_size,
+        25
+    );
+    let everything_x: Vec<(&str, &str)> = EVERY
+        .iter()
+        .flat_map(|set| set.iter())
+        .map(|name| (*name, "x"))
+        .collect();
+    assert!(settings_of(&everything_x).is_err());
+}
+
+#[test]
+fn a_blank_variable_is_unset() {
+    assert_eq!(
+        settings_of(&[("max_versions", "  ")]).unwrap().max_versions,
+        10
+    );
+    let s = settings_of(&[("public_url", " https://faas.example.org/ ")]).unwrap();
+    assert_eq!(s.public_url.as_deref(), Some("https://faas.example.org"));
+}
+
+#[test]
+fn a_group_reads_only_the_variables_it_declares() {
+    let asked = std::cell::RefCell::new(Vec::new());
+    let get = |name: &str| {
+        asked.borrow_mut().push(name.to_string());
+        Some("x".to_string())
+    };
+    let root = Variables::new(groups::ROOT, &get);
+    assert!(root.declares("public_url"));
+    assert!(!root.declares("max_versions"));
+    assert_eq!(root.value("max_versions"), None);
+    assert_eq!(root.value("auth_mode").as_deref(), Some("x"));
+    assert_eq!(*asked.borrow(), ["auth_mode"]);
+}
+
+#[test]
+fn a_setting_the_group_does_not_read_keeps_its_default() {
+    let s = read(
+        groups::ROOT,
+        &[("max_versions", "x")],
+        Settings::from_variables,
+    )
+    .unwrap();
+    assert_eq!(s.max_versions, 10);
+    let s = read(
+        groups::VERSIONS,
+        &[("max_versions", "3")],
+        Settings::from_variables,
+    )
+    .unwrap();
+    assert_eq!(s.max_versions, 3);
+}
+
+#[test]
+fn request_limits_are_read_from_variables() {
+    let s = settings_of(&[
+        ("max_request_body", "2048"),
+        ("max_json_depth", "4"),
+        ("max_json_items", "50"),
+        (
+            "cors_allowed_origins",
+            "https://app.example.org, http://localhost:8080",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(s.max_request_body, 2048);
+    assert_eq!(
+        s.json_limits,
+        JsonLimits {
+            max_depth: 4,
+            max_items: 50
+        }
+    );
+    assert_eq!(
+        s.cors_allowed_origins,
+        AllowedOrigins::parse("https://app.example.org,http://localhost:8080").unwrap()
+    );
+}
+
+#[test]
+fn cors_is_off_by_default_in_auth_mode_none() {
+    for variables in [
+        &[][..],
+        &[("cors_allowed_origins", "")],
+        &[("auth_mode", "none"), ("cors_allowed_origins", " ")],
+    ] {
+        let s = settings_of(variables).unwrap();
+        assert_eq!(s.cors_allowed_origins, AllowedOrigins::off());
+    }
+}
+
+#[test]
+fn cors_allows_any_origin_by_default_in_auth_mode_keystone() {
+    let s = settings_of(&[("auth_mode", "keystone"), ("cors_allowed_origins", "")]).unwrap();
+    assert_eq!(s.cors_allowed_origins, AllowedOrigins::any());
+    let s = settings_of(&[("auth_mode", "keystone")]).unwrap();
+    assert_eq!(s.cors_allowed_origins, AllowedOrigins::any());
+    let off = settings_of(&[("auth_mode", "keystone"), ("cors_allowed_origins", "off")]);
+    assert_eq!(off.unwrap().cors_allowed_origins, AllowedOrigins::off());
+}
+
+#[test]
+fn configured_cors_origins_hold_in_either_mode() {
+    for mode in ["none", "keystone"] {
+        let s = settings_of(&[("auth_mode", mode), ("cors_allowed_origins", "*")]).unwrap();
+        assert_eq!(s.cors_allowed_origins, AllowedOrigins::any());
+    }
+}
+
+#[test]
+fn hosts_are_guarded_in_auth_mode_none_only() {
+    let none = settings_of(&[
+        ("allowed_hosts", "faas.lan"),
+        ("public_url", "https://faas.example.org"),
+    ])
+    .unwrap();
+    let guard = none.site_guard.unwrap();
+    assert!(guard.serves("faas.lan:3000"));
+    assert!(guard.serves("faas.example.org"));
+    assert!(guard.serves("localhost:3000"));
+    assert!(!guard.serves("evil.example"));
+    let keystone = settings_of(&[("auth_mode", "keystone")]).unwrap();
+    assert_eq!(keystone.site_guard, None);
+    let err = settings_of(&[("allowed_hosts", "http://faas.lan")]).unwrap_err();
+    assert!(err.starts_with("variable allowed_hosts: "), "{err}");
+}
+
+#[test]
+fn bad_limit_variables_are_configuration_errors() {
+    let bad = [
+        ("max_request_body", "0"),
+        ("max_request_body", "1MB"),
+        ("max_json_depth", "128"),
+        ("max_json_depth", "-1"),
+        ("max_json_items", "0"),
+        ("max_page_size", "0"),
+        ("cors_allowed_origins", "app.example.org"),
+    ];
+    for (name, value) in bad {
+        let err = settings_of(&[(name, value)]).unwrap_err();
+        assert!(err.starts_with(&format!("variable {name}")), "{err}");
+    }
+    let err = settings_of(&[("max_json_depth", "500")]).unwrap_err();
+    assert_eq!(
+        err,
+        "variable max_json_depth must be a whole number from 1 to 127, not \"500\""
+    );
+}
+
+#[test]
+fn worker_hosts_match_exactly_or_by_wildcard_suffix() {
+    let s = Settings {
+        worker_hosts: vec!["*.example.org".into(), "w1".into()],
+        ..Settings::default()
+    };
+    assert!(s.worker_host_allowed("a.example.org"));
+    assert!(s.worker_host_allowed("W1"));
+    assert!(!s.worker_host_allowed("example.org"));
+    assert!(!s.worker_host_allowed("w2"));
+}
+
+#[test]
+fn auth_mode_defaults_to_none() {
+    assert_eq!(auth_mode_of(&[]), Ok(AuthMode::None));
+    assert_eq!(auth_mode_of(&[("auth_mode", "")]), Ok(AuthMode::None));
+    assert!(auth_mode_of(&[("auth_mode", "noauth")]).is_err());
+}
+
+#[test]
+fn keystone_mode_needs_its_endpoint_and_account() {
+    assert!(auth_mode_of(&[("auth_mode", "keystone")]).is_err());
+    let mode = auth_mode_of(&[
+        ("auth_mode", "keystone"),
+        ("keystone_url", "http://127.0.0.1:5000/"),
+        ("keystone_service_user", "spinling"),
+        ("keystone_service_password", "pw"),
+        ("keystone_service_project", "service"),
+    ])
+    .unwrap();
+    let AuthMode::Keystone(config) = mode else {
+        panic!("not keystone")
+    };
+    assert_eq!(config.url, "http://127.0.0.1:5000/v3");
+    assert_eq!(config.service_domain, "Default");
+    assert_eq!(config.token_cache_ttl, 300);
+}
+
+#[test]
+fn the_service_password_is_redacted_in_debug_output() {
+    let config = KeystoneConfig {
+        url: "http://ks/v3".into(),
+        service_user: "spinling".into(),
+        service_password: "s3cret-password".into(),
+        service_project: "service".into(),
+        service_domain: "Default".into(),
+        token_cache_ttl: 300,
+    };
+    let printed = format!("{:?}", AuthMode::Keystone(config));
+    assert!(!printed.contains("s3cret"), "{printed}");
+    assert!(
+        printed.contains("service_password: <redacted>"),
+        "{printed}"
+    );
+    assert!(printed.contains("service_user: \"spinling\""), "{printed}");
+}
+
+#[test]
+fn version_retention_is_reject_unless_prune_oldest_is_asked_for() {
+    assert_eq!(
+        settings_of(&[]).unwrap().version_retention,
+        VersionRetention::Reject
+    );
+    assert_eq!(
+        settings_of(&[("version_retention", "prune_oldest")])
+            .unwrap()
+            .version_retention,
+        VersionRetention::PruneOldest
+    );
+    assert_eq!(
+        settings_of(&[("version_retention", "newest")]).unwrap_err(),
+        "variable version_retention must be reject or prune_oldest, not \"newest\""
+    );
+}
