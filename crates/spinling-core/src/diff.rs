@@ -225,7 +225,7 @@ fn compare_files(before: &Entries, after: &Entries) -> Vec<FileChange> {
 mod tests {
     use super::*;
     use crate::cache::NoCache;
-    use crate::commands::{FunctionChanges, NewFunction};
+    use crate::commands::FunctionChanges;
     use crate::config::Settings;
     use crate::db::testing::TestDb;
     use crate::packages::{self, Package, CHUNK_SIZE};
@@ -247,29 +247,7 @@ mod tests {
     }
 
     fn setup(db: &TestDb, package: Vec<u8>) -> String {
-        crate::migrations::migrate(db).unwrap();
-        db.execute(
-            "INSERT INTO runtimes (id, image, status, project_id, created_at)
-             VALUES ('r', 'spinling/wasm', 'available', 'p', 'now')",
-            &[],
-        )
-        .unwrap();
-        let new = NewFunction {
-            name: None,
-            description: None,
-            entry: None,
-            cpu: functions::CPU.default,
-            memory_size: functions::MEMORY.default,
-            timeout: functions::TIMEOUT.default,
-            code: json!({"source": "package"}).as_object().unwrap().clone(),
-            source: CodeSource::Package,
-            runtime_id: Some("r".into()),
-            package: Some(package),
-        };
-        functions::create(db, &caller("p"), &Settings::default(), new)
-            .unwrap()
-            .id
-            .to_string()
+        crate::testing::package_function(db, &caller("p"), package).to_string()
     }
 
     fn publish(db: &TestDb, fid: &str) {

@@ -1,9 +1,6 @@
 use super::*;
 use crate::cache::NoCache;
-use crate::commands::NewFunction;
-use crate::config::Settings;
 use crate::db::testing::TestDb;
-use crate::types::CodeSource;
 use spinling_test_support::zip_of;
 
 /// 2030-01-01T00:00:00Z: every test's clock.
@@ -15,28 +12,7 @@ fn caller() -> Caller {
 
 /// A fresh database with a package function of project `p`; returns its id.
 fn setup(db: &TestDb) -> FunctionId {
-    crate::migrations::migrate(db).unwrap();
-    db.execute(
-        "INSERT INTO runtimes (id, image, status, project_id, created_at)
-         VALUES ('r', 'spinling/wasm', 'available', 'p', 'now')",
-        &[],
-    )
-    .unwrap();
-    let new = NewFunction {
-        name: None,
-        description: None,
-        entry: None,
-        cpu: functions::CPU.default,
-        memory_size: functions::MEMORY.default,
-        timeout: functions::TIMEOUT.default,
-        code: json!({"source": "package"}).as_object().unwrap().clone(),
-        source: CodeSource::Package,
-        runtime_id: Some("r".into()),
-        package: Some(zip_of(&[("a.wasm", b"one")])),
-    };
-    functions::create(db, &caller(), &Settings::default(), new)
-        .unwrap()
-        .id
+    crate::testing::package_function(db, &caller(), zip_of(&[("a.wasm", b"one")]))
 }
 
 fn new_job(fid: &FunctionId) -> NewJob {

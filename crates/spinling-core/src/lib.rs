@@ -25,6 +25,8 @@ pub mod migrations;
 pub mod packages;
 mod redacted;
 pub mod runtimes;
+#[cfg(test)]
+mod testing;
 pub mod time;
 pub mod types;
 pub mod versions;

@@ -546,7 +546,7 @@ pub fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::{FunctionChanges, NewFunction};
+    use crate::commands::FunctionChanges;
     use crate::db::testing::TestDb;
     use spinling_test_support::zip_of;
 
@@ -565,29 +565,7 @@ mod tests {
     }
 
     fn setup(db: &TestDb) -> String {
-        crate::migrations::migrate(db).unwrap();
-        db.execute(
-            "INSERT INTO runtimes (id, image, status, project_id, created_at)
-             VALUES ('r', 'spinling/wasm', 'available', 'p', 'now')",
-            &[],
-        )
-        .unwrap();
-        let new = NewFunction {
-            name: None,
-            description: None,
-            entry: None,
-            cpu: functions::CPU.default,
-            memory_size: functions::MEMORY.default,
-            timeout: functions::TIMEOUT.default,
-            code: json!({"source": "package"}).as_object().unwrap().clone(),
-            source: CodeSource::Package,
-            runtime_id: Some("r".into()),
-            package: Some(zip_of(&[("a.wasm", b"one")])),
-        };
-        functions::create(db, &caller(), &Settings::default(), new)
-            .unwrap()
-            .id
-            .to_string()
+        crate::testing::package_function(db, &caller(), zip_of(&[("a.wasm", b"one")])).to_string()
     }
 
     fn change_code(db: &TestDb, fid: &str, content: &[u8]) {

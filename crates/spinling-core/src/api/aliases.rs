@@ -1,9 +1,8 @@
 //! `/v1/aliases[/{name}]`.
 
-use super::{page_of, wrapped, Env};
+use super::{scoped_list, Env};
 use crate::aliases::{self, Alias};
 use crate::commands::{AliasChanges, NewAlias, Routing};
-use crate::context::ListScope;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::types::{FunctionId, VersionRef};
@@ -51,19 +50,14 @@ fn alias_changes(body: &Body) -> ApiResult<AliasChanges> {
 pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiResponse> {
     let (db, caller) = (env.db, &env.caller);
     match (request.method.as_str(), path) {
-        ("GET", ["v1", "aliases"]) => {
-            request.only_query_params(&["all_projects", "project_id", "limit", "marker"])?;
-            // Unlike Qinling, all_projects is admin-only here as on every other list.
-            let scope = ListScope::from_request(caller, request)?;
-            let page = page_of(env, request)?;
-            Ok(wrapped(
-                env,
-                request,
-                "function_aliases",
-                &aliases::list(db, &scope, &page)?,
-                Alias::to_json,
-            ))
-        }
+        // Unlike Qinling, all_projects is admin-only here as on every other list.
+        ("GET", ["v1", "aliases"]) => scoped_list(
+            env,
+            request,
+            "function_aliases",
+            |scope, page| aliases::list(db, scope, page),
+            Alias::to_json,
+        ),
         ("POST", ["v1", "aliases"]) => {
             let body = parse_body(&request.body, &env.settings.json_limits, "body", FIELDS)?;
             Ok(ApiResponse::created(

@@ -1,8 +1,7 @@
 //! `/v1/functions[/{id}[/detach]]`.
 
-use super::{page_of, wants_download, wrapped, Env};
+use super::{scoped_list, wants_download, Env};
 use crate::commands::{FunctionChanges, NewFunction};
-use crate::context::ListScope;
 use crate::error::{ApiError, ApiResult};
 use crate::forms::{parse_function_form, FunctionForm};
 use crate::functions::{
@@ -126,18 +125,13 @@ fn with_etag(function: Function) -> ApiResponse {
 pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiResponse> {
     let (db, caller) = (env.db, &env.caller);
     match (request.method.as_str(), path) {
-        ("GET", ["v1", "functions"]) => {
-            request.only_query_params(&["all_projects", "project_id", "limit", "marker"])?;
-            let scope = ListScope::from_request(caller, request)?;
-            let page = page_of(env, request)?;
-            Ok(wrapped(
-                env,
-                request,
-                "functions",
-                &functions::list(db, &scope, &page)?,
-                Function::to_list_json,
-            ))
-        }
+        ("GET", ["v1", "functions"]) => scoped_list(
+            env,
+            request,
+            "functions",
+            |scope, page| functions::list(db, scope, page),
+            Function::to_list_json,
+        ),
         ("POST", ["v1", "functions"]) => {
             let limits = &env.settings.json_limits;
             let new = new_function(parse_function_form(request, limits)?, limits)?;

@@ -2,9 +2,8 @@
 //! scheduler (admin-only in auth mode `keystone`).
 
 use super::executions::download_url;
-use super::{page_of, wrapped, Env};
+use super::{scoped_list, Env};
 use crate::commands::{JobChanges, NewExecution, NewJob};
-use crate::context::ListScope;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::jobs::{self, parse_time, Job};
@@ -75,18 +74,13 @@ fn job_changes(body: &Body) -> ApiResult<JobChanges> {
 pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiResponse> {
     let (db, caller) = (env.db, &env.caller);
     match (request.method.as_str(), path) {
-        ("GET", ["v1", "jobs"]) => {
-            request.only_query_params(&["all_projects", "project_id", "limit", "marker"])?;
-            let scope = ListScope::from_request(caller, request)?;
-            let page = page_of(env, request)?;
-            Ok(wrapped(
-                env,
-                request,
-                "jobs",
-                &jobs::list(db, &scope, &page)?,
-                Job::to_json,
-            ))
-        }
+        ("GET", ["v1", "jobs"]) => scoped_list(
+            env,
+            request,
+            "jobs",
+            |scope, page| jobs::list(db, scope, page),
+            Job::to_json,
+        ),
         ("POST", ["v1", "jobs"]) => {
             let body = parse_body(&request.body, &env.settings.json_limits, "body", FIELDS)?;
             Ok(ApiResponse::created(

@@ -12,7 +12,7 @@ pub mod webhooks;
 
 use crate::cache::Cache;
 use crate::config::Settings;
-use crate::context::Caller;
+use crate::context::{Caller, ListScope};
 use crate::db::Database;
 use crate::error::{ApiError, ApiResult};
 use crate::executions::{Executor, Job};
@@ -99,6 +99,21 @@ pub fn wrapped<T>(
         );
     }
     ApiResponse::ok(&Json::Object(body))
+}
+
+/// A list of one project-scoped resource (`?all_projects=`/`?project_id=`, `?limit=`/
+/// `?marker=`), wrapped under `key` as Qinling does.
+fn scoped_list<T>(
+    env: &Env,
+    request: &ApiRequest,
+    key: &str,
+    list: impl FnOnce(&ListScope, &Page) -> ApiResult<Paged<T>>,
+    render: impl Fn(&T) -> Json,
+) -> ApiResult<ApiResponse> {
+    request.only_query_params(&["all_projects", "project_id", "limit", "marker"])?;
+    let scope = ListScope::from_request(&env.caller, request)?;
+    let page = page_of(env, request)?;
+    Ok(wrapped(env, request, key, &list(&scope, &page)?, render))
 }
 
 /// The page a list request asks for, within the deployment's maximum page size.

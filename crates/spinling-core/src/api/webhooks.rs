@@ -1,9 +1,8 @@
 //! `/v1/webhooks[/{id}[/invoke]]`. The adapter lets `invoke` through without a token (see
 //! `is_open_path`); every other route authenticates as usual.
 
-use super::{page_of, wrapped, Env};
+use super::{scoped_list, Env};
 use crate::commands::{NewWebhook, WebhookChanges};
-use crate::context::ListScope;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{parse_urlencoded, ApiRequest, ApiResponse};
 use crate::types::FunctionId;
@@ -103,18 +102,13 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         .unwrap_or(&request.base_url);
     let render = |w: &Webhook| w.to_json(base_url);
     match (request.method.as_str(), path) {
-        ("GET", ["v1", "webhooks"]) => {
-            request.only_query_params(&["all_projects", "project_id", "limit", "marker"])?;
-            let scope = ListScope::from_request(caller, request)?;
-            let page = page_of(env, request)?;
-            Ok(wrapped(
-                env,
-                request,
-                "webhooks",
-                &webhooks::list(db, &scope, &page)?,
-                render,
-            ))
-        }
+        ("GET", ["v1", "webhooks"]) => scoped_list(
+            env,
+            request,
+            "webhooks",
+            |scope, page| webhooks::list(db, scope, page),
+            render,
+        ),
         ("POST", ["v1", "webhooks"]) => {
             let body = parse_body(&request.body, &env.settings.json_limits, "body", FIELDS)?;
             let webhook = webhooks::create(db, caller, new_webhook(&body)?)?;

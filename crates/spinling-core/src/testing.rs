@@ -1,0 +1,37 @@
+//! Fixtures the core's unit tests share.
+
+use crate::commands::NewFunction;
+use crate::config::Settings;
+use crate::context::Caller;
+use crate::db::testing::TestDb;
+use crate::db::Database;
+use crate::functions;
+use crate::types::{CodeSource, FunctionId};
+use serde_json::json;
+
+/// A migrated database with the built-in runtime `r` and a function of `caller`'s project on
+/// it, running `package`; returns the function's id.
+pub fn package_function(db: &TestDb, caller: &Caller, package: Vec<u8>) -> FunctionId {
+    crate::migrations::migrate(db).unwrap();
+    db.execute(
+        "INSERT OR IGNORE INTO runtimes (id, image, status, project_id, created_at)
+         VALUES ('r', 'spinling/wasm', 'available', 'p', 'now')",
+        &[],
+    )
+    .unwrap();
+    let new = NewFunction {
+        name: None,
+        description: None,
+        entry: None,
+        cpu: functions::CPU.default,
+        memory_size: functions::MEMORY.default,
+        timeout: functions::TIMEOUT.default,
+        code: json!({"source": "package"}).as_object().unwrap().clone(),
+        source: CodeSource::Package,
+        runtime_id: Some("r".into()),
+        package: Some(package),
+    };
+    functions::create(db, caller, &Settings::default(), new)
+        .unwrap()
+        .id
+}
