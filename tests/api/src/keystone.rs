@@ -297,6 +297,21 @@ impl Session<'_> {
         reply.assert_status(201);
         reply.json()["id"].as_str().unwrap().to_string()
     }
+    /// The `hello` example as this project's function, published as version 1, on a new
+    /// built-in runtime that `admin` registers.
+    pub fn published_hello(&self, admin: &Session) -> String {
+        let runtime = admin.post_json(
+            "/v1/runtimes",
+            &json!({"image": "spinling/wasm", "name": "wasm"}),
+        );
+        runtime.assert_status(201);
+        let runtime = runtime.json()["id"].as_str().unwrap().to_string();
+        let function = self.create_function(&runtime, &crate::example_package("hello"));
+        self.post_json(&format!("/v1/functions/{function}/versions"), &json!({}))
+            .assert_status(201);
+        function
+    }
+
     pub fn put_json(&self, path: &str, body: &Json) -> Reply {
         self.request(
             "PUT",

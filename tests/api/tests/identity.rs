@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value as Json};
 use spinling_api_tests::keystone::{start_app, Keystone, Session};
-use spinling_api_tests::{example_package, Api};
+use spinling_api_tests::Api;
 use std::time::Duration;
 
 fn start(keystone: &Keystone, token_cache_ttl: &str) -> Api {
@@ -26,16 +26,7 @@ struct Alpha {
 }
 
 fn alpha_world(admin: &Session, alpha: &Session) -> Alpha {
-    let runtime = admin.post_json(
-        "/v1/runtimes",
-        &json!({"image": "spinling/wasm", "name": "wasm"}),
-    );
-    runtime.assert_status(201);
-    let runtime = runtime.json()["id"].as_str().unwrap().to_string();
-    let function = alpha.create_function(&runtime, &example_package("hello"));
-    alpha
-        .post_json(&format!("/v1/functions/{function}/versions"), &json!({}))
-        .assert_status(201);
+    let function = alpha.published_hello(admin);
     alpha
         .post_json(
             "/v1/aliases",

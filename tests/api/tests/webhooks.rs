@@ -452,28 +452,13 @@ mod keystone_mode {
     use super::{output, MISSING};
     use serde_json::{json, Value as Json};
     use spinling_api_tests::keystone::{start_app, Keystone, Session};
-    use spinling_api_tests::{example_package, repo_root, zip_of, Api};
+    use spinling_api_tests::{repo_root, zip_of, Api};
 
     fn session<'a>(api: &'a Api, keystone: &Keystone, user: &str) -> Session<'a> {
         Session {
             api,
             token: keystone.token(user),
         }
-    }
-
-    /// Alpha's function (`hello`, published as version 1), on a runtime the admin made.
-    fn alpha_function(admin: &Session, alpha: &Session) -> String {
-        let runtime = admin.post_json(
-            "/v1/runtimes",
-            &json!({"image": "spinling/wasm", "name": "wasm"}),
-        );
-        runtime.assert_status(201);
-        let runtime = runtime.json()["id"].as_str().unwrap().to_string();
-        let function = alpha.create_function(&runtime, &example_package("hello"));
-        alpha
-            .post_json(&format!("/v1/functions/{function}/versions"), &json!({}))
-            .assert_status(201);
-        function
     }
 
     fn create(session: &Session, body: Json) -> String {
@@ -516,7 +501,7 @@ mod keystone_mode {
         let api = start_app(&keystone.variables("300"));
         let admin = session(&api, keystone, "admin");
         let alpha = session(&api, keystone, "alpha_member");
-        let function = alpha_function(&admin, &alpha);
+        let function = alpha.published_hello(&admin);
         let current = create(&alpha, json!({"function_id": function}));
         let version = create(
             &alpha,
@@ -552,7 +537,7 @@ mod keystone_mode {
         let admin = session(&api, keystone, "admin");
         let alpha = session(&api, keystone, "alpha_member");
         let beta = session(&api, keystone, "beta_member");
-        let function = alpha_function(&admin, &alpha);
+        let function = alpha.published_hello(&admin);
         let id = create(&alpha, json!({"function_id": function}));
         let gone = format!("Webhook not found [id={id}]");
         let path = format!("/v1/webhooks/{id}");
