@@ -1,5 +1,6 @@
 //! A client for black-box tests: the real spin.toml and the real components, served by the
-//! Spin test host over a fresh state directory per test.
+//! Spin test host over a fresh state directory per test, or, with
+//! `SPINLING_TEST_REPLICAS=1`, by two replica processes on Redis and libSQL (see `replicas`).
 
 use serde_json::{json, Value as Json};
 use spin_test_host::{BlockingApp, HostOptions};
@@ -10,6 +11,9 @@ pub use serde_json;
 pub use spinling_test_support::{hostile, wat_package, zip_of};
 
 pub mod keystone;
+pub mod replicas;
+
+use replicas::Replicated;
 
 /// The repository root (where spin.toml is).
 pub fn repo_root() -> PathBuf {
@@ -20,6 +24,10 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub struct Api {
+    /// In replica mode: the replica processes every request goes to (dropped first).
+    replicated: Option<Replicated>,
+    /// The app in this process. In replica mode it is one more replica on the same Redis and
+    /// libSQL, which serves only tests that use it directly.
     pub app: BlockingApp,
     state: tempfile::TempDir,
 }
@@ -74,21 +82,57 @@ impl Api {
         Self::start_in(state, variables)
     }
 
-    /// Starts the app over an existing state directory (a "restart").
+    /// Starts the app over an existing state directory (a "restart"). In replica mode
+    /// (`SPINLING_TEST_REPLICAS=1`) the whole deployment: Redis, sqld and the replicas.
     pub fn start_in(state: tempfile::TempDir, variables: &[(&str, &str)]) -> Api {
-        let mut options = HostOptions::new(repo_root().join("spin.toml"), state.path());
-        for (name, value) in variables {
-            options = options.variable(name, value);
+        if replicas::requested() {
+            Self::start_replicated_in(state, variables)
+        } else {
+            let app = load_app(state.path(), None, variables);
+            Api {
+                replicated: None,
+                app,
+                state,
+            }
         }
-        let app = BlockingApp::load(options).unwrap_or_else(|e| {
-            panic!("could not load spin.toml ({e:#}); build the components first: scripts/test")
-        });
-        Api { app, state }
+    }
+
+    /// Starts the app as replica processes on a shared Redis and libSQL, whatever
+    /// `SPINLING_TEST_REPLICAS` says.
+    pub fn start_replicated(variables: &[(&str, &str)]) -> Api {
+        Self::start_replicated_in(tempfile::tempdir().unwrap(), variables)
+    }
+
+    fn start_replicated_in(state: tempfile::TempDir, variables: &[(&str, &str)]) -> Api {
+        let replicated = Replicated::start(state.path(), variables);
+        let app = load_app(
+            &state.path().join("in-process"),
+            Some(replicated.rig().runtime_config()),
+            variables,
+        );
+        Api {
+            replicated: Some(replicated),
+            app,
+            state,
+        }
+    }
+
+    /// The replica processes, in replica mode.
+    pub fn replicated(&self) -> Option<&Replicated> {
+        self.replicated.as_ref()
+    }
+
+    /// The replica processes, in replica mode (to kill one).
+    pub fn replicated_mut(&mut self) -> Option<&mut Replicated> {
+        self.replicated.as_mut()
     }
 
     /// Whether the app's key-value store `default` holds `key` (read from the test host's
-    /// key-value file, as Spin lays it out).
+    /// key-value file, as Spin lays it out, or from Redis in replica mode).
     pub fn key_value_has(&self, key: &str) -> bool {
+        if let Some(replicated) = &self.replicated {
+            return replicated.rig().key_value_has(key);
+        }
         let path = self.state.path().join("sqlite_key_value.db");
         let db = rusqlite::Connection::open(path).unwrap();
         db.query_row(
@@ -103,7 +147,11 @@ impl Api {
     /// Runs one SQL statement on the app's SQLite database `default` (as the test host lays
     /// it out) and returns the first column of each row as text: for checks the API cannot
     /// make (no package bytes left unreferenced), or to stage what only a crash leaves behind.
+    /// In replica mode it runs on sqld.
     pub fn query_database(&self, sql: &str) -> Vec<String> {
+        if let Some(replicated) = &self.replicated {
+            return replicated.rig().query_database(replicated.client(), sql);
+        }
         let db = rusqlite::Connection::open(self.state.path().join("sqlite_db.db")).unwrap();
         let mut statement = db.prepare(sql).unwrap();
         let rows = statement
@@ -118,19 +166,24 @@ impl Api {
         rows.map(Result::unwrap).collect()
     }
 
-    /// Stops the app and hands back its state, to start it again.
+    /// Stops the app (in replica mode the replicas, Redis and sqld) and hands back its
+    /// state, to start it again.
     pub fn stop(self) -> tempfile::TempDir {
+        drop(self.replicated);
         self.state
     }
 
     /// A second instance of the app over this one's state (another replica on the same
     /// database and key-value store), as a bare test-host app.
     pub fn replica(&self) -> BlockingApp {
-        BlockingApp::load(HostOptions::new(
-            repo_root().join("spin.toml"),
-            self.state.path(),
-        ))
-        .unwrap()
+        match &self.replicated {
+            Some(replicated) => load_app(
+                &self.state.path().join("in-process-replica"),
+                Some(replicated.rig().runtime_config()),
+                &[],
+            ),
+            None => load_app(self.state.path(), None, &[]),
+        }
     }
 
     pub fn request(
@@ -147,7 +200,15 @@ impl Api {
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
-        let response = self.app.send(builder.body(body).unwrap());
+        let request = builder.body(body).unwrap();
+        let response = match &self.replicated {
+            Some(replicated) => {
+                let (mut parts, body) = request.into_parts();
+                parts.uri = path.parse().unwrap();
+                replicated.send(http::Request::from_parts(parts, body.into()))
+            }
+            None => self.app.send(request),
+        };
         let (parts, body) = response.into_parts();
         Reply {
             status: parts.status.as_u16(),
@@ -271,6 +332,24 @@ impl Api {
     pub fn publish(&self, function_id: &str) -> Reply {
         self.post_json(&format!("/v1/functions/{function_id}/versions"), &json!({}))
     }
+}
+
+/// Loads spin.toml in this process over `state_dir`, on a runtime config if given.
+fn load_app(
+    state_dir: &std::path::Path,
+    runtime_config: Option<&std::path::Path>,
+    variables: &[(&str, &str)],
+) -> BlockingApp {
+    let mut options = HostOptions::new(repo_root().join("spin.toml"), state_dir);
+    if let Some(path) = runtime_config {
+        options = options.runtime_config(path);
+    }
+    for (name, value) in variables {
+        options = options.variable(name, value);
+    }
+    BlockingApp::load(options).unwrap_or_else(|e| {
+        panic!("could not load spin.toml ({e:#}); build the components first: scripts/test")
+    })
 }
 
 /// A multipart/form-data body with text fields and an optional `package` file part.

@@ -14,7 +14,8 @@
 //! - A failing component answers 500 with a plain-text body naming the component and the
 //!   error (Spin logs the error and sends an empty 500).
 //! - Non-default key-value labels and SQLite labels need no runtime config: every store shares
-//!   `sqlite_key_value.db`, and database `L` is `sqlite_L.db`.
+//!   `sqlite_key_value.db`, and database `L` is `sqlite_L.db`. A runtime config file
+//!   ([`HostOptions::runtime_config`]) may put labels on other files, Redis or libSQL.
 //! - Imports of interfaces that are not hosted (redis, mqtt, postgres, mysql, llm,
 //!   wasi:keyvalue, wasi:config, …) trap when called, with "not supported by the Spinling test
 //!   host".
@@ -25,6 +26,7 @@ mod compile;
 mod manifest;
 mod routes;
 mod runtime;
+mod runtime_config;
 mod spin;
 mod variables;
 
@@ -55,7 +57,7 @@ const DEFAULT_AUTHORITY: &str = "127.0.0.1:3000";
 const IN_PROCESS_CLIENT_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
-/// What to load: the manifest, where state lives, and variable overrides.
+/// What to load: the manifest, where state lives, the runtime config, and variable overrides.
 #[derive(Clone, Debug)]
 pub struct HostOptions {
     /// Path to `spin.toml`; component sources are relative to its directory.
@@ -65,6 +67,9 @@ pub struct HostOptions {
     /// Overrides keyed by app variable name (lowercase); they win over `SPIN_VARIABLE_<NAME>`
     /// in the environment, which wins over the manifest's defaults.
     pub variables: HashMap<String, String>,
+    /// A Spin runtime config file (`spin up --runtime-config-file`): backends for key-value
+    /// store and SQLite database labels.
+    pub runtime_config: Option<PathBuf>,
 }
 
 impl HostOptions {
@@ -73,7 +78,14 @@ impl HostOptions {
             manifest: manifest.into(),
             state_dir: state_dir.into(),
             variables: HashMap::new(),
+            runtime_config: None,
         }
+    }
+
+    /// Reads backends from a Spin runtime config file, as `--runtime-config-file` does.
+    pub fn runtime_config(mut self, path: impl Into<PathBuf>) -> Self {
+        self.runtime_config = Some(path.into());
+        self
     }
 
     /// Overrides one app variable.

@@ -8,12 +8,13 @@ use spin_test_host::{HostOptions, SpinApp};
 use tokio::net::TcpListener;
 
 const USAGE: &str = "usage: spin-test-host serve [--manifest spin.toml] [--listen 127.0.0.1:3000] \
-[--state-dir .spin] [--variable name=value ...]";
+[--state-dir .spin] [--runtime-config-file F] [--variable name=value ...]";
 
 struct Args {
     manifest: String,
     listen: String,
     state_dir: String,
+    runtime_config: Option<String>,
     variables: Vec<(String, String)>,
 }
 
@@ -27,6 +28,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args> {
         manifest: "spin.toml".to_owned(),
         listen: "127.0.0.1:3000".to_owned(),
         state_dir: ".spin".to_owned(),
+        runtime_config: None,
         variables: Vec::new(),
     };
     while let Some(flag) = args.next() {
@@ -38,6 +40,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args> {
             "--manifest" | "-f" => parsed.manifest = value()?,
             "--listen" => parsed.listen = value()?,
             "--state-dir" => parsed.state_dir = value()?,
+            "--runtime-config-file" => parsed.runtime_config = Some(value()?),
             "--variable" => {
                 let pair = value()?;
                 let (name, value) = pair
@@ -52,10 +55,13 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args> {
 }
 
 async fn serve(args: Args) -> Result<()> {
-    let opts = args.variables.iter().fold(
+    let mut opts = args.variables.iter().fold(
         HostOptions::new(&args.manifest, &args.state_dir),
         |opts, (name, value)| opts.variable(name, value),
     );
+    if let Some(path) = &args.runtime_config {
+        opts = opts.runtime_config(path);
+    }
     let app = SpinApp::load(opts)
         .await
         .with_context(|| format!("cannot load {}", args.manifest))?;

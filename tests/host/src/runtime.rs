@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -26,7 +25,8 @@ use crate::allowed_hosts::AllowedHosts;
 use crate::compile;
 use crate::manifest::Manifest;
 use crate::routes::{RouteMatch, Router};
-use crate::spin::{self, SqliteConnection};
+use crate::runtime_config::RuntimeConfig;
+use crate::spin::{self, Databases, KeyValueStores};
 use crate::HostOptions;
 
 /// Request and response bodies everywhere in the host: streamed, never buffered.
@@ -53,9 +53,9 @@ const HOSTED_INTERFACES: &[&str] = &[
 ];
 
 pub(crate) struct App {
-    pub state_dir: PathBuf,
-    /// The one connection to the key-value database, shared by all requests (as in Spin).
-    pub key_value: SqliteConnection,
+    /// Key-value backends, shared by all requests (as in Spin).
+    pub key_value: KeyValueStores,
+    pub databases: Databases,
     components: HashMap<String, Arc<AppComponent>>,
     pub router: Router,
 }
@@ -73,6 +73,10 @@ pub(crate) struct AppComponent {
 impl App {
     pub async fn load(opts: &HostOptions) -> Result<Arc<Self>> {
         let manifest = Manifest::load(&opts.manifest, &opts.variables)?;
+        let runtime_config = match &opts.runtime_config {
+            Some(path) => RuntimeConfig::load(path)?,
+            None => RuntimeConfig::default(),
+        };
         std::fs::create_dir_all(&opts.state_dir).with_context(|| {
             format!("cannot create state directory {}", opts.state_dir.display())
         })?;
@@ -111,8 +115,8 @@ impl App {
         )?;
 
         Ok(Arc::new(Self {
-            key_value: spin::key_value_db(&opts.state_dir),
-            state_dir: opts.state_dir.clone(),
+            key_value: KeyValueStores::new(&opts.state_dir, &runtime_config.key_value),
+            databases: Databases::new(&opts.state_dir, runtime_config.sqlite),
             components,
             router,
         }))

@@ -1,5 +1,6 @@
 //! The test host's integration tests, as one binary: one module per area, sharing `common`.
 
+mod backends;
 mod cli;
 mod common;
 mod grants;

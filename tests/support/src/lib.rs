@@ -3,6 +3,7 @@
 use std::io::Write;
 
 pub mod hostile;
+pub mod rig;
 
 /// A zip archive holding `files`, as a user's `zip` would make it (deflated).
 pub fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {

@@ -1,0 +1,308 @@
+//! Replica mode: the app as two `spin-test-host serve` processes (two Spin replicas) sharing
+//! one redis-server (key-value `default`) and one sqld (SQLite `default`, libSQL), with each
+//! request sent over HTTP to the next replica in turn.
+//!
+//! `SPINLING_TEST_REPLICAS=1` puts every `Api::start*` in this mode (scripts/test runs the
+//! versions, aliases and executions suites a second time so); tests/replicas.rs uses it
+//! directly. The servers keep their data under the test's state directory, so that
+//! `Api::stop` and `Api::start_in` restart the whole deployment on the same data. The
+//! replicas run `target/debug/spin-test-host`: scripts/test builds it first.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde_json::{json, Value as Json};
+use spinling_test_support::rig::{ChildGuard, RedisServer, SqldServer};
+use wasmtime_wasi_http::io::TokioIo;
+
+/// How many replicas a replicated app runs.
+pub const REPLICAS: usize = 2;
+
+/// Whether `SPINLING_TEST_REPLICAS=1` asks for replica mode.
+pub fn requested() -> bool {
+    std::env::var("SPINLING_TEST_REPLICAS").is_ok_and(|v| v == "1")
+}
+
+/// What the replicas share: a Redis and a libSQL server, and the runtime config naming them.
+pub struct Rig {
+    redis: RedisServer,
+    sqld: SqldServer,
+    runtime_config: PathBuf,
+}
+
+impl Rig {
+    /// Starts (or restarts) the servers on their data under `state_dir/rig`.
+    pub fn start(state_dir: &Path) -> Rig {
+        let redis = RedisServer::start(&state_dir.join("rig/redis"));
+        let sqld = SqldServer::start(&state_dir.join("rig/sqld"));
+        let runtime_config = state_dir.join("rig/runtime-config.toml");
+        std::fs::write(
+            &runtime_config,
+            format!(
+                "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n\n\
+                 [sqlite_database.default]\ntype = \"libsql\"\nurl = \"{}\"\ntoken = \"\"\n",
+                redis.url(0),
+                sqld.url()
+            ),
+        )
+        .unwrap();
+        Rig {
+            redis,
+            sqld,
+            runtime_config,
+        }
+    }
+
+    /// The runtime config file (`--runtime-config-file`) that puts an app on this rig.
+    pub fn runtime_config(&self) -> &Path {
+        &self.runtime_config
+    }
+
+    /// Whether Redis holds `key` (Spin's Redis store ignores the store label).
+    pub fn key_value_has(&self, key: &str) -> bool {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.redis.addr()).unwrap();
+        write!(
+            stream,
+            "*2\r\n$6\r\nEXISTS\r\n${}\r\n{key}\r\n*1\r\n$4\r\nQUIT\r\n",
+            key.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        match answer.get(..4) {
+            Some(":1\r\n") => true,
+            Some(":0\r\n") => false,
+            _ => panic!("unexpected answer from Redis: {answer:?}"),
+        }
+    }
+
+    /// Runs one statement on sqld (Hrana's `/v2/pipeline`) and returns the first column of
+    /// each row as text, as `Api::query_database` does for the local file.
+    pub fn query_database(&self, client: &Client, sql: &str) -> Vec<String> {
+        let body = json!({"requests": [
+            {"type": "execute", "stmt": {"sql": sql}},
+            {"type": "close"},
+        ]});
+        let request = http::Request::post("/v2/pipeline")
+            .header("host", self.sqld.url().trim_start_matches("http://"))
+            .header("content-type", "application/json")
+            .body(Bytes::from(body.to_string()))
+            .unwrap();
+        let response = client.send(self.sqld_addr(), request);
+        let answer: Json = serde_json::from_slice(response.body()).unwrap();
+        let result = &answer["results"][0];
+        assert_eq!(result["type"], "ok", "{sql}: {answer}");
+        result["response"]["result"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| match &row[0] {
+                cell if cell["type"] == "integer" || cell["type"] == "text" => {
+                    cell["value"].as_str().unwrap().to_owned()
+                }
+                other => format!("{other}"),
+            })
+            .collect()
+    }
+
+    fn sqld_addr(&self) -> SocketAddr {
+        self.sqld
+            .url()
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap()
+    }
+}
+
+/// One `spin-test-host serve` process: a replica of the app, with a state directory of its
+/// own (nothing in it is shared: the runtime config puts the app's state on the rig).
+pub struct Replica {
+    process: ChildGuard,
+    addr: SocketAddr,
+}
+
+impl Replica {
+    pub fn start(state_dir: &Path, runtime_config: &Path, variables: &[(&str, &str)]) -> Replica {
+        std::fs::create_dir_all(state_dir).unwrap();
+        let log = state_dir.join("serve.log");
+        let mut command = Command::new(host_binary());
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("--manifest")
+            .arg(crate::repo_root().join("spin.toml"))
+            .arg("--state-dir")
+            .arg(state_dir)
+            .arg("--runtime-config-file")
+            .arg(runtime_config)
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::inherit());
+        for (name, value) in variables {
+            command.arg("--variable").arg(format!("{name}={value}"));
+        }
+        let mut process = ChildGuard::spawn(command).expect("spin-test-host starts");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let printed = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(addr) = printed
+                .lines()
+                .find_map(|line| line.strip_prefix("Serving http://"))
+            {
+                return Replica {
+                    process,
+                    addr: addr.parse().unwrap(),
+                };
+            }
+            if let Ok(Some(status)) = process.child().try_wait() {
+                panic!("spin-test-host serve exited ({status}) before serving: {printed}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "spin-test-host serve did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Kills the process at once, as a crash or an OOM kill would (SIGKILL).
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+}
+
+/// The test host's binary, next to the test binary's `deps/` directory.
+fn host_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let binary = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("spin-test-host"))
+        .unwrap();
+    assert!(
+        binary.is_file(),
+        "{} is missing: build it first (`cargo build -p spin-test-host`, as scripts/test does)",
+        binary.display()
+    );
+    binary
+}
+
+/// A blocking HTTP/1.1 client: one connection per request, nothing added to the request.
+pub struct Client {
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        Client { runtime }
+    }
+}
+
+impl Client {
+    /// Sends `request` (origin-form URI, headers as given) to `addr`; panics if the server
+    /// does not answer.
+    pub fn send(&self, addr: SocketAddr, request: http::Request<Bytes>) -> http::Response<Vec<u8>> {
+        self.runtime.block_on(async move {
+            let stream = tokio::net::TcpStream::connect(addr)
+                .await
+                .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
+            stream.set_nodelay(true).unwrap();
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .expect("HTTP handshake");
+            tokio::spawn(connection);
+            let response = sender
+                .send_request(request.map(Full::new))
+                .await
+                .unwrap_or_else(|e| panic!("{addr} did not answer: {e}"));
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await.expect("the response body").to_bytes();
+            http::Response::from_parts(parts, body.to_vec())
+        })
+    }
+}
+
+/// The replicas of one app and the rig they share.
+pub struct Replicated {
+    // Replicas first: they stop before the servers they use.
+    replicas: Vec<Replica>,
+    rig: Rig,
+    next: AtomicUsize,
+    /// The replica every request goes to, or `NOT_PINNED` for each in turn.
+    pinned: AtomicUsize,
+    client: Client,
+}
+
+const NOT_PINNED: usize = usize::MAX;
+
+impl Replicated {
+    pub fn start(state_dir: &Path, variables: &[(&str, &str)]) -> Replicated {
+        let rig = Rig::start(state_dir);
+        let replicas = (0..REPLICAS)
+            .map(|i| {
+                Replica::start(
+                    &state_dir.join(format!("replica-{i}")),
+                    rig.runtime_config(),
+                    variables,
+                )
+            })
+            .collect();
+        Replicated {
+            replicas,
+            rig,
+            next: AtomicUsize::new(0),
+            pinned: AtomicUsize::new(NOT_PINNED),
+            client: Client::default(),
+        }
+    }
+
+    pub fn rig(&self) -> &Rig {
+        &self.rig
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn replica(&self, index: usize) -> &Replica {
+        &self.replicas[index]
+    }
+
+    pub fn replica_mut(&mut self, index: usize) -> &mut Replica {
+        &mut self.replicas[index]
+    }
+
+    /// Sends every request from now on to replica `index`, or (`None`) to each in turn.
+    pub fn pin(&self, index: Option<usize>) {
+        self.pinned
+            .store(index.unwrap_or(NOT_PINNED), Ordering::Relaxed);
+    }
+
+    /// Sends `request` to the pinned replica, else to the next one in turn.
+    pub fn send(&self, request: http::Request<Bytes>) -> http::Response<Vec<u8>> {
+        let index = match self.pinned.load(Ordering::Relaxed) {
+            NOT_PINNED => self.next.fetch_add(1, Ordering::Relaxed) % self.replicas.len(),
+            pinned => pinned,
+        };
+        self.send_to(index, request)
+    }
+
+    /// Sends `request` to replica `index`.
+    pub fn send_to(&self, index: usize, request: http::Request<Bytes>) -> http::Response<Vec<u8>> {
+        self.client.send(self.replicas[index].addr(), request)
+    }
+}

@@ -1,0 +1,196 @@
+//! Real servers for tests that need shared state across app replicas: `redis-server` (Debian's
+//! package) and `sqld` (the libSQL server; tests/support/install-sqld.sh puts it under
+//! `target/sqld/`), each on a free loopback port with its data in a directory the caller owns.
+//! A server is killed when its handle is dropped, and also when the thread that started it
+//! ends (`PR_SET_PDEATHSIG`), so a test that panics or is interrupted leaves no process behind.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to answer its first request.
+const STARTUP: Duration = Duration::from_secs(20);
+
+/// A child process that is killed when dropped.
+pub struct ChildGuard(Child);
+
+impl ChildGuard {
+    /// Starts `command` so that it dies with the thread that started it.
+    pub fn spawn(mut command: Command) -> std::io::Result<ChildGuard> {
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        command.spawn().map(ChildGuard)
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.0
+    }
+
+    /// Kills the process at once (SIGKILL, as a crash or an OOM kill) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    fn exited(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(Some(_)))
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `redis-server` without persistence to disk beyond its append-only file in `data_dir`.
+pub struct RedisServer {
+    /// Killed when the server handle is dropped.
+    _process: ChildGuard,
+    addr: SocketAddr,
+}
+
+impl RedisServer {
+    /// Starts redis-server with its files in `data_dir` (created if missing); a restart on
+    /// the same directory finds the same keys.
+    pub fn start(data_dir: &Path) -> RedisServer {
+        std::fs::create_dir_all(data_dir).unwrap();
+        let (process, addr) = start_on_free_port(
+            "redis-server",
+            |port| {
+                let mut command = Command::new("redis-server");
+                command
+                    .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                    .args(["--save", "", "--appendonly", "yes", "--appendfsync", "no"])
+                    .args(["--protected-mode", "no"])
+                    .arg("--dir")
+                    .arg(data_dir)
+                    .arg("--logfile")
+                    .arg(data_dir.join("redis.log"));
+                command
+            },
+            redis_answers_ping,
+        );
+        RedisServer {
+            _process: process,
+            addr,
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>/<db>`.
+    pub fn url(&self, db: u8) -> String {
+        format!("redis://{}/{db}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// A libSQL server (`sqld`), Hrana over HTTP, no authentication.
+pub struct SqldServer {
+    /// Killed when the server handle is dropped.
+    _process: ChildGuard,
+    addr: SocketAddr,
+}
+
+impl SqldServer {
+    /// Starts sqld with its database in `data_dir`; a restart on the same directory finds
+    /// the same data.
+    pub fn start(data_dir: &Path) -> SqldServer {
+        let sqld = sqld_binary();
+        let (process, addr) = start_on_free_port(
+            "sqld",
+            |port| {
+                let mut command = Command::new(&sqld);
+                command
+                    .arg("--no-welcome")
+                    .arg("--db-path")
+                    .arg(data_dir)
+                    .args(["--http-listen-addr", &format!("127.0.0.1:{port}")])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                command
+            },
+            sqld_is_healthy,
+        );
+        SqldServer {
+            _process: process,
+            addr,
+        }
+    }
+
+    /// The URL Spin's runtime config takes (`[sqlite_database.<label>] url = …`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// `target/sqld/sqld-0.24.32`, installed by tests/support/install-sqld.sh on first use.
+fn sqld_binary() -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let binary = repo.join("target/sqld/sqld-0.24.32");
+    if !binary.is_file() {
+        let status = Command::new(repo.join("tests/support/install-sqld.sh"))
+            .status()
+            .expect("tests/support/install-sqld.sh runs");
+        assert!(status.success(), "tests/support/install-sqld.sh failed");
+    }
+    binary
+}
+
+/// Starts a server on a port that was free a moment ago, again on another port if it lost
+/// the race for it, and waits until `ready` says it answers.
+fn start_on_free_port(
+    name: &str,
+    command: impl Fn(u16) -> Command,
+    ready: fn(SocketAddr) -> bool,
+) -> (ChildGuard, SocketAddr) {
+    for _ in 0..5 {
+        let addr = free_port();
+        let mut process = ChildGuard::spawn(command(addr.port()))
+            .unwrap_or_else(|e| panic!("cannot start {name} ({e}); see .ci/run for its install"));
+        let deadline = Instant::now() + STARTUP;
+        while Instant::now() < deadline && !process.exited() {
+            if ready(addr) {
+                return (process, addr);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    panic!("{name} did not start on a loopback port");
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+}
+
+fn exchange(addr: SocketAddr, request: &[u8]) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(request).ok()?;
+    let mut answer = [0u8; 64];
+    let n = stream.read(&mut answer).ok()?;
+    Some(String::from_utf8_lossy(&answer[..n]).into_owned())
+}
+
+fn redis_answers_ping(addr: SocketAddr) -> bool {
+    exchange(addr, b"PING\r\n").is_some_and(|a| a.starts_with("+PONG"))
+}
+
+fn sqld_is_healthy(addr: SocketAddr) -> bool {
+    let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    exchange(addr, request.as_bytes()).is_some_and(|a| a.starts_with("HTTP/1.1 200"))
+}
