@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
-use spinling_core::cache::{prepared_key, Cache};
+use spinling_core::cache::{prepared_key, Cache, KeyValueScope};
 use spinling_core::error::ApiError;
 use spinling_core::http::{ApiRequest, ApiResponse};
 use spinling_runner::worker::{module_for, run_job, ExecuteRequest};
@@ -81,7 +81,9 @@ fn download(request: &ExecuteRequest) -> Result<Vec<u8>, String> {
 
 /// Runs the job with the version's module, from key-value or freshly prepared (and kept).
 fn execute_reply(request: &ExecuteRequest) -> serde_json::Value {
-    let cache = KeyValueCache::open();
+    // A module is used only for the md5 it was prepared from, so whether another replica can
+    // forget it makes no difference here: the scope bounds cached database reads only.
+    let cache = KeyValueCache::open(KeyValueScope::Replica);
     let key = prepared_key(&request.function_id, request.function_version);
     let cached = cache.get(&key);
     match module_for(request, cached.as_deref(), download, unix_now()) {

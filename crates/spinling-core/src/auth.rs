@@ -2,8 +2,10 @@
 //! with OpenStack Identity v3 (`GET /v3/auth/tokens`) by Spinling's own service account, as
 //! keystonemiddleware does for Qinling; project, user and roles come from Keystone's answer.
 //! Answers are cached in key-value until the earlier of the token's expiry and
-//! `token_cache_ttl`, so a revoked token stops working within that TTL. Identity that cannot
-//! answer is a 503: a request is never accepted without a validated token.
+//! `token_cache_ttl`, so a revoked token stops working within that TTL, on every replica:
+//! each replica's entry, in its own store or a shared one, was validated before the
+//! revocation. Identity that cannot answer is a 503: a request is never accepted without a
+//! validated token.
 
 use crate::cache::Cache;
 use crate::config::KeystoneConfig;
@@ -21,6 +23,10 @@ const MAX_TOKEN_LENGTH: usize = 8192;
 const IDENTITY_TRIES: u32 = 3;
 /// A service token is renewed when less than this is left of it (or half its life).
 const SERVICE_TOKEN_MARGIN: i64 = 300;
+/// Validated tokens share 16^3 = 4,096 key-value keys, by the first hex digits of their
+/// SHA-256: a store without TTL (Redis) would otherwise keep a key for every token ever
+/// seen. A slot holds the token validated last in it; its entry names that token's hash.
+const TOKEN_SLOT_DIGITS: usize = 3;
 
 /// One HTTP exchange with Identity.
 pub struct IdentityRequest {
@@ -61,6 +67,13 @@ struct ValidatedToken {
     expires_at: i64,
     /// The cache entry is not used after this.
     trusted_until: i64,
+}
+
+/// A token slot's entry (see [`token_key`]): whose token it holds, and what Keystone said.
+#[derive(Serialize, Deserialize)]
+struct TokenEntry {
+    token_sha256: String,
+    validated: ValidatedToken,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -110,13 +123,18 @@ impl Keystone<'_> {
         if token.len() > MAX_TOKEN_LENGTH || !token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(unauthorized(&format!("Auth token is invalid: {token}")));
         }
-        let key = format!("auth:token:{}", sha256_hex(token.as_bytes()));
-        let validated = match self.cached(&key, now) {
+        let token_sha256 = sha256_hex(token.as_bytes());
+        let key = token_key(&token_sha256);
+        let validated = match self.cached(&key, &token_sha256, now) {
             Some(validated) => validated,
             None => {
                 let validated = self.validate(token, now)?;
                 if validated.trusted_until > now {
-                    if let Ok(bytes) = serde_json::to_vec(&validated) {
+                    let entry = TokenEntry {
+                        token_sha256,
+                        validated: validated.clone(),
+                    };
+                    if let Ok(bytes) = serde_json::to_vec(&entry) {
                         self.cache.set(&key, &bytes);
                     }
                 }
@@ -132,10 +150,15 @@ impl Keystone<'_> {
         })
     }
 
-    fn cached(&self, key: &str, now: i64) -> Option<ValidatedToken> {
+    /// The cached validation of the token hashed `token_sha256`: none when its slot holds
+    /// another token's (left in place) or a stale or unreadable entry (deleted).
+    fn cached(&self, key: &str, token_sha256: &str, now: i64) -> Option<ValidatedToken> {
         let bytes = self.cache.get(key)?;
-        match serde_json::from_slice::<ValidatedToken>(&bytes) {
-            Ok(v) if now < v.trusted_until && now < v.expires_at => Some(v),
+        match serde_json::from_slice::<TokenEntry>(&bytes) {
+            Ok(entry) if entry.token_sha256 != token_sha256 => None,
+            Ok(TokenEntry { validated: v, .. }) if now < v.trusted_until && now < v.expires_at => {
+                Some(v)
+            }
             _ => {
                 self.cache.delete(key);
                 None
@@ -260,7 +283,7 @@ impl Keystone<'_> {
             self.config.service_project,
             self.config.service_domain
         );
-        format!("auth:service-token:{}", sha256_hex(who.as_bytes()))
+        format!("spinling:v1:service-token:{}", sha256_hex(who.as_bytes()))
     }
 
     /// Spinling's own token: the cached one unless it is due for renewal or `fresh` is asked.
@@ -325,6 +348,11 @@ impl Keystone<'_> {
             renew_at: expires_at - margin,
         })
     }
+}
+
+/// The key-value key of the token hashed `token_sha256`: its slot, one of 4,096.
+fn token_key(token_sha256: &str) -> String {
+    format!("spinling:v1:token:{}", &token_sha256[..TOKEN_SLOT_DIGITS])
 }
 
 /// `default` (any case) and 32-hex ids are domain ids; anything else is a domain name.

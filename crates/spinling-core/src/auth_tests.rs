@@ -315,7 +315,7 @@ fn the_cache_never_holds_the_token_itself() {
     let keystone = FakeKeystone::with_user("secret-token", "alpha", &["member"]);
     let cache = MemoryCache::default();
     authenticate(&keystone, &cache, 300, Some("secret-token"), NOW).unwrap();
-    for (key, value) in cache.0.borrow().iter() {
+    for (key, value) in cache.entries.borrow().iter() {
         assert!(!key.contains("secret-token"));
         assert!(!String::from_utf8_lossy(value).contains("secret-token"));
     }
@@ -375,4 +375,49 @@ fn a_job_token_is_spinlings_own_service_token() {
     assert_eq!(token, "service-1");
     assert_eq!(identity.job_token(NOW + 60).unwrap(), token);
     assert_eq!(keystone.issued.get(), 1);
+}
+
+/// Two tokens whose hashes share a cache slot.
+fn tokens_sharing_a_slot() -> (String, String) {
+    let mut seen = HashMap::new();
+    for i in 0.. {
+        let token = format!("t{i}");
+        let slot = token_key(&sha256_hex(token.as_bytes()));
+        if let Some(other) = seen.insert(slot, token.clone()) {
+            return (other, token);
+        }
+    }
+    unreachable!()
+}
+
+#[test]
+fn tokens_sharing_a_cache_slot_are_never_taken_for_each_other() {
+    let (first, second) = tokens_sharing_a_slot();
+    let keystone = FakeKeystone::with_user(&first, "alpha", &["member"]);
+    keystone.add(&second, Some("beta"), &["member"], NOW + 3600);
+    let cache = MemoryCache::default();
+    authenticate(&keystone, &cache, 300, Some(&first), NOW).unwrap();
+    let caller = authenticate(&keystone, &cache, 300, Some(&second), NOW).unwrap();
+    assert_eq!(caller.project_id, "beta");
+    let caller = authenticate(&keystone, &cache, 300, Some(&first), NOW).unwrap();
+    assert_eq!(caller.project_id, "alpha");
+    assert_eq!(keystone.validations.get(), 3);
+}
+
+#[test]
+fn validated_tokens_take_at_most_4096_cache_keys() {
+    let keystone = FakeKeystone::default();
+    let cache = MemoryCache::default();
+    for i in 0..6000 {
+        let token = format!("t{i}");
+        keystone.add(&token, Some("alpha"), &["member"], NOW + 3600);
+        authenticate(&keystone, &cache, 300, Some(&token), NOW).unwrap();
+    }
+    let token_keys = cache
+        .entries
+        .borrow()
+        .keys()
+        .filter(|k| k.starts_with("spinling:v1:token:"))
+        .count();
+    assert!(token_keys <= 4096, "{token_keys} keys");
 }

@@ -4,21 +4,66 @@
 //!
 //! Filling is verified: after storing what it read, a reader reads the database again and
 //! removes the entry if the answer changed meanwhile. So a writer that commits and then
-//! forgets the key can never be overtaken by a reader filling in the old answer; entries also
-//! expire, in case a writer died between its commit and its `forget`.
+//! forgets the key can never be overtaken by a reader filling in the old answer. Entries also
+//! expire ([`KeyValueScope::trust_seconds`]): soon when each replica has its own store, which
+//! another replica's writes cannot forget from; after 5 minutes when the store is shared, in
+//! case a writer died between its commit and its `forget`.
+//!
+//! Every key the app writes is deleted or overwritten eventually, or bounded in number:
+//! Redis, as Spin's key-value backend, has no TTL, so an entry nobody deletes stays forever.
+//! Version entries and prepared modules are keyed by function and version and forgotten
+//! when those are deleted; validated tokens share a fixed set of slots (see `auth`). Nothing
+//! lists keys (`get_keys` is Redis' `KEYS *`).
 
 use crate::error::ApiResult;
 use crate::types::{VersionNumber, VersionRef};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-/// Seconds an entry is trusted.
-const TTL_SECONDS: i64 = 300;
+/// Seconds an entry is trusted when every replica shares the store.
+pub const SHARED_TRUST_SECONDS: i64 = 300;
+/// Seconds an entry is trusted when each replica has its own store: how long another
+/// replica may show what a write changed.
+pub const REPLICA_TRUST_SECONDS: i64 = 2;
+
+/// Whose key-value store `default` is (variable `key_value_scope`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyValueScope {
+    /// Each replica has its own (Spin's default store is a file per replica, per SpinKube
+    /// pod): a write forgets what it changed on its own replica only.
+    #[default]
+    Replica,
+    /// Every replica shares it (Redis): a write's forgetting reaches them all.
+    Shared,
+}
+
+impl KeyValueScope {
+    pub fn parse(value: &str) -> Result<KeyValueScope, String> {
+        match value.to_ascii_lowercase().as_str() {
+            "replica" => Ok(KeyValueScope::Replica),
+            "shared" => Ok(KeyValueScope::Shared),
+            _ => Err(format!(
+                "variable key_value_scope must be replica or shared, not {value:?}"
+            )),
+        }
+    }
+
+    /// Seconds an answer read from the database is served from the cache: the longest a
+    /// write on another replica can go unseen.
+    pub fn trust_seconds(self) -> i64 {
+        match self {
+            KeyValueScope::Replica => REPLICA_TRUST_SECONDS,
+            KeyValueScope::Shared => SHARED_TRUST_SECONDS,
+        }
+    }
+}
 
 /// The key-value seam (Spin's `key-value` interface, or nothing).
 pub trait Cache {
     fn get(&self, key: &str) -> Option<Vec<u8>>;
     fn set(&self, key: &str, value: &[u8]);
     fn delete(&self, key: &str);
+    /// Whose store this is, which bounds how long [`read_through`] trusts an entry.
+    fn scope(&self) -> KeyValueScope;
 }
 
 /// No cache at all: every read goes to the database.
@@ -30,6 +75,10 @@ impl Cache for NoCache {
     }
     fn set(&self, _key: &str, _value: &[u8]) {}
     fn delete(&self, _key: &str) {}
+    /// It holds nothing, so nothing it holds can be stale anywhere.
+    fn scope(&self) -> KeyValueScope {
+        KeyValueScope::Shared
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -47,11 +96,26 @@ pub fn read_through<T>(
 where
     T: Serialize + DeserializeOwned + PartialEq,
 {
-    let now = crate::time::now_unix();
+    read_through_at(cache, key, crate::time::now_unix(), load)
+}
+
+/// [`read_through`] at `now` (seconds since the epoch). An entry is fresh for
+/// [`KeyValueScope::trust_seconds`] whole seconds from the second it was read in, so less
+/// than that long after the database read it holds.
+fn read_through_at<T>(
+    cache: &dyn Cache,
+    key: &str,
+    now: i64,
+    load: impl Fn() -> ApiResult<T>,
+) -> ApiResult<T>
+where
+    T: Serialize + DeserializeOwned + PartialEq,
+{
+    let trusted = 0..cache.scope().trust_seconds();
     if let Some(entry) = cache
         .get(key)
         .and_then(|bytes| serde_json::from_slice::<Entry<T>>(&bytes).ok())
-        .filter(|e| (0..TTL_SECONDS).contains(&(now - e.cached_at)))
+        .filter(|e| trusted.contains(&(now - e.cached_at)))
     {
         return Ok(entry.value);
     }
@@ -68,6 +132,12 @@ where
     Ok(value)
 }
 
+/// A function as `GET /v1/functions/{id}` shows it; forgotten by every write that changes
+/// what it shows ([`forget_function`]).
+pub fn function_key(function_id: &str) -> String {
+    format!("spinling:v1:function:{function_id}")
+}
+
 pub fn version_key(function_id: &str, number: i64) -> String {
     format!("spinling:v1:version:{function_id}:{number}")
 }
@@ -77,7 +147,10 @@ pub fn version_list_key(function_id: &str) -> String {
 }
 
 /// Where the built-in runtime keeps the module it prepared for a function version (0: the
-/// function's current code). Detaching the version forgets it.
+/// function's current code). The entry names the md5 of the package it was prepared from and
+/// is used only for a job of that md5 (`spinling_runner::worker`), so an entry another
+/// replica did not forget, or one of older code, never runs. Detaching or deleting the
+/// version forgets it.
 pub fn prepared_key(function_id: &str, number: i64) -> String {
     format!("spinling:v1:prepared:{function_id}:{number}")
 }
@@ -104,6 +177,12 @@ pub fn forget_version_resources(cache: &dyn Cache, function_id: &str, numbers: &
     }
 }
 
+/// Forgets the cached function: for a change of its settings or code, its `count`, or its
+/// `latest_version` (a version published or deleted), and for its deletion.
+pub fn forget_function(cache: &dyn Cache, function_id: &str) {
+    cache.delete(&function_key(function_id));
+}
+
 /// Forgets the module the built-in runtime prepared for `version` (detach).
 pub fn forget_prepared(cache: &dyn Cache, function_id: &str, version: VersionRef) {
     cache.delete(&prepared_key(function_id, version.to_wire()));
@@ -111,23 +190,48 @@ pub fn forget_prepared(cache: &dyn Cache, function_id: &str, version: VersionRef
 
 #[cfg(test)]
 pub(crate) mod testing {
-    use super::Cache;
+    use super::{Cache, KeyValueScope};
     use std::cell::RefCell;
     use std::collections::HashMap;
 
-    /// An in-memory cache for unit tests.
-    #[derive(Default)]
-    pub struct MemoryCache(pub RefCell<HashMap<String, Vec<u8>>>);
+    /// An in-memory cache for unit tests; shared unless made with [`MemoryCache::replica`],
+    /// so that tests of forgetting are not passed by expiry.
+    pub struct MemoryCache {
+        pub entries: RefCell<HashMap<String, Vec<u8>>>,
+        pub scope: KeyValueScope,
+    }
+
+    impl Default for MemoryCache {
+        fn default() -> Self {
+            MemoryCache {
+                entries: RefCell::default(),
+                scope: KeyValueScope::Shared,
+            }
+        }
+    }
+
+    impl MemoryCache {
+        /// One replica's own store.
+        pub fn replica() -> Self {
+            MemoryCache {
+                scope: KeyValueScope::Replica,
+                ..MemoryCache::default()
+            }
+        }
+    }
 
     impl Cache for MemoryCache {
         fn get(&self, key: &str) -> Option<Vec<u8>> {
-            self.0.borrow().get(key).cloned()
+            self.entries.borrow().get(key).cloned()
         }
         fn set(&self, key: &str, value: &[u8]) {
-            self.0.borrow_mut().insert(key.into(), value.to_vec());
+            self.entries.borrow_mut().insert(key.into(), value.to_vec());
         }
         fn delete(&self, key: &str) {
-            self.0.borrow_mut().remove(key);
+            self.entries.borrow_mut().remove(key);
+        }
+        fn scope(&self) -> KeyValueScope {
+            self.scope
         }
     }
 }
@@ -171,7 +275,7 @@ mod tests {
         let result: ApiResult<i32> =
             read_through(&cache, "k", || Err(crate::error::ApiError::not_found("x")));
         assert!(result.is_err());
-        assert!(cache.0.borrow().is_empty());
+        assert!(cache.entries.borrow().is_empty());
     }
 
     #[test]
@@ -179,6 +283,48 @@ mod tests {
         let cache = MemoryCache::default();
         cache.set("k", br#"{"cached_at": 0, "value": 1}"#);
         assert_eq!(read_through(&cache, "k", || Ok(2)).unwrap(), 2);
+    }
+
+    /// The database's answer at each read; `write` changes it without forgetting the key, as a
+    /// write on another replica does.
+    struct Database(Cell<i32>);
+
+    impl Database {
+        fn write(&self, value: i32) {
+            self.0.set(value);
+        }
+        /// What a reader through `cache` gets at `now`.
+        fn read(&self, cache: &MemoryCache, now: i64) -> i32 {
+            read_through_at(cache, "k", now, || Ok(self.0.get())).unwrap()
+        }
+    }
+
+    const T: i64 = 1_800_000_000;
+
+    #[test]
+    fn on_a_replicas_own_store_a_write_elsewhere_is_seen_within_two_seconds() {
+        let (cache, db) = (MemoryCache::replica(), Database(Cell::new(1)));
+        assert_eq!(db.read(&cache, T), 1);
+        db.write(2);
+        assert_eq!(db.read(&cache, T + 1), 1);
+        assert_eq!(db.read(&cache, T + 2), 2);
+    }
+
+    #[test]
+    fn on_a_shared_store_an_entry_is_trusted_for_five_minutes() {
+        let (cache, db) = (MemoryCache::default(), Database(Cell::new(1)));
+        assert_eq!(db.read(&cache, T), 1);
+        db.write(2);
+        assert_eq!(db.read(&cache, T + 299), 1);
+        assert_eq!(db.read(&cache, T + 300), 2);
+    }
+
+    #[test]
+    fn an_entry_dated_after_now_is_a_miss() {
+        let (cache, db) = (MemoryCache::default(), Database(Cell::new(1)));
+        db.read(&cache, T);
+        db.write(2);
+        assert_eq!(db.read(&cache, T - 1), 2);
     }
 
     #[test]

@@ -296,7 +296,7 @@ pub struct NewFunction {
     /// Given for every source but `image`.
     pub runtime_id: Option<String>,
     /// The uploaded package, not yet checked.
-    pub package: Option<Vec<u8>>,
+    pub package: Option<crate::packages::Upload>,
 }
 
 /// What a function update changes; `None` keeps the function's value.
@@ -316,7 +316,7 @@ pub struct FunctionChanges {
     /// top-level fields on update; that checksum still guards the upload's integrity.
     pub md5sum_field: Option<String>,
     /// A new package, not yet checked.
-    pub package: Option<Vec<u8>>,
+    pub package: Option<crate::packages::Upload>,
 }
 
 impl FunctionChanges {
@@ -486,7 +486,7 @@ mod tests {
         assert!(FunctionChanges::default().given().is_empty());
         let changes = FunctionChanges {
             timeout: Some(5),
-            package: Some(vec![]),
+            package: Some(vec![].into()),
             ..FunctionChanges::default()
         };
         assert_eq!(changes.given(), ["timeout", "package"]);

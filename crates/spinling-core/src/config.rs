@@ -6,6 +6,7 @@
 //! test host compares the two), so a variable a group reads is never missing from its
 //! component.
 
+use crate::cache::KeyValueScope;
 use crate::cors::AllowedOrigins;
 use crate::hosts::AllowedHosts;
 use crate::limits::{JsonLimits, MAX_JSON_DEPTH};
@@ -47,28 +48,32 @@ pub mod groups {
         "max_json_items",
         "max_page_size",
     ];
+    /// Read by a group that caches database reads in key-value: how long it may trust them
+    /// (`key_value_scope`, see `cache`).
+    pub const CACHING: &[&str] = &["key_value_scope"];
 
     /// `/`, `/v1/` and every unknown path: open to anyone, without storage or a body.
     pub const ROOT: Reads = &[SERVING];
     /// A runtime's worker must live on one of `worker_hosts`.
     pub const RUNTIMES: Reads = &[SERVING, IDENTITY, RESOURCES, &["worker_hosts"]];
     /// Packages are uploaded up to `max_package_size`.
-    pub const FUNCTIONS: Reads = &[SERVING, IDENTITY, RESOURCES, &["max_package_size"]];
+    pub const FUNCTIONS: Reads = &[SERVING, IDENTITY, RESOURCES, CACHING, &["max_package_size"]];
     /// A function holds at most `max_versions` versions; `version_retention` says what a
     /// publish at the cap does.
     pub const VERSIONS: Reads = &[
         SERVING,
         IDENTITY,
         RESOURCES,
+        CACHING,
         &["max_versions", "version_retention"],
     ];
     pub const ALIASES: Reads = &[SERVING, IDENTITY, RESOURCES];
     /// A job runs only on a worker `worker_hosts` still allows.
-    pub const EXECUTIONS: Reads = &[SERVING, IDENTITY, RESOURCES, &["worker_hosts"]];
+    pub const EXECUTIONS: Reads = &[SERVING, IDENTITY, RESOURCES, CACHING, &["worker_hosts"]];
     /// An invoke runs a job, as an execution does.
-    pub const WEBHOOKS: Reads = &[SERVING, IDENTITY, RESOURCES, &["worker_hosts"]];
+    pub const WEBHOOKS: Reads = &[SERVING, IDENTITY, RESOURCES, CACHING, &["worker_hosts"]];
     /// Jobs fire executions, which run as an execution's do.
-    pub const JOBS: Reads = &[SERVING, IDENTITY, RESOURCES, &["worker_hosts"]];
+    pub const JOBS: Reads = &[SERVING, IDENTITY, RESOURCES, CACHING, &["worker_hosts"]];
 }
 
 /// The one reader of Spin variables, for one group: it asks `get` (Spin's variables in the
@@ -144,6 +149,9 @@ pub struct Settings {
     pub site_guard: Option<AllowedHosts>,
     /// The most rows one page of a list holds (also a list's size without `?limit=`).
     pub max_page_size: usize,
+    /// Whether every replica shares the key-value store, which bounds how long a cached
+    /// database read is trusted (see `cache`).
+    pub key_value_scope: KeyValueScope,
 }
 
 impl Default for Settings {
@@ -160,6 +168,7 @@ impl Default for Settings {
             cors_allowed_origins: AllowedOrigins::off(),
             site_guard: Some(AllowedHosts::default()),
             max_page_size: 1000,
+            key_value_scope: KeyValueScope::Replica,
         }
     }
 }
@@ -186,6 +195,9 @@ impl Settings {
         }
         if let Some(v) = variables.value("sqlite_synchronous") {
             settings.sqlite_synchronous = SqliteSynchronous::parse(&v)?;
+        }
+        if let Some(v) = variables.value("key_value_scope") {
+            settings.key_value_scope = KeyValueScope::parse(&v)?;
         }
         if let Some(v) = variables.value("public_url") {
             if !(v.starts_with("http://") || v.starts_with("https://")) {

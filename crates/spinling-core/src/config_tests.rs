@@ -6,6 +6,7 @@ const EVERY: Reads = &[
     groups::SERVING,
     groups::IDENTITY,
     groups::RESOURCES,
+    groups::CACHING,
     &[
         "worker_hosts",
         "max_package_size",
@@ -267,5 +268,19 @@ fn version_retention_is_reject_unless_prune_oldest_is_asked_for() {
     assert_eq!(
         settings_of(&[("version_retention", "newest")]).unwrap_err(),
         "variable version_retention must be reject or prune_oldest, not \"newest\""
+    );
+}
+
+#[test]
+fn the_key_value_store_is_one_replicas_own_unless_said_to_be_shared() {
+    let scope_of = |pairs: &[(&str, &str)]| settings_of(pairs).map(|s| s.key_value_scope);
+    assert_eq!(scope_of(&[]), Ok(KeyValueScope::Replica));
+    assert_eq!(
+        scope_of(&[("key_value_scope", "shared")]),
+        Ok(KeyValueScope::Shared)
+    );
+    assert_eq!(
+        scope_of(&[("key_value_scope", "redis")]),
+        Err("variable key_value_scope must be replica or shared, not \"redis\"".into())
     );
 }

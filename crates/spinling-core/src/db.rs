@@ -149,6 +149,13 @@ pub enum DbErrorKind {
     },
     /// The statement needs a table or column the schema does not have yet.
     MissingSchema,
+    /// The server dropped the connection's transaction, so none of it was applied: libSQL's
+    /// `TRANSACTION_TIMEOUT` (sqld rolls back a transaction open longer than 5 s while
+    /// another waits, interrupting the statement then under way: `SQLITE_INTERRUPT`),
+    /// `STREAM_EXPIRED` (a connection idle for 10 s is gone, with its transaction), or the
+    /// "no transaction is active" a `COMMIT` gets after such a rollback. Worth running the
+    /// whole transaction again, on a fresh connection.
+    TransactionLost,
     Other,
 }
 
@@ -169,7 +176,8 @@ impl DbError {
 
     /// Classifies an error by SQLite's message, which is all that Spin's SQLite interface
     /// (`Error::Io(String)`) and libSQL's remote protocol pass on; SQLite's wording of these
-    /// messages has been stable for decades.
+    /// messages has been stable for decades, and libSQL's Hrana errors carry their `code`
+    /// (`TRANSACTION_TIMEOUT`, `STREAM_EXPIRED`) in the text.
     pub fn from_sqlite_message(message: impl Into<String>) -> DbError {
         let message = message.into();
         let lower = message.to_ascii_lowercase();
@@ -182,6 +190,12 @@ impl DbError {
             || lower.contains("sqlite_busy")
         {
             DbErrorKind::Busy
+        } else if lower.contains("transaction_timeout")
+            || lower.contains("stream_expired")
+            || lower.contains("no transaction is active")
+            || lower.contains("sqlite_interrupt")
+        {
+            DbErrorKind::TransactionLost
         } else if lower.contains("no such table")
             || lower.contains("no such column")
             || lower.contains("has no column named")
@@ -215,16 +229,29 @@ impl fmt::Display for DbError {
 impl std::error::Error for DbError {}
 
 impl From<DbError> for ApiError {
-    /// The client gets Qinling's generic 500; the cause stays with the error, and the edge
-    /// logs it once.
+    /// The client gets Qinling's generic 500, or a 503 when trying again later can work (the
+    /// database stayed busy, or kept dropping the transaction, through every retry); the cause
+    /// stays with the error, and the edge logs it once.
     fn from(e: DbError) -> Self {
-        ApiError::internal("Internal server error.").caused_by(e)
+        match e.kind {
+            DbErrorKind::Busy | DbErrorKind::TransactionLost => ApiError::new(
+                crate::error::ErrorKind::ServiceUnavailable,
+                "The database is busy; try again later.",
+            )
+            .caused_by(e),
+            _ => ApiError::internal("Internal server error.").caused_by(e),
+        }
     }
 }
 
 pub trait Database {
     /// Runs one SQL statement with positional (`?`) parameters.
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError>;
+
+    /// Drops the connection, so that the next statement opens a fresh one: after a lost
+    /// transaction, a libSQL connection's stream may be dead for good. A no-op for backends
+    /// whose connections cannot die this way.
+    fn reconnect(&self) {}
 }
 
 /// How often a transaction that found the database busy is tried again. Each try already
@@ -268,9 +295,21 @@ pub fn with_short_busy_waits<T>(
     outcome
 }
 
+/// How many times a transaction the server dropped (`DbErrorKind::TransactionLost`) is run
+/// again, each time on a fresh connection, before the client gets a 503.
+const LOST_TRANSACTION_RETRIES: u32 = 4;
+
 /// Runs `work` inside `BEGIN IMMEDIATE` … `COMMIT`: all of it or none of it. Taking the write
 /// lock up front serialises writers (so "read the newest number, insert the next" cannot
 /// race) and a busy database is retried a bounded number of times.
+///
+/// A transaction the server dropped (libSQL: timed out, or its stream expired) is run again
+/// as a whole on a fresh connection, a bounded number of times: `work` may run more than once
+/// and must not act outside the database. Only failures that prove the transaction was not
+/// applied are retried. A `COMMIT` whose answer was lost on the way back (a broken
+/// connection, a transport error) may have committed: it is not retried, since running the
+/// work again could apply it twice (a second function created under a new id); the client
+/// gets an error and looks before trying again, as after any failed request.
 pub fn in_transaction<T, E>(
     db: &dyn Database,
     mut work: impl FnMut(&dyn Database) -> Result<T, E>,
@@ -278,29 +317,81 @@ pub fn in_transaction<T, E>(
 where
     E: From<DbError>,
 {
-    let mut attempt = 0;
+    let mut retries = 0;
     loop {
-        match db.execute("BEGIN IMMEDIATE", &[]) {
-            Ok(_) => break,
-            Err(e) if e.is_busy() && attempt < BUSY_RETRIES => {
-                attempt += 1;
-                std::thread::sleep(std::time::Duration::from_millis(5 << attempt.min(6)));
-            }
-            Err(e) => return Err(e.into()),
+        let tx = TransactionConnection {
+            db,
+            lost: std::cell::RefCell::new(None),
+        };
+        let outcome = tx.run(&mut work);
+        let Some(lost) = tx.lost.into_inner() else {
+            return outcome;
+        };
+        db.reconnect();
+        if retries == LOST_TRANSACTION_RETRIES {
+            return Err(lost.into());
         }
+        retries += 1;
+        std::thread::sleep(std::time::Duration::from_millis(jitter_ms(10 << retries)));
     }
-    match work(db) {
-        Ok(value) => match db.execute("COMMIT", &[]) {
-            Ok(_) => Ok(value),
-            Err(e) => {
-                let _ = db.execute("ROLLBACK", &[]);
-                Err(e.into())
-            }
-        },
-        Err(e) => {
-            let _ = db.execute("ROLLBACK", &[]);
-            Err(e)
+}
+
+/// A pause of up to `max_ms`, so that retrying writers do not come back in lockstep.
+fn jitter_ms(max_ms: u64) -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()) % max_ms.max(1))
+}
+
+/// The connection one try of a transaction runs on. Once a statement finds the transaction
+/// lost, it refuses every further statement with the same error: the server has dropped the
+/// transaction, so anything the work still ran would run in autocommit, outside it.
+struct TransactionConnection<'a> {
+    db: &'a dyn Database,
+    lost: std::cell::RefCell<Option<DbError>>,
+}
+
+impl Database for TransactionConnection<'_> {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+        if let Some(lost) = self.lost.borrow().as_ref() {
+            return Err(lost.clone());
         }
+        let result = self.db.execute(sql, params);
+        if let Err(e) = &result {
+            if e.kind == DbErrorKind::TransactionLost {
+                *self.lost.borrow_mut() = Some(e.clone());
+            }
+        }
+        result
+    }
+}
+
+impl TransactionConnection<'_> {
+    fn run<T, E: From<DbError>>(
+        &self,
+        work: &mut impl FnMut(&dyn Database) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut attempt = 0;
+        loop {
+            match self.execute("BEGIN IMMEDIATE", &[]) {
+                Ok(_) => break,
+                Err(e) if e.is_busy() && attempt < BUSY_RETRIES => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(5 << attempt.min(6)));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let outcome = work(self).and_then(|value| match self.execute("COMMIT", &[]) {
+            Ok(_) => Ok(value),
+            Err(e) => Err(e.into()),
+        });
+        // Straight to the connection, answer ignored: after a lost transaction there may be
+        // nothing left to roll back, or no stream to do it on.
+        if outcome.is_err() {
+            let _ = self.db.execute("ROLLBACK", &[]);
+        }
+        outcome
     }
 }
 
@@ -404,6 +495,131 @@ mod tests {
             DbErrorKind::MissingSchema
         );
         assert_eq!(kind("disk I/O error"), DbErrorKind::Other);
+    }
+
+    #[test]
+    fn a_transaction_libsql_dropped_is_classified_as_lost() {
+        let kind = |m: &str| DbError::from_sqlite_message(m).kind;
+        for message in [
+            r#"Hrana: `api error: `status=400 Bad Request, body={"message":"Transaction timed-out","code":"TRANSACTION_TIMEOUT"}``"#,
+            r#"Hrana: `api error: `status=400 Bad Request, body={"message":"The stream has expired due to inactivity","code":"STREAM_EXPIRED"}``"#,
+            "cannot commit - no transaction is active",
+            "Hrana: `cursor error: `error at step 0: (error code: SQLITE_INTERRUPT) `SQLite error: interrupted```",
+        ] {
+            assert_eq!(kind(message), DbErrorKind::TransactionLost, "{message}");
+        }
+    }
+
+    #[test]
+    fn a_lost_transaction_that_keeps_failing_is_a_503_not_a_500() {
+        let e = ApiError::from(DbError::from_sqlite_message("STREAM_EXPIRED"));
+        assert_eq!(e.status(), 503);
+        let e = ApiError::from(DbError::from_sqlite_message("disk I/O error"));
+        assert_eq!(e.status(), 500);
+    }
+
+    /// A database that, like sqld, drops the open transaction at the statements numbered in
+    /// `drop_at` (counted from 1 over its whole life) and answers them with `message`.
+    struct DroppingDb {
+        inner: TestDb,
+        drop_at: Vec<usize>,
+        message: &'static str,
+        statements: std::cell::Cell<usize>,
+        reconnects: std::cell::Cell<usize>,
+    }
+
+    impl DroppingDb {
+        fn new(drop_at: &[usize], message: &'static str) -> DroppingDb {
+            let inner = TestDb::in_memory();
+            inner.execute("CREATE TABLE t (x INTEGER)", &[]).unwrap();
+            DroppingDb {
+                inner,
+                drop_at: drop_at.to_vec(),
+                message,
+                statements: Default::default(),
+                reconnects: Default::default(),
+            }
+        }
+        fn rows(&self) -> Vec<i64> {
+            let rows = self
+                .inner
+                .execute("SELECT x FROM t ORDER BY x", &[])
+                .unwrap();
+            rows.iter().map(|r| r.int(0)).collect()
+        }
+    }
+
+    impl Database for DroppingDb {
+        fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+            self.statements.set(self.statements.get() + 1);
+            if self.drop_at.contains(&self.statements.get()) {
+                let _ = self.inner.execute("ROLLBACK", &[]);
+                return Err(DbError::from_sqlite_message(self.message));
+            }
+            self.inner.execute(sql, params)
+        }
+        fn reconnect(&self) {
+            self.reconnects.set(self.reconnects.get() + 1);
+        }
+    }
+
+    fn insert_two(tx: &dyn Database) -> Result<(), ApiError> {
+        tx.execute("INSERT INTO t VALUES (1)", &[])?;
+        tx.execute("INSERT INTO t VALUES (2)", &[])?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_transaction_that_timed_out_runs_again_whole_on_a_fresh_connection() {
+        // BEGIN, INSERT 1, then the second INSERT finds the transaction gone.
+        let db = DroppingDb::new(&[3], "TRANSACTION_TIMEOUT");
+        in_transaction(&db, insert_two).unwrap();
+        assert_eq!(db.rows(), [1, 2]);
+        assert_eq!(db.reconnects.get(), 1);
+    }
+
+    #[test]
+    fn a_commit_that_finds_no_transaction_runs_the_transaction_again() {
+        // BEGIN, INSERT, INSERT, then COMMIT after the server's rollback.
+        let db = DroppingDb::new(&[4], "cannot commit - no transaction is active");
+        in_transaction(&db, insert_two).unwrap();
+        assert_eq!(db.rows(), [1, 2]);
+    }
+
+    #[test]
+    fn after_a_lost_statement_nothing_more_of_the_try_reaches_the_database() {
+        let db = DroppingDb::new(&[2], "STREAM_EXPIRED");
+        let mut tries = 0;
+        in_transaction(&db, |tx| -> Result<(), ApiError> {
+            tries += 1;
+            // A work that ignores a failure must not go on in autocommit.
+            let _ = tx.execute("INSERT INTO t VALUES (1)", &[]);
+            tx.execute("INSERT INTO t VALUES (2)", &[])?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(db.rows(), [1, 2], "only the second try's rows");
+        assert_eq!(tries, 2);
+    }
+
+    #[test]
+    fn a_transaction_lost_on_every_try_gives_up_with_a_503() {
+        let every_begin: Vec<usize> = (0..=LOST_TRANSACTION_RETRIES as usize)
+            .map(|n| 1 + 2 * n)
+            .collect();
+        let db = DroppingDb::new(&every_begin, "STREAM_EXPIRED");
+        let e = in_transaction(&db, insert_two).unwrap_err();
+        assert_eq!(e.status(), 503);
+        assert!(db.rows().is_empty());
+        assert_eq!(db.reconnects.get(), LOST_TRANSACTION_RETRIES as usize + 1);
+    }
+
+    #[test]
+    fn a_failure_that_may_have_committed_is_not_retried() {
+        let db = DroppingDb::new(&[4], "error sending request: connection reset by peer");
+        let e = in_transaction(&db, insert_two).unwrap_err();
+        assert_eq!(e.status(), 500);
+        assert_eq!(db.reconnects.get(), 0);
     }
 
     #[test]

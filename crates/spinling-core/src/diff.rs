@@ -264,7 +264,16 @@ mod tests {
     }
 
     fn update(db: &TestDb, fid: &str, changes: FunctionChanges) {
-        functions::update(db, &caller("p"), &Settings::default(), fid, changes, None).unwrap();
+        functions::update(
+            db,
+            &NoCache,
+            &caller("p"),
+            &Settings::default(),
+            fid,
+            changes,
+            None,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -279,11 +288,9 @@ mod tests {
             &db,
             &fid,
             FunctionChanges {
-                package: Some(zip_of(&[
-                    ("same", b"s"),
-                    ("changed", b"three"),
-                    ("new", b"n"),
-                ])),
+                package: Some(
+                    zip_of(&[("same", b"s"), ("changed", b"three"), ("new", b"n")]).into(),
+                ),
                 timeout: Some(60),
                 ..FunctionChanges::default()
             },

@@ -2,10 +2,10 @@
 //! a runtime reached over Qinling's worker protocol (spec §5): the built-in WebAssembly
 //! runtime by service chaining, or an external worker by URL.
 
-use crate::cache::{forget_version_resources, Cache};
+use crate::cache::{forget_function, forget_version_resources, Cache};
 use crate::commands::{ExecutionTarget, NewExecution};
 use crate::context::{Caller, ListScope};
-use crate::db::{in_transaction, Database, Row};
+use crate::db::{in_transaction, with_short_busy_waits, Database, DbError, Row};
 use crate::error::{ApiError, ApiResult};
 use crate::filters::Filter;
 use crate::limits::JsonLimits;
@@ -405,8 +405,8 @@ fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("Execution not found [id={id}]"))
 }
 
-/// Records a new execution (counting it on the function or version) and returns it with the
-/// job that runs it.
+/// Records a new `running` execution (its INSERT counts it on the function or version: see
+/// migration 0010) and returns it with the job that runs it.
 pub fn create(
     db: &dyn Database,
     cache: &dyn Cache,
@@ -414,144 +414,194 @@ pub fn create(
     new: &NewExecution,
 ) -> ApiResult<(Execution, Job)> {
     let (execution, job) = in_transaction(db, |tx| create_in(tx, caller, new))?;
-    forget_counted_version(cache, &execution);
+    forget_counted(cache, &execution);
     Ok((execution, job))
 }
 
-/// The version an execution counted on is cached with its old `count`: forgets it.
-pub fn forget_counted_version(cache: &dyn Cache, execution: &Execution) {
-    if let VersionRef::Number(n) = execution.function_version {
-        forget_version_resources(cache, execution.function_id.as_str(), &[n]);
+/// What an execution counted on (a version, or the function for its current code) is cached
+/// with its old `count`: forgets it.
+pub fn forget_counted(cache: &dyn Cache, execution: &Execution) {
+    let function_id = execution.function_id.as_str();
+    match execution.function_version {
+        VersionRef::Number(n) => forget_version_resources(cache, function_id, &[n]),
+        VersionRef::Current => forget_function(cache, function_id),
     }
 }
 
 /// `create`, inside the caller's transaction (a job's firing inserts its execution in the
-/// transaction that moves the job on). The caller forgets the counted version afterwards
-/// (`forget_counted_version`).
+/// transaction that moves the job on). The caller forgets what it counted afterwards
+/// (`forget_counted`).
 pub fn create_in(
     tx: &dyn Database,
     caller: &Caller,
     new: &NewExecution,
 ) -> ApiResult<(Execution, Job)> {
-    {
-        let (function_id, version, alias) = match &new.target {
-            ExecutionTarget::Alias(name) => {
-                let alias = aliases::find_own(tx, caller, name)?;
-                // A routed alias draws the version now; the execution records it.
-                let version = alias.pick_version()?;
-                (alias.function_id, version, Some(name.clone()))
-            }
-            ExecutionTarget::Function { id, version } => (id.clone(), *version, None),
-        };
-        let function = functions::find(tx, caller, function_id.as_str())?;
-        if function.source() != Some(CodeSource::Package) {
-            return Err(ApiError::bad_request(match version {
-                VersionRef::Number(_) => "Can not specify version for package type function.",
-                VersionRef::Current => "Only package functions can be executed by Spinling.",
-            }));
-        }
-        let runtime_id = function.runtime_id.clone().unwrap_or_default();
-        let runtime = runtimes::find(tx, caller, &runtime_id)?;
-        if !runtime.is_available() {
-            return Err(ApiError::conflict(format!(
-                "Runtime {runtime_id} is not available."
-            )));
-        }
-        // A version runs as published: its own code and settings.
-        let (entry, cpu, memory_size, timeout, code) = match version {
-            VersionRef::Number(n) => {
-                let v =
-                    versions::find(tx, &crate::cache::NoCache, caller, function_id.as_str(), n)?;
-                tx.execute(
-                    "UPDATE function_versions SET count = count + 1, updated_at = ?
-                     WHERE function_id = ? AND version_number = ?",
-                    &[
-                        now_timestamp().into(),
-                        (&function_id).into(),
-                        n.get().into(),
-                    ],
-                )?;
-                (v.entry, v.cpu, v.memory_size, v.timeout, v.code)
-            }
-            VersionRef::Current => {
-                tx.execute(
-                    "UPDATE functions SET count = count + 1, updated_at = ? WHERE id = ?",
-                    &[now_timestamp().into(), (&function_id).into()],
-                )?;
-                (
-                    function.entry.clone(),
-                    function.cpu,
-                    function.memory_size,
-                    function.timeout,
-                    function.code.clone(),
-                )
-            }
-        };
-        let execution = Execution {
-            id: new.id.clone().unwrap_or_else(ExecutionId::generate),
-            function_id: function_id.clone(),
-            function_version: version,
-            function_alias: alias,
-            description: new.description.clone(),
-            status: ExecutionStatus::Running,
-            sync: new.sync,
-            input: new.input.clone(),
-            result: None,
-            project_id: caller.project_id.clone(),
-            created_at: now_timestamp(),
-            updated_at: None,
-            timeout: Some(timeout),
-        };
-        let inserted = tx.execute(
-            &format!("INSERT OR IGNORE INTO executions ({COLUMNS}, logs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, ?, NULL, '') RETURNING id"),
-            &[
-                (&execution.id).into(),
-                (&execution.function_id).into(),
-                execution.function_version.to_wire().into(),
-                execution.function_alias.clone().into(),
-                execution.description.clone().into(),
-                execution.status.as_str().into(),
-                execution.sync.into(),
-                execution.input.as_ref().map(Json::to_string).into(),
-                execution.project_id.as_str().into(),
-                execution.created_at.as_str().into(),
-                execution.timeout.into(),
-            ],
-        )?;
-        if inserted.first().is_none() {
-            return Err(ApiError::bad_request(
-                "Duplicate entry for Execution: ['id']",
-            ));
-        }
-        let job = Job {
-            execution_id: execution.id.clone(),
-            runtime_image: runtime.image,
-            function_id,
-            function_version: version,
-            entry,
-            cpu,
-            memory_size,
-            timeout,
-            input: execution.input.clone(),
-            package_md5: code
-                .get("md5sum")
-                .and_then(Json::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            token: caller.token.clone(),
-        };
-        Ok((execution, job))
-    }
+    let (execution, job) = prepare(tx, caller, new)?;
+    let stored = insert(tx, &execution, None)?.ok_or_else(duplicate_id)?;
+    Ok((stored, job))
 }
 
-/// Records how the job ended: `success` or `failed` with Qinling's result and the logs. Only
-/// a `running` execution is ended: one already settled as stale (see [`settle_stale`]) keeps
-/// that end, whatever a late runtime reports.
-pub fn complete(
+/// Judges a new execution and builds it (`running`, not yet stored) with its job: the target
+/// must exist and be visible, be package code on an available runtime, and a client-chosen id
+/// must be new. Reads only.
+pub fn prepare(
     db: &dyn Database,
-    job: &Job,
+    caller: &Caller,
+    new: &NewExecution,
+) -> ApiResult<(Execution, Job)> {
+    let (function_id, version, alias) = match &new.target {
+        ExecutionTarget::Alias(name) => {
+            let alias = aliases::find_own(db, caller, name)?;
+            // A routed alias draws the version now; the execution records it.
+            let version = alias.pick_version()?;
+            (alias.function_id, version, Some(name.clone()))
+        }
+        ExecutionTarget::Function { id, version } => (id.clone(), *version, None),
+    };
+    let function = functions::find(db, caller, function_id.as_str())?;
+    if function.source() != Some(CodeSource::Package) {
+        return Err(ApiError::bad_request(match version {
+            VersionRef::Number(_) => "Can not specify version for package type function.",
+            VersionRef::Current => "Only package functions can be executed by Spinling.",
+        }));
+    }
+    let runtime_id = function.runtime_id.clone().unwrap_or_default();
+    let runtime = runtimes::find(db, caller, &runtime_id)?;
+    if !runtime.is_available() {
+        return Err(ApiError::conflict(format!(
+            "Runtime {runtime_id} is not available."
+        )));
+    }
+    // A version runs as published: its own code and settings.
+    let (entry, cpu, memory_size, timeout, code) = match version {
+        VersionRef::Number(n) => {
+            let v = versions::find(db, &crate::cache::NoCache, caller, function_id.as_str(), n)?;
+            (v.entry, v.cpu, v.memory_size, v.timeout, v.code)
+        }
+        VersionRef::Current => (
+            function.entry.clone(),
+            function.cpu,
+            function.memory_size,
+            function.timeout,
+            function.code.clone(),
+        ),
+    };
+    if let Some(id) = &new.id {
+        let taken = db
+            .execute("SELECT 1 FROM executions WHERE id = ?", &[id.into()])?
+            .first()
+            .is_some();
+        if taken {
+            return Err(duplicate_id());
+        }
+    }
+    let execution = Execution {
+        id: new.id.clone().unwrap_or_else(ExecutionId::generate),
+        function_id: function_id.clone(),
+        function_version: version,
+        function_alias: alias,
+        description: new.description.clone(),
+        status: ExecutionStatus::Running,
+        sync: new.sync,
+        input: new.input.clone(),
+        result: None,
+        project_id: caller.project_id.clone(),
+        created_at: now_timestamp(),
+        updated_at: None,
+        timeout: Some(timeout),
+    };
+    let job = Job {
+        execution_id: execution.id.clone(),
+        runtime_image: runtime.image,
+        function_id,
+        function_version: version,
+        entry,
+        cpu,
+        memory_size,
+        timeout,
+        input: execution.input.clone(),
+        package_md5: code
+            .get("md5sum")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        token: caller.token.clone(),
+    };
+    Ok((execution, job))
+}
+
+fn duplicate_id() -> ApiError {
+    ApiError::bad_request("Duplicate entry for Execution: ['id']")
+}
+
+/// Stores `execution`, `running` or already `ended`, in one INSERT (whose trigger counts it);
+/// returns it as stored, or none when its id is taken.
+fn insert(
+    db: &dyn Database,
+    execution: &Execution,
+    ended: Option<&Ending>,
+) -> Result<Option<Execution>, DbError> {
+    let (status, result, output, logs, updated_at) = match ended {
+        Some(e) => (
+            e.status,
+            Some(e.result.clone()),
+            e.output.clone(),
+            e.logs.clone(),
+            Some(now_timestamp()),
+        ),
+        None => (execution.status, None, None, String::new(), None),
+    };
+    let stored = db.execute(
+        &format!(
+            "INSERT OR IGNORE INTO executions ({COLUMNS}, logs)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+        ),
+        &[
+            (&execution.id).into(),
+            (&execution.function_id).into(),
+            execution.function_version.to_wire().into(),
+            execution.function_alias.clone().into(),
+            execution.description.clone().into(),
+            status.as_str().into(),
+            execution.sync.into(),
+            execution.input.as_ref().map(Json::to_string).into(),
+            result.into(),
+            execution.project_id.as_str().into(),
+            execution.created_at.as_str().into(),
+            updated_at.into(),
+            execution.timeout.into(),
+            output.into(),
+            logs.into(),
+        ],
+    )?;
+    Ok(stored.first().map(Execution::from_row))
+}
+
+/// A sync execution, once its job has run: stored already ended, in one INSERT and so one
+/// commit (an execution in flight is in no row; one whose instance dies mid-run leaves
+/// nothing behind, and is not counted). `execution` comes from [`prepare`].
+pub fn record_ended(
+    db: &dyn Database,
+    cache: &dyn Cache,
+    execution: &Execution,
     outcome: Result<WorkerReply, WorkerFailure>,
-) -> ApiResult<()> {
+) -> ApiResult<Execution> {
+    let ended = ending(outcome);
+    let stored = with_short_busy_waits(db, || insert(db, execution, Some(&ended)))?
+        .ok_or_else(duplicate_id)?;
+    forget_counted(cache, &stored);
+    Ok(stored)
+}
+
+/// How a run ended, as stored.
+struct Ending {
+    status: ExecutionStatus,
+    result: String,
+    output: Option<String>,
+    logs: String,
+}
+
+fn ending(outcome: Result<WorkerReply, WorkerFailure>) -> Ending {
     let (status, result, logs) = match outcome {
         Ok(reply) => (
             if reply.success {
@@ -569,14 +619,31 @@ pub fn complete(
         ),
     };
     let (result, output) = stored_result_and_output(&result);
+    Ending {
+        status,
+        result,
+        output,
+        logs: stored_log(logs),
+    }
+}
+
+/// Records how an asynchronous job ended: `success` or `failed` with Qinling's result and the
+/// logs. Only a `running` execution is ended: one already settled as stale (see
+/// [`settle_stale`]) keeps that end, whatever a late runtime reports.
+pub fn complete(
+    db: &dyn Database,
+    job: &Job,
+    outcome: Result<WorkerReply, WorkerFailure>,
+) -> ApiResult<()> {
+    let ended = ending(outcome);
     db.execute(
         "UPDATE executions SET status = ?, result = ?, output = ?, logs = ?, updated_at = ?
          WHERE id = ? AND status = 'running'",
         &[
-            status.as_str().into(),
-            result.into(),
-            output.into(),
-            stored_log(logs).into(),
+            ended.status.as_str().into(),
+            ended.result.into(),
+            ended.output.into(),
+            ended.logs.into(),
             now_timestamp().into(),
             (&job.execution_id).into(),
         ],
@@ -688,6 +755,49 @@ mod tests {
             updated_at: None,
             timeout,
         }
+    }
+
+    #[test]
+    fn a_sync_execution_is_stored_ended_and_counted_only_once_it_has_run() {
+        use crate::db::testing::TestDb;
+        let db = TestDb::in_memory();
+        let caller = Caller {
+            project_id: "p".into(),
+            is_admin: false,
+            policy_enforced: true,
+            token: None,
+            is_service: false,
+        };
+        let fid = crate::testing::package_function(
+            &db,
+            &caller,
+            spinling_test_support::zip_of(&[("a.wasm", b"x")]),
+        );
+        let new = NewExecution {
+            id: None,
+            target: ExecutionTarget::Function {
+                id: fid.clone(),
+                version: VersionRef::Current,
+            },
+            description: None,
+            sync: true,
+            input: None,
+        };
+        let (execution, _job) = prepare(&db, &caller, &new).unwrap();
+        let count = || functions::find(&db, &caller, fid.as_str()).unwrap().count;
+        assert!(find(&db, &caller, execution.id.as_str()).is_err());
+        assert_eq!(count(), 0);
+        let reply = WorkerReply {
+            output: json!("hi"),
+            duration: 0.1,
+            logs: "log".into(),
+            success: true,
+        };
+        let cache = crate::cache::NoCache;
+        let stored = record_ended(&db, &cache, &execution, Ok(reply)).unwrap();
+        assert_eq!(stored.status, ExecutionStatus::Success);
+        assert_eq!(find(&db, &caller, execution.id.as_str()).unwrap(), stored);
+        assert_eq!(count(), 1);
     }
 
     #[test]

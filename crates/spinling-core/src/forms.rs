@@ -4,8 +4,10 @@
 use crate::error::{ApiError, ApiResult};
 use crate::http::{parse_urlencoded, ApiRequest};
 use crate::limits::{check_form_fields, JsonLimits};
+use crate::packages::{Checksums, ChecksumsInProgress, Upload};
 use memchr::memmem;
 use serde_json::Value as Json;
+use std::ops::Range;
 
 /// RFC 2046 §5.1.1: a boundary is 1 to 70 characters.
 const MAX_BOUNDARY: usize = 70;
@@ -14,7 +16,7 @@ const MAX_BOUNDARY: usize = 70;
 #[derive(Debug, Default)]
 pub struct FunctionForm {
     pub fields: Vec<(String, Json)>,
-    pub package: Option<Vec<u8>>,
+    pub package: Option<Upload>,
 }
 
 impl FunctionForm {
@@ -49,7 +51,7 @@ pub fn parse_function_form(request: &ApiRequest, limits: &JsonLimits) -> ApiResu
                 boundary.chars().count()
             )));
         }
-        return parse_multipart(body, &boundary);
+        return parse_multipart(body, &boundary, request.package_checksums.as_ref());
     }
     if content_type == "application/x-www-form-urlencoded" {
         let text = std::str::from_utf8(body)
@@ -94,7 +96,13 @@ fn find(haystack: &[u8], finder: &memmem::Finder, from: usize) -> Option<usize> 
     finder.find(haystack.get(from..)?).map(|at| from + at)
 }
 
-fn parse_multipart(body: &[u8], boundary: &str) -> ApiResult<FunctionForm> {
+/// `streamed`: the checksums `PackageHasher` computed, taken for the package if they are of
+/// exactly its bytes.
+fn parse_multipart(
+    body: &[u8],
+    boundary: &str,
+    streamed: Option<&BodyChecksums>,
+) -> ApiResult<FunctionForm> {
     let malformed = || ApiError::bad_request("Malformed multipart/form-data body.");
     let delimiter = format!("--{boundary}").into_bytes();
     let first_delimiter = memmem::Finder::new(&delimiter);
@@ -120,7 +128,13 @@ fn parse_multipart(body: &[u8], boundary: &str) -> ApiResult<FunctionForm> {
         let (name, filename) = disposition(&headers).ok_or_else(malformed)?;
         if name == "package" || filename.is_some() {
             if name == "package" {
-                form.package = Some(content.to_vec());
+                let checksums = streamed
+                    .filter(|streamed| streamed.range == (content_start..next))
+                    .map(|streamed| streamed.checksums.clone());
+                form.package = Some(Upload {
+                    bytes: content.to_vec(),
+                    checksums,
+                });
             }
         } else {
             let text = String::from_utf8(content.to_vec()).map_err(|_| {
@@ -134,6 +148,121 @@ fn parse_multipart(body: &[u8], boundary: &str) -> ApiResult<FunctionForm> {
         }
     }
     Ok(form)
+}
+
+/// The checksums of the stretch `range` of a request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyChecksums {
+    pub range: Range<usize>,
+    pub checksums: Checksums,
+}
+
+/// Computes the checksums of a multipart body's `package` part while the body streams in:
+/// hashing a large upload then overlaps with receiving it, instead of following it.
+/// `parse_function_form` takes them only for a package found at exactly the same place in the
+/// body, and hashes the package itself otherwise.
+pub struct PackageHasher {
+    delimiter: memmem::Finder<'static>,
+    /// The delimiter that ends a part's content: CRLF, then the delimiter.
+    content_end: memmem::Finder<'static>,
+    headers_end: memmem::Finder<'static>,
+    state: HasherState,
+}
+
+enum HasherState {
+    /// Looking for the package part's headers from this offset on.
+    Seeking(usize),
+    /// Hashing the package's content, which starts at `start`, up to `hashed`.
+    Hashing {
+        start: usize,
+        hashed: usize,
+        checksums: ChecksumsInProgress,
+    },
+    Done(BodyChecksums),
+}
+
+impl PackageHasher {
+    /// A hasher for the request's body, if it is a multipart form.
+    pub fn for_request(request: &ApiRequest) -> Option<PackageHasher> {
+        if request.content_type() != "multipart/form-data" {
+            return None;
+        }
+        let boundary = request.header("content-type").and_then(boundary_of)?;
+        let delimiter = format!("--{boundary}").into_bytes();
+        let content_end = [b"\r\n", delimiter.as_slice()].concat();
+        Some(PackageHasher {
+            delimiter: memmem::Finder::new(&delimiter).into_owned(),
+            content_end: memmem::Finder::new(&content_end).into_owned(),
+            headers_end: memmem::Finder::new(b"\r\n\r\n").into_owned(),
+            state: HasherState::Seeking(0),
+        })
+    }
+
+    /// Hashes what it can of `body`, the body received so far: all of the package it holds
+    /// except the last few bytes, which may begin the delimiter that ends it.
+    pub fn advance(&mut self, body: &[u8]) {
+        loop {
+            let state = std::mem::replace(&mut self.state, HasherState::Seeking(body.len()));
+            self.state = match state {
+                HasherState::Seeking(from) => {
+                    let Some(part) = find(body, &self.delimiter, from) else {
+                        self.state = HasherState::Seeking(from);
+                        return;
+                    };
+                    let Some(headers_end) = find(body, &self.headers_end, part) else {
+                        self.state = HasherState::Seeking(from);
+                        return;
+                    };
+                    let start = headers_end + 4;
+                    let headers = String::from_utf8_lossy(&body[part..headers_end]);
+                    match disposition(&headers) {
+                        Some((name, _)) if name == "package" => HasherState::Hashing {
+                            start,
+                            hashed: start,
+                            checksums: ChecksumsInProgress::default(),
+                        },
+                        _ => HasherState::Seeking(start),
+                    }
+                }
+                HasherState::Hashing {
+                    start,
+                    hashed,
+                    mut checksums,
+                } => match find(body, &self.content_end, hashed) {
+                    Some(end) => {
+                        checksums.update(&body[hashed..end]);
+                        HasherState::Done(BodyChecksums {
+                            range: start..end,
+                            checksums: checksums.finish(),
+                        })
+                    }
+                    None => {
+                        let held_back = self.content_end.needle().len() - 1;
+                        let safe = body.len().saturating_sub(held_back).max(hashed);
+                        checksums.update(&body[hashed..safe]);
+                        self.state = HasherState::Hashing {
+                            start,
+                            hashed: safe,
+                            checksums,
+                        };
+                        return;
+                    }
+                },
+                done @ HasherState::Done(_) => {
+                    self.state = done;
+                    return;
+                }
+            };
+        }
+    }
+
+    /// The checksums of the package part, if the body had one.
+    pub fn finish(self) -> Option<BodyChecksums> {
+        match self.state {
+            HasherState::Done(checksums) => Some(checksums),
+            _ => None,
+        }
+    }
 }
 
 /// The `name` and `filename` of a part's Content-Disposition.
@@ -178,7 +307,57 @@ mod tests {
         let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"code\"\r\n\r\n{\"source\": \"package\"}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"package\"; filename=\"f.zip\"\r\nContent-Type: application/zip\r\n\r\nPK\x03\x04\r\n--\r\n--XyZ--\r\n";
         let form = form_of(&request("multipart/form-data; boundary=XyZ", body)).unwrap();
         assert_eq!(form.get("code").unwrap(), "{\"source\": \"package\"}");
-        assert_eq!(form.package.unwrap(), b"PK\x03\x04\r\n--");
+        assert_eq!(form.package.unwrap().bytes, b"PK\x03\x04\r\n--");
+    }
+
+    const BODY: &[u8] = b"--XyZ\r\nContent-Disposition: form-data; name=\"code\"\r\n\r\n{}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"package\"; filename=\"f.zip\"\r\n\r\nPK\x03\x04\r\n--X\r\n--XyZ--\r\n";
+
+    /// Feeds `BODY` to a hasher `piece` bytes at a time, as a body streams in.
+    fn streamed(piece: usize) -> Option<BodyChecksums> {
+        let request = request("multipart/form-data; boundary=XyZ", BODY);
+        let mut hasher = PackageHasher::for_request(&request).unwrap();
+        for end in (piece..BODY.len()).step_by(piece).chain([BODY.len()]) {
+            hasher.advance(&BODY[..end]);
+        }
+        hasher.finish()
+    }
+
+    #[test]
+    fn a_package_hashed_as_it_streams_in_gets_the_checksums_of_its_bytes() {
+        let package = b"PK\x03\x04\r\n--X";
+        let expected = crate::packages::Upload {
+            bytes: package.to_vec(),
+            checksums: Some(Checksums {
+                sha256: crate::packages::sha256_hex(package),
+                md5: crate::packages::md5_hex(package),
+            }),
+        };
+        for piece in [1, 2, 3, 7, 64, BODY.len()] {
+            let mut request = request("multipart/form-data; boundary=XyZ", BODY);
+            request.package_checksums = streamed(piece);
+            let form = form_of(&request).unwrap();
+            assert_eq!(form.package.unwrap(), expected, "pieces of {piece}");
+        }
+    }
+
+    #[test]
+    fn checksums_streamed_for_other_bytes_are_not_taken() {
+        let mut request = request("multipart/form-data; boundary=XyZ", BODY);
+        let mut elsewhere = streamed(5).unwrap();
+        elsewhere.range.end -= 1;
+        request.package_checksums = Some(elsewhere);
+        let package = form_of(&request).unwrap().package.unwrap();
+        assert_eq!(package.checksums, None);
+    }
+
+    #[test]
+    fn a_form_without_a_package_streams_no_checksums() {
+        let body =
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"code\"\r\n\r\n{}\r\n--XyZ--\r\n";
+        let request = request("multipart/form-data; boundary=XyZ", body);
+        let mut hasher = PackageHasher::for_request(&request).unwrap();
+        hasher.advance(body);
+        assert_eq!(hasher.finish(), None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Functions: the current code ("version 0") and the settings it runs with.
 
-use crate::cache::{forget_versions, Cache};
+use crate::cache::{forget_function, forget_versions, function_key, read_through, Cache};
 use crate::commands::{FunctionChanges, NewFunction};
 use crate::config::Settings;
 use crate::context::{Caller, ListScope};
@@ -10,6 +10,7 @@ use crate::packages::{self, Package};
 use crate::runtimes;
 use crate::time::now_timestamp;
 use crate::types::{CodeSource, FunctionId, VersionRef};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
 
 /// Qinling's `[resource_limits]` defaults; a version snapshots the values in force.
@@ -90,7 +91,7 @@ impl Limit {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Function {
     pub id: FunctionId,
     pub name: Option<String>,
@@ -225,6 +226,21 @@ pub fn find(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<Function>
     select(db, id)?
         .filter(|f| caller.may_read(&f.project_id))
         .ok_or_else(|| not_found(id))
+}
+
+/// [`find`] for `GET /v1/functions/{id}`, a hot read: served from `cache` when it can be
+/// (every write that changes what a function shows forgets it: [`forget_function`]).
+pub fn find_cached(
+    db: &dyn Database,
+    cache: &dyn Cache,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<Function> {
+    Some(read_through(cache, &function_key(id), || {
+        select(db, id)?.ok_or_else(|| not_found(id))
+    })?)
+    .filter(|f| caller.may_read(&f.project_id))
+    .ok_or_else(|| not_found(id))
 }
 
 /// The function with `id` only if it is the caller's own, even for an admin (version create
@@ -368,9 +384,13 @@ pub fn create(
         created_at: now_timestamp(),
         updated_at: None,
     };
+    // The bytes first, outside the transaction: it stays short however large they are.
+    if let Some(package) = &package {
+        packages::write_chunks(db, package, settings.sqlite_synchronous)?;
+    }
     in_transaction(db, |tx| -> ApiResult<()> {
         if let Some(package) = &package {
-            packages::store(tx, package)?;
+            packages::publish(tx, package)?;
         }
         tx.execute(
             "INSERT INTO functions (id, name, description, runtime_id, cpu, memory_size, timeout,
@@ -456,12 +476,14 @@ fn check_if_match(if_match: Option<&str>, function: &Function) -> ApiResult<()> 
     }
 }
 
-/// Applies an update. The upload is checked (size, md5, zip) before the write lock is
-/// taken; the function is then read, judged and written in one transaction, so two updates
+/// Applies an update. The upload is checked (size, md5, zip) and its chunks written before
+/// the write lock is taken; the function is then read, judged and written in one transaction
+/// (which publishes the package), so two updates
 /// racing each other never write back a stale column (a package reference included) and an
 /// old package is freed only once nothing refers to it.
 pub fn update(
     db: &dyn Database,
+    cache: &dyn Cache,
     caller: &Caller,
     settings: &Settings,
     id: &str,
@@ -486,8 +508,12 @@ pub fn update(
         )?),
         None => None,
     };
+    // The bytes first, outside the transaction: it stays short however large they are.
+    if let Some(package) = &new_package {
+        packages::write_chunks(db, package, settings.sqlite_synchronous)?;
+    }
 
-    in_transaction(db, |tx| -> ApiResult<Function> {
+    let updated = in_transaction(db, |tx| -> ApiResult<Function> {
         let mut function = find(tx, caller, id)?;
         // `If-Match` against the row as this transaction reads it: no other write can come
         // between this check and the update.
@@ -548,7 +574,7 @@ pub fn update(
         function.updated_at = Some(now_timestamp());
         let old_digest = function.package_digest.clone();
         if let Some(p) = &new_package {
-            packages::store(tx, p)?;
+            packages::publish(tx, p)?;
             function.package_digest = Some(p.digest.clone());
         }
         tx.execute(
@@ -572,7 +598,9 @@ pub fn update(
             packages::collect_garbage(tx, &old)?;
         }
         Ok(function)
-    })
+    })?;
+    forget_function(cache, id);
+    Ok(updated)
 }
 
 /// Deletes the function and its versions; returns the numbers of the versions deleted.
@@ -633,6 +661,7 @@ pub fn delete(db: &dyn Database, cache: &dyn Cache, caller: &Caller, id: &str) -
         Ok(numbers)
     })?;
     forget_versions(cache, id, &numbers);
+    forget_function(cache, id);
     Ok(())
 }
 

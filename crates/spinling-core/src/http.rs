@@ -31,6 +31,9 @@ pub struct ApiRequest {
     pub base_url: String,
     /// The `host[:port]` the client addressed: its `Host` header, else the URL's authority.
     pub host: String,
+    /// The checksums of a multipart body's `package` part, computed while the body streamed
+    /// in (`forms::PackageHasher`).
+    pub package_checksums: Option<crate::forms::BodyChecksums>,
 }
 
 impl fmt::Debug for ApiRequest {
@@ -97,6 +100,7 @@ impl ApiRequest {
             body,
             base_url: base_url.to_string(),
             host,
+            package_checksums: None,
         }
     }
 

@@ -553,7 +553,7 @@ pub fn tick(db: &dyn Database, cache: &dyn crate::cache::Cache, now: i64) -> Api
     for job in due {
         match fire(db, &job, now) {
             Ok(Some(f)) => {
-                executions::forget_counted_version(cache, &f.execution);
+                executions::forget_counted(cache, &f.execution);
                 fired.push(f);
             }
             Ok(None) => {}

@@ -37,6 +37,8 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_jobs.sql"),
     migration!(7, "0007_execution_output.sql"),
     migration!(8, "0008_alias_routing.sql"),
+    migration!(9, "0009_package_writes.sql"),
+    migration!(10, "0010_execution_count_triggers.sql"),
 ];
 
 impl Migration {
@@ -122,6 +124,9 @@ impl Database for SelfMigrating<'_> {
             }
             other => other,
         }
+    }
+    fn reconnect(&self) {
+        self.0.reconnect();
     }
 }
 

@@ -1,15 +1,42 @@
 //! The package store: zip bytes in SQLite, content-addressed by SHA-256 and split into chunks
 //! a Spin SQLite BLOB can always hold. Equal bytes are stored once however many functions and
-//! versions use them; bytes nobody references any more are deleted in the same transaction
-//! that dropped the last reference.
+//! versions use them.
+//!
+//! No transaction stays open while a large package is written (libSQL rolls back one open
+//! longer than 5 s): an upload writes its chunks first, each in its own short statement
+//! (`write_chunks`), and then publishes the reference to them (a function's code) in one
+//! short transaction (`publish`). Until that commits nothing refers to the chunks and no
+//! `packages` row names them, so a writer killed half-way leaves nothing visible, only chunks
+//! nobody references, which the collector deletes later.
+//!
+//! Why the collector never takes chunks a publish needs. Chunks are deleted only in a write
+//! transaction that sees their digest unreferenced: when the last reference is dropped
+//! (`collect_garbage`) or, for a writer that never published, when a sweep finds its
+//! `package_writes` row stale. A writer first stamps that row with the time it starts (its
+//! publish removes it), and the collector leaves the chunks of a digest stamped within
+//! `WRITE_GRACE_SECONDS` alone, so an upload in progress is normally not disturbed. Correctness does not rest on that clock
+//! (writers on other machines, an upload slower than the grace period): `publish` checks, in
+//! its own transaction, that every chunk is present and writes any missing one again from the
+//! bytes it holds, before it commits the reference. Write transactions are serialised, so
+//! either the collector's transaction comes first and `publish` sees (and repairs) the gap,
+//! or `publish` comes first and the collector then sees the digest referenced.
 
 use crate::db::{Database, Value};
 use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::types::SqliteSynchronous;
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
 
 /// Spin guarantees BLOB values of at least 1 MB; stay well inside it.
 pub const CHUNK_SIZE: usize = 512 * 1024;
+
+/// How long the chunks of a digest whose write started are left alone by the collector,
+/// even when nothing refers to them: far longer than writing 50 MiB takes. Chunks of a killed
+/// writer stay this long.
+pub const WRITE_GRACE_SECONDS: i64 = 15 * 60;
+
+/// How many stale writes one sweep looks at: a few, so no transaction grows long.
+const SWEEP_BATCH: i64 = 4;
 
 /// A validated package, ready to be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,18 +60,73 @@ pub fn md5_hex(bytes: &[u8]) -> String {
     hex(&Md5::digest(bytes))
 }
 
+/// A package's checksums, in hex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checksums {
+    pub sha256: String,
+    pub md5: String,
+}
+
+/// Both checksums of bytes fed piece by piece: each piece is hashed twice while it is in
+/// cache, and nothing is copied.
+#[derive(Default)]
+pub struct ChecksumsInProgress {
+    sha256: Sha256,
+    md5: Md5,
+}
+
+impl ChecksumsInProgress {
+    pub fn update(&mut self, bytes: &[u8]) {
+        for block in bytes.chunks(64 * 1024) {
+            self.sha256.update(block);
+            self.md5.update(block);
+        }
+    }
+
+    pub fn finish(self) -> Checksums {
+        Checksums {
+            sha256: hex(&self.sha256.finalize()),
+            md5: hex(&self.md5.finalize()),
+        }
+    }
+}
+
+fn checksums_of(bytes: &[u8]) -> Checksums {
+    let mut checksums = ChecksumsInProgress::default();
+    checksums.update(bytes);
+    checksums.finish()
+}
+
+/// An uploaded package's bytes, not yet checked, with their checksums when they were computed
+/// as the request body streamed in (see `forms::PackageHasher`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Upload {
+    pub bytes: Vec<u8>,
+    pub checksums: Option<Checksums>,
+}
+
+impl From<Vec<u8>> for Upload {
+    fn from(bytes: Vec<u8>) -> Upload {
+        Upload {
+            bytes,
+            checksums: None,
+        }
+    }
+}
+
 impl Package {
     /// Checks an upload: its size against the limit, the client's md5 if given, and that it
     /// is a zip archive.
     pub fn from_upload(
-        bytes: Vec<u8>,
+        upload: impl Into<Upload>,
         claimed_md5: Option<&str>,
         max_size: u64,
     ) -> ApiResult<Package> {
+        let Upload { bytes, checksums } = upload.into();
         if bytes.len() as u64 > max_size {
             return Err(too_large(max_size));
         }
-        let md5 = md5_hex(&bytes);
+        let Checksums { sha256, md5 } = checksums.unwrap_or_else(|| checksums_of(&bytes));
         if let Some(claimed) = claimed_md5 {
             if !claimed.eq_ignore_ascii_case(&md5) {
                 return Err(ApiError::bad_request("Package md5 mismatch."));
@@ -54,10 +136,18 @@ impl Package {
             return Err(ApiError::bad_request("Package is not a valid ZIP package."));
         }
         Ok(Package {
-            digest: sha256_hex(&bytes),
+            digest: sha256,
             md5,
             bytes,
         })
+    }
+
+    fn chunks(&self) -> impl Iterator<Item = (i64, &[u8])> {
+        (0..).zip(self.bytes.chunks(CHUNK_SIZE))
+    }
+
+    fn chunk_count(&self) -> usize {
+        self.bytes.len().div_ceil(CHUNK_SIZE)
     }
 }
 
@@ -68,41 +158,146 @@ pub fn too_large(max_size: u64) -> ApiError {
     )
 }
 
-/// Stores the package unless its bytes are already there. Call inside the transaction that
-/// records the reference to it.
-pub fn store(tx: &dyn Database, package: &Package) -> ApiResult<()> {
-    let exists = tx
+fn insert_chunk(db: &dyn Database, digest: &str, seq: i64, data: &[u8]) -> ApiResult<()> {
+    db.execute(
+        "INSERT OR IGNORE INTO package_chunks (digest, seq, data) VALUES (?, ?, ?)",
+        &[
+            digest.into(),
+            Value::Integer(seq),
+            Value::Blob(data.to_vec()),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Writes the package's chunks before anything refers to them: outside any transaction, each
+/// chunk in its own statement, so no lock is held across the whole package. Bytes already
+/// published are not written again (`publish` checks them). Follow with `publish`, whose
+/// commit makes them durable with `durability`.
+pub fn write_chunks(
+    db: &dyn Database,
+    package: &Package,
+    durability: SqliteSynchronous,
+) -> ApiResult<()> {
+    write_chunks_at(db, package, durability, crate::time::now_unix())
+}
+
+fn write_chunks_at(
+    db: &dyn Database,
+    package: &Package,
+    durability: SqliteSynchronous,
+    now: i64,
+) -> ApiResult<()> {
+    let published = db
         .execute(
             "SELECT 1 FROM packages WHERE digest = ?",
             &[package.digest.as_str().into()],
         )?
         .first()
         .is_some();
-    if exists {
+    if published {
         return Ok(());
     }
-    let chunks: Vec<&[u8]> = package.bytes.chunks(CHUNK_SIZE).collect();
-    for (seq, chunk) in chunks.iter().enumerate() {
-        tx.execute(
-            "INSERT INTO package_chunks (digest, seq, data) VALUES (?, ?, ?)",
-            &[
-                package.digest.as_str().into(),
-                Value::Integer(seq as i64),
-                Value::Blob(chunk.to_vec()),
-            ],
-        )?;
+    crate::db::with_short_busy_waits(db, || {
+        db.execute(
+            "INSERT OR REPLACE INTO package_writes (digest, started_at) VALUES (?, ?)",
+            &[package.digest.as_str().into(), Value::Integer(now)],
+        )
+    })?;
+    let relaxed = relax_durability(db);
+    // Outside a transaction, each write may find another connection's transaction holding the
+    // lock: wait it out, going on from the chunk that found it.
+    let next = std::cell::Cell::new(0);
+    let written = crate::db::with_short_busy_waits(db, || {
+        for (seq, data) in package.chunks().skip(next.get()) {
+            db.execute(
+                "INSERT OR IGNORE INTO package_chunks (digest, seq, data) VALUES (?, ?, ?)",
+                &[
+                    package.digest.as_str().into(),
+                    Value::Integer(seq),
+                    Value::Blob(data.to_vec()),
+                ],
+            )?;
+            next.set(next.get() + 1);
+        }
+        Ok(())
+    })
+    .map_err(ApiError::from);
+    if relaxed {
+        let _ = db.execute(
+            &format!("PRAGMA synchronous = {}", durability.pragma_value()),
+            &[],
+        );
+    }
+    written
+}
+
+/// Lets the chunk writes skip a disk sync each: in WAL mode, the publish's commit syncs the
+/// log, and with it every chunk written before it (until then nothing refers to them, so
+/// losing them in a crash loses nothing). Only in WAL mode, where `synchronous = NORMAL` never
+/// corrupts. Nor does this connection checkpoint the log as it grows, chunk by chunk and
+/// again at the publish's commit: `checkpoint` does it once, after the answer. A backend
+/// without these pragmas (libSQL remote) refuses them and keeps its own durability: nothing
+/// depends on them.
+fn relax_durability(db: &dyn Database) -> bool {
+    let wal = db
+        .execute("PRAGMA journal_mode", &[])
+        .ok()
+        .and_then(|rows| rows.first().map(|r| r.text(0)))
+        .is_some_and(|mode| mode.eq_ignore_ascii_case("wal"));
+    wal && db.execute("PRAGMA synchronous = NORMAL", &[]).is_ok() && {
+        let _ = db.execute("PRAGMA wal_autocheckpoint = 0", &[]);
+        true
+    }
+}
+
+/// Copies the log of an upload's connection into the database (SQLite's checkpoint, which
+/// that connection skipped): call after the answer is sent, so that the upload does not wait
+/// for it. Without it, the next commit of any connection does it. A backend without the
+/// pragma ignores it.
+pub fn checkpoint(db: &dyn Database) {
+    let _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)", &[]);
+}
+
+/// Makes the package, whose chunks `write_chunks` wrote, available to the reference the
+/// calling transaction records: writes again any chunk the collector took meanwhile, and
+/// records the package's row, and drops the write's stamp. Call inside that transaction.
+/// Also sweeps a few stale writes.
+pub fn publish(tx: &dyn Database, package: &Package) -> ApiResult<()> {
+    publish_at(tx, package, crate::time::now_unix())
+}
+
+fn publish_at(tx: &dyn Database, package: &Package, now: i64) -> ApiResult<()> {
+    let present: std::collections::HashSet<i64> = tx
+        .execute(
+            "SELECT seq FROM package_chunks WHERE digest = ?",
+            &[package.digest.as_str().into()],
+        )?
+        .iter()
+        .map(|r| r.int(0))
+        .collect();
+    if present.len() < package.chunk_count() {
+        for (seq, data) in package.chunks().filter(|(seq, _)| !present.contains(seq)) {
+            insert_chunk(tx, &package.digest, seq, data)?;
+        }
     }
     tx.execute(
-        "INSERT INTO packages (digest, size, md5, chunk_count, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO packages (digest, size, md5, chunk_count, created_at)
+         VALUES (?, ?, ?, ?, ?)",
         &[
             package.digest.as_str().into(),
             Value::Integer(package.bytes.len() as i64),
             package.md5.as_str().into(),
-            Value::Integer(chunks.len() as i64),
-            crate::time::now_timestamp().into(),
+            Value::Integer(package.chunk_count() as i64),
+            crate::time::format_timestamp(now).into(),
         ],
     )?;
-    Ok(())
+    // Referenced from this commit on: the stamp has done its work.
+    tx.execute(
+        "DELETE FROM package_writes WHERE digest = ?",
+        &[package.digest.as_str().into()],
+    )?;
+    sweep(tx, now)
 }
 
 /// Reads a stored package back, chunk by chunk (a backend may cap the size of one result).
@@ -124,10 +319,14 @@ pub fn load(db: &dyn Database, digest: &str) -> ApiResult<Option<Vec<u8>>> {
             "SELECT data FROM package_chunks WHERE digest = ? AND seq = ?",
             &[digest.into(), Value::Integer(seq)],
         )?;
-        let chunk = rows.first().ok_or_else(|| {
-            ApiError::internal(format!("Package {digest} is missing chunk {seq}."))
-        })?;
-        bytes.extend_from_slice(&chunk.blob(0));
+        match rows.rows.first().and_then(|row| row.first()) {
+            Some(Value::Blob(data)) => bytes.extend_from_slice(data),
+            _ => {
+                return Err(ApiError::internal(format!(
+                    "Package {digest} is missing chunk {seq}."
+                )))
+            }
+        }
     }
     if bytes.len() as i64 != size {
         return Err(ApiError::internal(format!("Package {digest} is damaged.")));
@@ -230,24 +429,84 @@ impl std::io::Seek for ChunkReader<'_> {
     }
 }
 
-/// Deletes the package with `digest` if no function and no version refers to it any more.
-pub fn collect_garbage(tx: &dyn Database, digest: &str) -> ApiResult<()> {
-    let referenced = tx
+fn is_referenced(tx: &dyn Database, digest: &str) -> ApiResult<bool> {
+    Ok(tx
         .execute(
             "SELECT 1 WHERE EXISTS (SELECT 1 FROM functions WHERE package_digest = ?1)
                          OR EXISTS (SELECT 1 FROM function_versions WHERE package_digest = ?1)",
             &[digest.into()],
         )?
         .first()
-        .is_some();
-    if !referenced {
-        tx.execute(
-            "DELETE FROM package_chunks WHERE digest = ?",
-            &[digest.into()],
-        )?;
-        tx.execute("DELETE FROM packages WHERE digest = ?", &[digest.into()])?;
+        .is_some())
+}
+
+/// Deletes every trace of `digest`: its row, its chunks and its write's stamp.
+fn delete_package(tx: &dyn Database, digest: &str) -> ApiResult<()> {
+    for statement in [
+        "DELETE FROM packages WHERE digest = ?",
+        "DELETE FROM package_chunks WHERE digest = ?",
+        "DELETE FROM package_writes WHERE digest = ?",
+    ] {
+        tx.execute(statement, &[digest.into()])?;
     }
     Ok(())
+}
+
+/// Deletes the package with `digest` if no function and no version refers to it any more;
+/// call in the transaction that dropped a reference. Its chunks stay while a write of the
+/// same bytes may be under way (a sweep takes them later). Also sweeps a few stale writes.
+pub fn collect_garbage(tx: &dyn Database, digest: &str) -> ApiResult<()> {
+    collect_garbage_at(tx, digest, crate::time::now_unix())
+}
+
+fn collect_garbage_at(tx: &dyn Database, digest: &str, now: i64) -> ApiResult<()> {
+    if !is_referenced(tx, digest)? {
+        let being_written = tx
+            .execute(
+                "SELECT 1 FROM package_writes WHERE digest = ? AND started_at > ?",
+                &[digest.into(), Value::Integer(now - WRITE_GRACE_SECONDS)],
+            )?
+            .first()
+            .is_some();
+        match being_written {
+            true => {
+                tx.execute("DELETE FROM packages WHERE digest = ?", &[digest.into()])?;
+            }
+            false => delete_package(tx, digest)?,
+        }
+    }
+    sweep(tx, now)
+}
+
+/// Collects the chunks of writes that started more than the grace period ago and that nothing
+/// references (a killed writer's), a few at a time; forgets the stamps of the others.
+fn sweep(tx: &dyn Database, now: i64) -> ApiResult<()> {
+    let stale = tx.execute(
+        "SELECT digest FROM package_writes WHERE started_at <= ? ORDER BY started_at LIMIT ?",
+        &[
+            Value::Integer(now - WRITE_GRACE_SECONDS),
+            Value::Integer(SWEEP_BATCH),
+        ],
+    )?;
+    for digest in stale.iter().map(|r| r.text(0)) {
+        match is_referenced(tx, &digest)? {
+            true => {
+                tx.execute(
+                    "DELETE FROM package_writes WHERE digest = ?",
+                    &[digest.as_str().into()],
+                )?;
+            }
+            false => delete_package(tx, &digest)?,
+        }
+    }
+    Ok(())
+}
+
+/// Stores a package the way an upload does, for tests that need one in the store.
+#[cfg(test)]
+pub(crate) fn store(db: &dyn Database, package: &Package) -> ApiResult<()> {
+    write_chunks(db, package, SqliteSynchronous::Full)?;
+    crate::db::in_transaction(db, |tx| publish(tx, package))
 }
 
 #[cfg(test)]
@@ -294,6 +553,157 @@ mod tests {
             .execute("SELECT COUNT(*) FROM package_chunks", &[])
             .unwrap();
         assert_eq!(n.first().unwrap().int(0), 0);
+    }
+
+    /// A package of three chunks: two chunks of bytes that do not compress, and its zip's
+    /// framing.
+    fn three_chunks() -> Package {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let content: Vec<u8> = (0..CHUNK_SIZE * 2)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let package = Package::from_upload(zip_of(&[("a", &content)]), None, u64::MAX).unwrap();
+        assert_eq!(package.chunk_count(), 3);
+        package
+    }
+
+    fn count(db: &TestDb, sql: &str) -> i64 {
+        db.execute(sql, &[]).unwrap().first().unwrap().int(0)
+    }
+
+    fn refer_to(db: &TestDb, package: &Package) {
+        db.execute(
+            "INSERT INTO functions (id, cpu, memory_size, timeout, code, package_digest,
+                 project_id, created_at)
+             VALUES ('f', 1, 1, 1, '{}', ?, 'p', 'now')",
+            &[package.digest.as_str().into()],
+        )
+        .unwrap();
+    }
+
+    fn publish_now(db: &TestDb, package: &Package, now: i64) {
+        crate::db::in_transaction(db, |tx| publish_at(tx, package, now)).unwrap();
+    }
+
+    const T: i64 = 1_700_000_000;
+
+    #[test]
+    fn both_checksums_are_those_of_the_bytes() {
+        let package = three_chunks();
+        assert_eq!(package.digest, sha256_hex(&package.bytes));
+        assert_eq!(package.md5, md5_hex(&package.bytes));
+    }
+
+    #[test]
+    fn written_chunks_are_invisible_until_published() {
+        let db = db();
+        let package = three_chunks();
+        write_chunks_at(&db, &package, SqliteSynchronous::Full, T).unwrap();
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM package_chunks"), 3);
+        assert!(load(&db, &package.digest).unwrap().is_none());
+        publish_now(&db, &package, T);
+        assert_eq!(load(&db, &package.digest).unwrap().unwrap(), package.bytes);
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM package_writes"), 0);
+    }
+
+    #[test]
+    fn the_collector_leaves_the_chunks_of_a_write_under_way_alone() {
+        let db = db();
+        let package = three_chunks();
+        write_chunks_at(&db, &package, SqliteSynchronous::Full, T).unwrap();
+        // The last reference to the same bytes goes while they are being written again.
+        collect_garbage_at(&db, &package.digest, T + 1).unwrap();
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM package_chunks"), 3);
+        publish_now(&db, &package, T + 2);
+        assert_eq!(load(&db, &package.digest).unwrap().unwrap(), package.bytes);
+    }
+
+    #[test]
+    fn a_publish_after_the_collector_took_the_chunks_writes_them_again() {
+        let db = db();
+        let package = three_chunks();
+        write_chunks_at(&db, &package, SqliteSynchronous::Full, T).unwrap();
+        // A write slower than the grace period: the collector's transaction comes first.
+        let later = T + WRITE_GRACE_SECONDS + 1;
+        collect_garbage_at(&db, &package.digest, later).unwrap();
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM package_chunks"), 0);
+        publish_now(&db, &package, later);
+        assert_eq!(load(&db, &package.digest).unwrap().unwrap(), package.bytes);
+    }
+
+    #[test]
+    fn a_publish_writes_again_the_one_chunk_that_is_missing() {
+        let db = db();
+        let package = three_chunks();
+        write_chunks_at(&db, &package, SqliteSynchronous::Full, T).unwrap();
+        db.execute("DELETE FROM package_chunks WHERE seq = 1", &[])
+            .unwrap();
+        publish_now(&db, &package, T);
+        assert_eq!(load(&db, &package.digest).unwrap().unwrap(), package.bytes);
+    }
+
+    #[test]
+    fn a_killed_writers_chunks_are_swept_once_the_grace_period_is_over() {
+        let db = db();
+        let killed = three_chunks();
+        // Stamped, one chunk written, then the writer died.
+        db.execute(
+            "INSERT INTO package_writes (digest, started_at) VALUES (?, ?)",
+            &[killed.digest.as_str().into(), Value::Integer(T)],
+        )
+        .unwrap();
+        insert_chunk(&db, &killed.digest, 0, &killed.bytes[..CHUNK_SIZE]).unwrap();
+        // Other publishes sweep: too early first, then after the grace period.
+        let other = Package::from_upload(zip_of(&[("b", b"y")]), None, u64::MAX).unwrap();
+        write_chunks_at(&db, &other, SqliteSynchronous::Full, T).unwrap();
+        publish_now(&db, &other, T + 1);
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM package_chunks"), 2);
+        collect_garbage_at(&db, "none", T + WRITE_GRACE_SECONDS + 1).unwrap();
+        let left = db
+            .execute("SELECT DISTINCT digest FROM package_chunks", &[])
+            .unwrap();
+        assert_eq!(left.first().unwrap().text(0), other.digest);
+        assert_eq!(left.rows.len(), 1);
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM package_writes"), 0);
+    }
+
+    #[test]
+    fn a_stale_stamp_of_referenced_bytes_is_dropped_and_the_bytes_kept() {
+        let db = db();
+        let package = three_chunks();
+        store(&db, &package).unwrap();
+        refer_to(&db, &package);
+        // A second upload of the same bytes, which looked before they were published,
+        // stamps them and dies.
+        db.execute(
+            "INSERT INTO package_writes (digest, started_at) VALUES (?, ?)",
+            &[package.digest.as_str().into(), Value::Integer(T)],
+        )
+        .unwrap();
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM package_writes"), 1);
+        collect_garbage_at(&db, "none", T + WRITE_GRACE_SECONDS + 1).unwrap();
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM package_writes"), 0);
+        assert_eq!(load(&db, &package.digest).unwrap().unwrap(), package.bytes);
+    }
+
+    #[test]
+    fn chunk_writes_leave_the_connection_at_the_configured_durability() {
+        let dir = std::env::temp_dir().join(format!("spinling-pkg-{}", crate::id::new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = TestDb::open(&dir.join("db.sqlite"));
+        crate::migrations::migrate(&db).unwrap();
+        let journal = db.execute("PRAGMA journal_mode", &[]).unwrap();
+        assert_eq!(journal.first().unwrap().text(0), "wal");
+        let package = three_chunks();
+        write_chunks_at(&db, &package, SqliteSynchronous::Full, T).unwrap();
+        // FULL is 2: the publish's commit syncs the log, chunks included.
+        assert_eq!(count(&db, "PRAGMA synchronous"), 2);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub fn package_function(db: &TestDb, caller: &Caller, package: Vec<u8>) -> Funct
         code: json!({"source": "package"}).as_object().unwrap().clone(),
         source: CodeSource::Package,
         runtime_id: Some("r".into()),
-        package: Some(package),
+        package: Some(package.into()),
     };
     functions::create(db, caller, &Settings::default(), new)
         .unwrap()

@@ -2,8 +2,8 @@
 //! runs with. Numbers start at 1 and are never reused, even after the newest is deleted.
 
 use crate::cache::{
-    forget_prepared, forget_version_resources, forget_versions, read_through, version_key,
-    version_list_key, Cache, NoCache,
+    forget_function, forget_prepared, forget_version_resources, forget_versions, read_through,
+    version_key, version_list_key, Cache, NoCache,
 };
 use crate::config::{Settings, VersionRetention};
 use crate::context::Caller;
@@ -208,12 +208,14 @@ pub fn publish_version(
     for _ in 0..PUBLISH_TRIES {
         if let Some(version) = crate::db::with_short_busy_waits(db, || publish.insert(db))? {
             forget_version_resources(cache, function_id, &[]);
+            forget_function(cache, function_id);
             return Ok(version);
         }
         if why_not_published(db, &publish)? == Blocked::AtCap {
             let (version, pruned) = prune_and_publish(db, &publish)?;
             let pruned: Vec<VersionRef> = pruned.into_iter().map(VersionRef::Number).collect();
             forget_versions(cache, function_id, &pruned);
+            forget_function(cache, function_id);
             return Ok(version);
         }
     }
@@ -540,6 +542,7 @@ pub fn delete(
         Ok(())
     })?;
     forget_versions(cache, function_id, &[VersionRef::Number(number)]);
+    forget_function(cache, function_id);
     Ok(())
 }
 
@@ -570,10 +573,19 @@ mod tests {
 
     fn change_code(db: &TestDb, fid: &str, content: &[u8]) {
         let changes = FunctionChanges {
-            package: Some(zip_of(&[("a.wasm", content)])),
+            package: Some(zip_of(&[("a.wasm", content)]).into()),
             ..FunctionChanges::default()
         };
-        functions::update(db, &caller(), &Settings::default(), fid, changes, None).unwrap();
+        functions::update(
+            db,
+            &NoCache,
+            &caller(),
+            &Settings::default(),
+            fid,
+            changes,
+            None,
+        )
+        .unwrap();
     }
 
     fn publish(db: &TestDb, fid: &str) -> ApiResult<FunctionVersion> {
@@ -586,6 +598,60 @@ mod tests {
             None,
             None,
         )
+    }
+
+    #[test]
+    fn every_write_that_changes_a_function_forgets_its_cached_read() {
+        use crate::cache::testing::MemoryCache;
+        use crate::commands::{ExecutionTarget, NewExecution};
+        let db = TestDb::in_memory();
+        let cache = MemoryCache::default();
+        let fid = setup(&db);
+        let shown = || functions::find_cached(&db, &cache, &caller(), &fid).unwrap();
+        assert_eq!(shown().latest_version, 0);
+        publish_version(
+            &db,
+            &cache,
+            &caller(),
+            &Settings::default(),
+            &fid,
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(shown().latest_version, 1);
+        let execution = NewExecution {
+            id: None,
+            target: ExecutionTarget::Function {
+                id: FunctionId::parse(&fid).unwrap(),
+                version: VersionRef::Current,
+            },
+            description: None,
+            sync: true,
+            input: None,
+        };
+        crate::executions::create(&db, &cache, &caller(), &execution).unwrap();
+        assert_eq!(shown().count, 1);
+        let renamed = FunctionChanges {
+            name: Some("renamed".into()),
+            ..FunctionChanges::default()
+        };
+        functions::update(
+            &db,
+            &cache,
+            &caller(),
+            &Settings::default(),
+            &fid,
+            renamed,
+            None,
+        )
+        .unwrap();
+        assert_eq!(shown().name.as_deref(), Some("renamed"));
+        delete(&db, &cache, &caller(), &fid, number(1)).unwrap();
+        assert_eq!(shown().latest_version, 0);
+        functions::delete(&db, &cache, &caller(), &fid).unwrap();
+        let gone = functions::find_cached(&db, &cache, &caller(), &fid).unwrap_err();
+        assert_eq!(gone.status(), 404);
     }
 
     #[test]
@@ -826,7 +892,16 @@ mod tests {
             timeout: Some(60),
             ..FunctionChanges::default()
         };
-        functions::update(&db, &caller(), &Settings::default(), &fid, changes, None).unwrap();
+        functions::update(
+            &db,
+            &NoCache,
+            &caller(),
+            &Settings::default(),
+            &fid,
+            changes,
+            None,
+        )
+        .unwrap();
         assert_eq!(
             find(&db, &NoCache, &caller(), &fid, number(1))
                 .unwrap()

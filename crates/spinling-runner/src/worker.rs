@@ -284,6 +284,25 @@ mod tests {
         assert_eq!(run_job(&job, &prepared)["success"], true);
     }
 
+    /// An entry another replica kept for this function version, or one of its older code,
+    /// is never run for a job of other code: the job's package is downloaded, prepared and
+    /// kept in its place.
+    #[test]
+    fn a_module_cached_from_other_code_is_replaced_by_the_jobs_code() {
+        let stale = cache_entry(&hello(), &md5_hex(b"older code"), None, NOW).unwrap();
+        let package = hello_package();
+        let job = job(&md5_hex(&package));
+        let downloads = std::cell::Cell::new(0);
+        let download = |_: &ExecuteRequest| {
+            downloads.set(downloads.get() + 1);
+            Ok(package.clone())
+        };
+        let (prepared, entry) = module_for(&job, Some(&stale), download, NOW + 1).unwrap();
+        assert_eq!((downloads.get(), prepared.entry()), (1, "hello.wasm"));
+        let entry = entry.expect("the job's module replaces the stale entry");
+        assert!(from_cache_entry(&entry, &job.package_md5, None, NOW + 1).is_some());
+    }
+
     #[test]
     fn a_failed_download_is_the_reply_naming_the_url() {
         let reply = module_for(&job(""), None, |_| Err("404 gone".into()), NOW).unwrap_err();

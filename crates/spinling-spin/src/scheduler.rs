@@ -17,8 +17,8 @@
 //! path: another caller gets a 404 there.
 
 use crate::outbound::{call, Call};
-use crate::KeyValueCache;
 use spinling_core::api::executions::download_url;
+use spinling_core::cache::Cache;
 use spinling_core::db::Database;
 use spinling_core::executions::{complete, Executor};
 use spinling_core::http::ApiRequest;
@@ -101,17 +101,17 @@ impl LoopOrder {
 /// over). Runs after the loop request's response is sent.
 pub fn run(
     db: &dyn Database,
+    cache: &dyn Cache,
     order: &LoopOrder,
     executor: &dyn Executor,
     public_url: Option<&str>,
     service_token: &dyn Fn() -> Option<String>,
 ) {
     let started = now_unix();
-    let cache = KeyValueCache::open();
     let mut base = ApiRequest::new("POST", &format!("{}/", order.base_url), vec![], vec![]);
     base.base_url = order.base_url.clone();
     loop {
-        match jobs::tick(db, &cache, now_unix()) {
+        match jobs::tick(db, cache, now_unix()) {
             Ok(fired) if !fired.is_empty() => {
                 let token = service_token();
                 for f in fired {

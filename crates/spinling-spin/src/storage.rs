@@ -3,13 +3,16 @@
 
 use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{Connection, Error, Value as SpinValue};
-use spinling_core::cache::Cache;
-use spinling_core::db::{Database, DbError, Rows, Value};
-use std::cell::OnceCell;
+use spinling_core::cache::{Cache, KeyValueScope};
+use spinling_core::db::{Database, DbError, DbErrorKind, Rows, Value};
+use std::cell::{OnceCell, RefCell};
 
-/// Opened on first use: a read served from the cache never touches SQLite.
+/// Opened on first use: a read served from the cache never touches SQLite. Dropped after a
+/// failure that may have killed it (a libSQL stream that expired), so that the next statement
+/// runs on a fresh connection; a connection opened again has SQLite's default durability
+/// (`synchronous = FULL`), never less than what was configured.
 #[derive(Default)]
-pub struct SpinDatabase(OnceCell<Connection>);
+pub struct SpinDatabase(RefCell<Option<Connection>>);
 
 impl SpinDatabase {
     pub fn new() -> SpinDatabase {
@@ -18,17 +21,13 @@ impl SpinDatabase {
 
     /// Whether this request has opened its connection yet (lazily, on the first statement).
     pub fn is_open(&self) -> bool {
-        self.0.get().is_some()
+        self.0.borrow().is_some()
     }
+}
 
-    fn connection(&self) -> Result<&Connection, DbError> {
-        if let Some(connection) = self.0.get() {
-            return Ok(connection);
-        }
-        let connection = Connection::open_default()
-            .map_err(|e| DbError::other(format!("could not open the default database: {e:?}")))?;
-        Ok(self.0.get_or_init(|| connection))
-    }
+fn open_default() -> Result<Connection, DbError> {
+    Connection::open_default()
+        .map_err(|e| DbError::other(format!("could not open the default database: {e:?}")))
 }
 
 fn to_spin(value: &Value) -> SpinValue {
@@ -62,7 +61,19 @@ fn describe(e: Error) -> DbError {
 impl Database for SpinDatabase {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
         let params: Vec<SpinValue> = params.iter().map(to_spin).collect();
-        let result = self.connection()?.execute(sql, &params).map_err(describe)?;
+        let mut slot = self.0.borrow_mut();
+        let connection = match &mut *slot {
+            Some(connection) => connection,
+            empty => empty.insert(open_default()?),
+        };
+        let result = connection.execute(sql, &params).map_err(describe);
+        if result
+            .as_ref()
+            .is_err_and(|e| e.kind == DbErrorKind::TransactionLost)
+        {
+            *slot = None;
+        }
+        let result = result?;
         Ok(Rows {
             columns: result.columns,
             rows: result
@@ -71,6 +82,10 @@ impl Database for SpinDatabase {
                 .map(|row| row.values.into_iter().map(from_spin).collect())
                 .collect(),
         })
+    }
+
+    fn reconnect(&self) {
+        *self.0.borrow_mut() = None;
     }
 }
 
@@ -84,17 +99,25 @@ impl Database for NoDatabase {
 }
 
 /// The cache in Spin's key-value store `default`, opened on first use. A store that cannot be
-/// opened, read or written (not granted, full, unreachable) behaves as an empty cache.
-#[derive(Default)]
-pub struct KeyValueCache(OnceCell<Option<Store>>);
+/// opened, read or written (not granted, full, unreachable) behaves as an empty cache. Its
+/// scope (variable `key_value_scope`) bounds how long cached database reads are trusted.
+pub struct KeyValueCache {
+    store: OnceCell<Option<Store>>,
+    scope: KeyValueScope,
+}
 
 impl KeyValueCache {
-    pub fn open() -> KeyValueCache {
-        KeyValueCache::default()
+    pub fn open(scope: KeyValueScope) -> KeyValueCache {
+        KeyValueCache {
+            store: OnceCell::new(),
+            scope,
+        }
     }
 
     fn store(&self) -> Option<&Store> {
-        self.0.get_or_init(|| Store::open_default().ok()).as_ref()
+        self.store
+            .get_or_init(|| Store::open_default().ok())
+            .as_ref()
     }
 }
 
@@ -111,5 +134,8 @@ impl Cache for KeyValueCache {
         if let Some(store) = self.store() {
             let _ = store.delete(key);
         }
+    }
+    fn scope(&self) -> KeyValueScope {
+        self.scope
     }
 }

@@ -15,6 +15,8 @@ mod openapi;
 mod openstack_cli;
 mod paging;
 mod release;
+mod replica_caches;
+mod replicas;
 mod root;
 mod runtimes;
 mod sandbox;

@@ -95,16 +95,18 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         ("POST", ["v1", "executions"]) => {
             let body = parse_body(&request.body, &env.settings.json_limits, "body", FIELDS)?;
             let new = new_execution(&body, &env.settings.json_limits)?;
-            let (execution, job) = executions::create(db, env.cache, caller, &new)?;
-            let url = download_url(&job, request, env.settings.public_url.as_deref());
-            if !execution.sync {
+            if !new.sync {
+                let (execution, job) = executions::create(db, env.cache, caller, &new)?;
+                let url = download_url(&job, request, env.settings.public_url.as_deref());
                 env.defer(job, url);
                 return Ok(ApiResponse::created(&execution.to_json()));
             }
-            executions::complete(db, &job, env.executor.execute(&job, &url))?;
-            Ok(ApiResponse::created(
-                &executions::find(db, caller, execution.id.as_str())?.to_json(),
-            ))
+            // Run first, then store the ended execution: one commit, not two.
+            let (execution, job) = executions::prepare(db, caller, &new)?;
+            let url = download_url(&job, request, env.settings.public_url.as_deref());
+            let outcome = env.executor.execute(&job, &url);
+            let ended = executions::record_ended(db, env.cache, &execution, outcome)?;
+            Ok(ApiResponse::created(&ended.to_json()))
         }
         (_, ["v1", "executions"]) => Err(ApiError::method_not_allowed()),
         (method, ["v1", "executions", id]) => {

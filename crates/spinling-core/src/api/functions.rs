@@ -144,14 +144,17 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
                 let bytes = functions::download(db, caller, id)?;
                 Ok(ApiResponse::attachment(id, bytes))
             } else {
-                Ok(with_etag(functions::find(db, caller, id)?))
+                Ok(with_etag(functions::find_cached(
+                    db, env.cache, caller, id,
+                )?))
             }
         }
         ("PUT", ["v1", "functions", id]) => {
             let limits = &env.settings.json_limits;
             let changes = function_changes(parse_function_form(request, limits)?, limits)?;
             let if_match = request.header("if-match");
-            let function = functions::update(db, caller, &env.settings, id, changes, if_match)?;
+            let function =
+                functions::update(db, env.cache, caller, &env.settings, id, changes, if_match)?;
             Ok(with_etag(function))
         }
         ("DELETE", ["v1", "functions", id]) => {
