@@ -1,34 +1,40 @@
-//! GET answers `ok` (or `?bytes=N` zero bytes, or `?kv` the value of one key-value key);
-//! any other method reads the whole body and answers its length. The same host, no storage
-//! (or one key-value read): what any request costs at the least.
+//! The benchmark's floors: what a request costs at the least through the same host, doing
+//! nothing, or exactly one storage operation.
+//!
+//! - `GET` answers `ok`; `?bytes=N` N zero bytes; `?kv` the value of one key-value key;
+//!   `?row` one SQLite row read by primary key.
+//! - `POST ?insert` runs one one-row `INSERT` (autocommit: one durable commit).
+//! - `POST ?setup` creates the floor's table and row in WAL mode and answers the connection's
+//!   `journal_mode synchronous`, so the bench can check the INSERT floor is durable.
+//! - Any other `POST` reads the whole body and answers its length.
 
 use futures::{SinkExt, StreamExt};
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
+use spin_sdk::sqlite::{Connection, Value};
 
 #[http_component]
 async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     let query = request.path_with_query().unwrap_or_default();
-    let body = if request.method() == spin_sdk::http::Method::Get {
-        match query
-            .split_once("bytes=")
-            .and_then(|(_, n)| n.parse::<usize>().ok())
-        {
-            Some(n) => vec![0u8; n],
-            None if query.ends_with("?kv") => spin_sdk::key_value::Store::open_default()
-                .and_then(|store| store.get("trivial"))
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-            None => b"ok".to_vec(),
+    let query = query.split_once('?').map_or("", |(_, q)| q).to_string();
+    let (status, body) = if request.method() == spin_sdk::http::Method::Get {
+        match query.strip_prefix("bytes=").and_then(|n| n.parse().ok()) {
+            Some(n) => (200, vec![0u8; n]),
+            None if query == "kv" => (200, kv_get()),
+            None if query == "row" => answer(row_read()),
+            None => (200, b"ok".to_vec()),
         }
+    } else if query == "insert" {
+        answer(row_insert())
+    } else if query == "setup" {
+        answer(setup())
     } else {
         let mut stream = request.into_body_stream();
         let mut length = 0usize;
         while let Some(Ok(chunk)) = stream.next().await {
             length += chunk.len();
         }
-        length.to_string().into_bytes()
+        (200, length.to_string().into_bytes())
     };
     let headers = Fields::from_list(&[(
         "content-length".to_string(),
@@ -36,7 +42,7 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     )])
     .unwrap();
     let response = OutgoingResponse::new(headers);
-    let _ = response.set_status_code(200);
+    let _ = response.set_status_code(status);
     let mut sink = response.take_body();
     response_out.set(response);
     for piece in body.chunks(1024 * 1024) {
@@ -44,4 +50,63 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
             return;
         }
     }
+}
+
+/// 200 with the body, or 500 with the error: a floor that fails must not look fast.
+fn answer(outcome: Result<Vec<u8>, spin_sdk::sqlite::Error>) -> (u16, Vec<u8>) {
+    match outcome {
+        Ok(body) => (200, body),
+        Err(e) => (500, format!("{e:?}").into_bytes()),
+    }
+}
+
+fn kv_get() -> Vec<u8> {
+    spin_sdk::key_value::Store::open_default()
+        .and_then(|store| store.get("trivial"))
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+fn row_read() -> Result<Vec<u8>, spin_sdk::sqlite::Error> {
+    let rows = Connection::open_default()?.execute(
+        "SELECT value FROM bench_floor WHERE id = ?",
+        &[Value::Integer(1)],
+    )?;
+    let value = rows
+        .rows()
+        .next()
+        .and_then(|row| row.get::<&str>("value").map(|v| v.as_bytes().to_vec()));
+    Ok(value.unwrap_or_default())
+}
+
+fn row_insert() -> Result<Vec<u8>, spin_sdk::sqlite::Error> {
+    Connection::open_default()?.execute(
+        "INSERT INTO bench_floor (value) VALUES (?)",
+        &[Value::Text("floor".into())],
+    )?;
+    Ok(b"ok".to_vec())
+}
+
+fn setup() -> Result<Vec<u8>, spin_sdk::sqlite::Error> {
+    let db = Connection::open_default()?;
+    let text = |sql: &str| -> Result<String, spin_sdk::sqlite::Error> {
+        let result = db.execute(sql, &[])?;
+        Ok(match result.rows.first().and_then(|r| r.values.first()) {
+            Some(Value::Text(t)) => t.clone(),
+            Some(Value::Integer(i)) => i.to_string(),
+            _ => String::new(),
+        })
+    };
+    let journal_mode = text("PRAGMA journal_mode=WAL")?;
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS bench_floor (id INTEGER PRIMARY KEY, value TEXT NOT NULL)",
+        &[],
+    )?;
+    db.execute(
+        "INSERT OR IGNORE INTO bench_floor (id, value) VALUES (1, 'floor')",
+        &[],
+    )?;
+    let synchronous = text("PRAGMA synchronous")?;
+    Ok(format!("{journal_mode} {synchronous}").into_bytes())
 }
