@@ -258,10 +258,15 @@ pub trait Database {
 /// waits out the backend's busy timeout, so this bounds the wait, not the work.
 const BUSY_RETRIES: u32 = 8;
 
-/// Pauses between tries of a write that found the database busy: from 100 µs, doubling up
-/// to 1 ms, with jitter so waiting writers do not wake in lockstep; about 1.5 s in all.
+/// Pauses between tries of a write that found a local database busy: from 100 µs, doubling
+/// up to 1 ms, with jitter so waiting writers do not wake in lockstep; about 1.5 s in all.
 const SHORT_BUSY_TRIES: u32 = 1500;
 const SHORT_BUSY_CAP_US: u64 = 1000;
+/// A remote database (libSQL) that answers busy is asked again far less often: each try is a
+/// network round trip the server must serve, so from 1 ms doubling up to 64 ms, with jitter;
+/// about 1.5 s in all, as locally.
+const REMOTE_BUSY_TRIES: u32 = 28;
+const REMOTE_BUSY_CAP_US: u64 = 64_000;
 /// The busy timeout hosts give their connections (rusqlite's default), restored afterwards.
 const HOST_BUSY_TIMEOUT_MS: u32 = 5000;
 
@@ -272,13 +277,19 @@ pub fn with_short_busy_waits<T>(
     db: &dyn Database,
     write: impl Fn() -> Result<T, DbError>,
 ) -> Result<T, DbError> {
-    // Backends without the pragma (libSQL remote) ignore it and keep their own waiting.
-    let _ = db.execute("PRAGMA busy_timeout = 0", &[]);
+    // Backends without the pragma (libSQL remote: its client refuses it) keep their own
+    // waiting, and a busy answer from them is retried at the remote pace.
+    let local = db.execute("PRAGMA busy_timeout = 0", &[]).is_ok();
+    let (tries, first_us, cap_us) = if local {
+        (SHORT_BUSY_TRIES, 100, SHORT_BUSY_CAP_US)
+    } else {
+        (REMOTE_BUSY_TRIES, 1000, REMOTE_BUSY_CAP_US)
+    };
     let mut attempt = 0;
     let outcome = loop {
         match write() {
-            Err(e) if e.is_busy() && attempt < SHORT_BUSY_TRIES => {
-                let base = (100u64 << attempt.min(4)).min(SHORT_BUSY_CAP_US);
+            Err(e) if e.is_busy() && attempt < tries => {
+                let base = (first_us << attempt.min(6)).min(cap_us);
                 let jitter = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| u64::from(d.subsec_nanos()) % base);
@@ -288,10 +299,12 @@ pub fn with_short_busy_waits<T>(
             other => break other,
         }
     };
-    let _ = db.execute(
-        &format!("PRAGMA busy_timeout = {HOST_BUSY_TIMEOUT_MS}"),
-        &[],
-    );
+    if local {
+        let _ = db.execute(
+            &format!("PRAGMA busy_timeout = {HOST_BUSY_TIMEOUT_MS}"),
+            &[],
+        );
+    }
     outcome
 }
 
@@ -476,6 +489,54 @@ mod tests {
         let db = TestDb::in_memory();
         let rows = db.execute("SELECT 'a' AS name", &[]).unwrap();
         rows.first().unwrap().text("nmae");
+    }
+
+    /// A remote database (like libSQL's client, it refuses `PRAGMA busy_timeout`) that answers
+    /// busy `busy_answers` times, then accepts; it counts the statements it is sent.
+    struct BusyRemoteDb {
+        busy_answers: usize,
+        sent: std::cell::Cell<usize>,
+    }
+
+    impl Database for BusyRemoteDb {
+        fn execute(&self, sql: &str, _params: &[Value]) -> Result<Rows, DbError> {
+            if sql.starts_with("PRAGMA") {
+                return Err(DbError::from_sqlite_message(
+                    "statement not allowed: PRAGMA",
+                ));
+            }
+            self.sent.set(self.sent.get() + 1);
+            if self.sent.get() <= self.busy_answers {
+                return Err(DbError::from_sqlite_message(
+                    "Hrana: cursor error (error code: SQLITE_BUSY) database is locked",
+                ));
+            }
+            Ok(Rows::default())
+        }
+    }
+
+    #[test]
+    fn a_busy_remote_database_is_asked_again_at_a_round_trips_pace() {
+        let db = BusyRemoteDb {
+            busy_answers: 5,
+            sent: Default::default(),
+        };
+        let started = std::time::Instant::now();
+        with_short_busy_waits(&db, || db.execute("INSERT", &[])).unwrap();
+        assert_eq!(db.sent.get(), 6);
+        // 1 + 2 + 4 + 8 + 16 ms at least; the local pace would have taken under 5 ms.
+        assert!(started.elapsed() >= std::time::Duration::from_millis(31));
+    }
+
+    #[test]
+    fn a_remote_database_that_stays_busy_is_given_up_on_after_a_bounded_number_of_tries() {
+        let db = BusyRemoteDb {
+            busy_answers: usize::MAX,
+            sent: Default::default(),
+        };
+        let outcome = with_short_busy_waits(&db, || db.execute("INSERT", &[]));
+        assert!(outcome.unwrap_err().is_busy());
+        assert_eq!(db.sent.get(), REMOTE_BUSY_TRIES as usize + 1);
     }
 
     #[test]
