@@ -665,20 +665,32 @@ pub fn delete(db: &dyn Database, cache: &dyn Cache, caller: &Caller, id: &str) -
     Ok(())
 }
 
-/// The function's current package bytes, for `?download=true`.
+/// How often a download reads the function again when its package was replaced (and the old
+/// bytes deleted) while it was being read.
+const DOWNLOAD_TRIES: usize = 3;
+
+/// The function's current package bytes, for `?download=true`: the old package or the new
+/// one when an update replaces it meanwhile, never an error for that.
 pub fn download(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<Vec<u8>> {
-    let function = find(db, &caller.package_reader(), id)?;
-    if function.source() == Some(CodeSource::Image) {
-        return Err(ApiError::new(
-            ErrorKind::MethodNotAllowed,
-            "Download image function is not allowed.",
-        ));
+    let mut tries = 0;
+    loop {
+        let function = find(db, &caller.package_reader(), id)?;
+        if function.source() == Some(CodeSource::Image) {
+            return Err(ApiError::new(
+                ErrorKind::MethodNotAllowed,
+                "Download image function is not allowed.",
+            ));
+        }
+        let digest = function.package_digest.as_deref().unwrap_or_default();
+        if let Some(bytes) = packages::load(db, digest)? {
+            return Ok(bytes);
+        }
+        tries += 1;
+        if tries == DOWNLOAD_TRIES {
+            return Err(ApiError::not_found(format!(
+                "Package of function {id} for project {} not found.",
+                function.project_id
+            )));
+        }
     }
-    let digest = function.package_digest.as_deref().unwrap_or_default();
-    packages::load(db, digest)?.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "Package of function {id} for project {} not found.",
-            function.project_id
-        ))
-    })
 }

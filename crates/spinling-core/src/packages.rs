@@ -301,6 +301,8 @@ fn publish_at(tx: &dyn Database, package: &Package, now: i64) -> ApiResult<()> {
 }
 
 /// Reads a stored package back, chunk by chunk (a backend may cap the size of one result).
+/// `None`: no such package, also when it was deleted while being read (the reads are separate
+/// statements: the last reference may go, and the bytes with it, between two of them).
 pub fn load(db: &dyn Database, digest: &str) -> ApiResult<Option<Vec<u8>>> {
     let Some(row) = db
         .execute(
@@ -321,6 +323,7 @@ pub fn load(db: &dyn Database, digest: &str) -> ApiResult<Option<Vec<u8>>> {
         )?;
         match rows.rows.first().and_then(|row| row.first()) {
             Some(Value::Blob(data)) => bytes.extend_from_slice(data),
+            _ if !exists(db, digest)? => return Ok(None),
             _ => {
                 return Err(ApiError::internal(format!(
                     "Package {digest} is missing chunk {seq}."
@@ -332,6 +335,13 @@ pub fn load(db: &dyn Database, digest: &str) -> ApiResult<Option<Vec<u8>>> {
         return Err(ApiError::internal(format!("Package {digest} is damaged.")));
     }
     Ok(Some(bytes))
+}
+
+fn exists(db: &dyn Database, digest: &str) -> ApiResult<bool> {
+    Ok(db
+        .execute("SELECT 1 FROM packages WHERE digest = ?", &[digest.into()])?
+        .first()
+        .is_some())
 }
 
 /// A stored package as `Read + Seek`, loading a chunk only when a read reaches it: a zip's
@@ -553,6 +563,44 @@ mod tests {
             .execute("SELECT COUNT(*) FROM package_chunks", &[])
             .unwrap();
         assert_eq!(n.first().unwrap().int(0), 0);
+    }
+
+    /// A database on which the package is collected (its last reference gone) right after
+    /// the first chunk is read: another request's delete, between a reader's statements.
+    struct CollectedWhileRead<'a> {
+        db: &'a TestDb,
+        digest: String,
+        chunks_read: std::cell::Cell<usize>,
+    }
+
+    impl Database for CollectedWhileRead<'_> {
+        fn execute(
+            &self,
+            sql: &str,
+            params: &[Value],
+        ) -> Result<crate::db::Rows, crate::db::DbError> {
+            let rows = self.db.execute(sql, params)?;
+            if sql.contains("FROM package_chunks") {
+                self.chunks_read.set(self.chunks_read.get() + 1);
+                if self.chunks_read.get() == 1 {
+                    collect_garbage_at(self.db, &self.digest, i64::MAX / 2).unwrap();
+                }
+            }
+            Ok(rows)
+        }
+    }
+
+    #[test]
+    fn a_package_collected_while_it_is_read_is_gone_not_damaged() {
+        let db = db();
+        let package = three_chunks();
+        store(&db, &package).unwrap();
+        let reader = CollectedWhileRead {
+            db: &db,
+            digest: package.digest.clone(),
+            chunks_read: Default::default(),
+        };
+        assert!(load(&reader, &package.digest).unwrap().is_none());
     }
 
     /// A package of three chunks: two chunks of bytes that do not compress, and its zip's
