@@ -2,9 +2,13 @@
 //! a fresh connection per request. The cache may be lost or full at any time: every failure
 //! is a miss, and SQLite stays the only copy of anything.
 //!
-//! Filling is verified: after storing what it read, a reader reads the database again and
-//! removes the entry if the answer changed meanwhile. So a writer that commits and then
-//! forgets the key can never be overtaken by a reader filling in the old answer. Entries also
+//! Every entry about a function carries the function's *generation*: a random tag kept under
+//! its own key, which every write to the function deletes after its commit (its `forget`).
+//! A reader reads the generation first (making a new one when there is none), then the
+//! database, and tags what it stores with it; an entry is served only under the generation it
+//! was read in. So a reader that read the database before a write's commit and stores its
+//! answer after the write's forget has tagged it with a generation that is gone: no request
+//! after the forget is served the old answer, not even for a moment. Entries also
 //! expire ([`KeyValueScope::trust_seconds`]): soon when each replica has its own store, which
 //! another replica's writes cannot forget from; after 5 minutes when the store is shared, in
 //! case a writer died between its commit and its `forget`.
@@ -84,19 +88,41 @@ impl Cache for NoCache {
 #[derive(Serialize, Deserialize)]
 struct Entry<T> {
     cached_at: i64,
+    /// The function's generation the value was read in.
+    generation: String,
     value: T,
 }
 
-/// `load`'s answer, from the cache when a fresh entry is there.
+/// Where a function's generation is kept; deleting it invalidates every entry about the
+/// function at once.
+pub fn generation_key(function_id: &str) -> String {
+    format!("spinling:v1:generation:{function_id}")
+}
+
+/// The function's current generation, made when there is none (never stored, lost, or
+/// deleted by a write).
+fn generation(cache: &dyn Cache, function_id: &str) -> String {
+    let key = generation_key(function_id);
+    if let Some(tag) = cache.get(&key).and_then(|b| String::from_utf8(b).ok()) {
+        return tag;
+    }
+    let tag = crate::id::new_id();
+    cache.set(&key, tag.as_bytes());
+    tag
+}
+
+/// `load`'s answer about function `function_id`, from the cache when a fresh entry of the
+/// function's current generation is there.
 pub fn read_through<T>(
     cache: &dyn Cache,
+    function_id: &str,
     key: &str,
     load: impl Fn() -> ApiResult<T>,
 ) -> ApiResult<T>
 where
-    T: Serialize + DeserializeOwned + PartialEq,
+    T: Serialize + DeserializeOwned,
 {
-    read_through_at(cache, key, crate::time::now_unix(), load)
+    read_through_at(cache, function_id, key, crate::time::now_unix(), load)
 }
 
 /// [`read_through`] at `now` (seconds since the epoch). An entry is fresh for
@@ -104,30 +130,31 @@ where
 /// than that long after the database read it holds.
 fn read_through_at<T>(
     cache: &dyn Cache,
+    function_id: &str,
     key: &str,
     now: i64,
     load: impl Fn() -> ApiResult<T>,
 ) -> ApiResult<T>
 where
-    T: Serialize + DeserializeOwned + PartialEq,
+    T: Serialize + DeserializeOwned,
 {
+    // Before the database read: see the module's comment.
+    let generation = generation(cache, function_id);
     let trusted = 0..cache.scope().trust_seconds();
     if let Some(entry) = cache
         .get(key)
         .and_then(|bytes| serde_json::from_slice::<Entry<T>>(&bytes).ok())
-        .filter(|e| trusted.contains(&(now - e.cached_at)))
+        .filter(|e| e.generation == generation && trusted.contains(&(now - e.cached_at)))
     {
         return Ok(entry.value);
     }
     let value = load()?;
     if let Ok(bytes) = serde_json::to_vec(&Entry {
         cached_at: now,
+        generation,
         value: &value,
     }) {
         cache.set(key, &bytes);
-        if !matches!(load(), Ok(again) if again == value) {
-            cache.delete(key);
-        }
     }
     Ok(value)
 }
@@ -171,6 +198,7 @@ pub fn forget_versions(cache: &dyn Cache, function_id: &str, versions: &[Version
 /// Forgets the cached resources (not the prepared code) of versions `numbers` and their list:
 /// for a change of what a version shows, such as its execution `count`, or of the list.
 pub fn forget_version_resources(cache: &dyn Cache, function_id: &str, numbers: &[VersionNumber]) {
+    cache.delete(&generation_key(function_id));
     cache.delete(&version_list_key(function_id));
     for n in numbers {
         cache.delete(&version_key(function_id, n.get()));
@@ -180,6 +208,7 @@ pub fn forget_version_resources(cache: &dyn Cache, function_id: &str, numbers: &
 /// Forgets the cached function: for a change of its settings or code, its `count`, or its
 /// `latest_version` (a version published or deleted), and for its deletion.
 pub fn forget_function(cache: &dyn Cache, function_id: &str) {
+    cache.delete(&generation_key(function_id));
     cache.delete(&function_key(function_id));
 }
 
@@ -250,39 +279,57 @@ mod tests {
             loads.set(loads.get() + 1);
             Ok(7)
         };
-        assert_eq!(read_through(&cache, "k", load).unwrap(), 7);
+        assert_eq!(read_through(&cache, "f", "k", load).unwrap(), 7);
         let after_fill = loads.get();
-        assert_eq!(read_through(&cache, "k", load).unwrap(), 7);
+        assert_eq!(read_through(&cache, "f", "k", load).unwrap(), 7);
         assert_eq!(loads.get(), after_fill);
     }
 
     #[test]
-    fn a_fill_that_raced_a_write_is_not_kept() {
+    fn a_fill_that_raced_a_write_is_never_served() {
         let cache = MemoryCache::default();
-        let answer = Cell::new(1);
+        // A reader reads the database, then a writer commits and forgets, then the reader
+        // stores the answer it read before the commit.
         let load = || {
-            let a = answer.get();
-            answer.set(a + 1); // a writer commits between the two reads
-            Ok(a)
+            forget_function(&cache, "f");
+            Ok(1)
         };
-        assert_eq!(read_through(&cache, "k", load).unwrap(), 1);
-        assert!(cache.get("k").is_none());
+        assert_eq!(read_through(&cache, "f", "k", load).unwrap(), 1);
+        assert!(cache.get("k").is_some(), "the late fill is stored");
+        assert_eq!(read_through(&cache, "f", "k", || Ok(2)).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_forget_invalidates_every_entry_about_the_function() {
+        let cache = MemoryCache::default();
+        read_through(&cache, "f", "a", || Ok(1)).unwrap();
+        read_through(&cache, "f", "b", || Ok(1)).unwrap();
+        read_through(&cache, "g", "c", || Ok(1)).unwrap();
+        forget_version_resources(&cache, "f", &[]);
+        assert_eq!(read_through(&cache, "f", "a", || Ok(2)).unwrap(), 2);
+        assert_eq!(read_through(&cache, "f", "b", || Ok(2)).unwrap(), 2);
+        assert_eq!(read_through(&cache, "g", "c", || Ok(2)).unwrap(), 1);
     }
 
     #[test]
     fn errors_are_not_cached() {
         let cache = MemoryCache::default();
-        let result: ApiResult<i32> =
-            read_through(&cache, "k", || Err(crate::error::ApiError::not_found("x")));
+        let result: ApiResult<i32> = read_through(&cache, "f", "k", || {
+            Err(crate::error::ApiError::not_found("x"))
+        });
         assert!(result.is_err());
-        assert!(cache.entries.borrow().is_empty());
+        assert!(cache.get("k").is_none());
     }
 
     #[test]
     fn an_expired_entry_is_a_miss() {
         let cache = MemoryCache::default();
-        cache.set("k", br#"{"cached_at": 0, "value": 1}"#);
-        assert_eq!(read_through(&cache, "k", || Ok(2)).unwrap(), 2);
+        let generation = super::generation(&cache, "f");
+        cache.set(
+            "k",
+            format!(r#"{{"cached_at": 0, "generation": "{generation}", "value": 1}}"#).as_bytes(),
+        );
+        assert_eq!(read_through(&cache, "f", "k", || Ok(2)).unwrap(), 2);
     }
 
     /// The database's answer at each read; `write` changes it without forgetting the key, as a
@@ -295,7 +342,7 @@ mod tests {
         }
         /// What a reader through `cache` gets at `now`.
         fn read(&self, cache: &MemoryCache, now: i64) -> i32 {
-            read_through_at(cache, "k", now, || Ok(self.0.get())).unwrap()
+            read_through_at(cache, "f", "k", now, || Ok(self.0.get())).unwrap()
         }
     }
 
@@ -331,6 +378,6 @@ mod tests {
     fn a_damaged_entry_is_a_miss() {
         let cache = MemoryCache::default();
         cache.set("k", b"garbage");
-        assert_eq!(read_through(&cache, "k", || Ok(3)).unwrap(), 3);
+        assert_eq!(read_through(&cache, "f", "k", || Ok(3)).unwrap(), 3);
     }
 }

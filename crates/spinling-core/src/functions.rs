@@ -236,7 +236,7 @@ pub fn find_cached(
     caller: &Caller,
     id: &str,
 ) -> ApiResult<Function> {
-    Some(read_through(cache, &function_key(id), || {
+    Some(read_through(cache, id, &function_key(id), || {
         select(db, id)?.ok_or_else(|| not_found(id))
     })?)
     .filter(|f| caller.may_read(&f.project_id))

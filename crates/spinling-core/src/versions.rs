@@ -422,9 +422,10 @@ pub fn list(
     function_id: &str,
     page: &crate::filters::Page,
 ) -> ApiResult<crate::filters::Paged<FunctionVersion>> {
-    let (project, versions) = read_through(cache, &version_list_key(function_id), || {
-        load_list(db, function_id)
-    })?;
+    let (project, versions) =
+        read_through(cache, function_id, &version_list_key(function_id), || {
+            load_list(db, function_id)
+        })?;
     if !caller.may_read(&project) {
         return Err(functions::not_found(function_id));
     }
@@ -441,9 +442,12 @@ pub fn find(
     function_id: &str,
     number: VersionNumber,
 ) -> ApiResult<FunctionVersion> {
-    let (project, version) = read_through(cache, &version_key(function_id, number.get()), || {
-        load(db, function_id, number)
-    })?;
+    let (project, version) = read_through(
+        cache,
+        function_id,
+        &version_key(function_id, number.get()),
+        || load(db, function_id, number),
+    )?;
     if !caller.may_read(&project) {
         return Err(not_found(function_id, number));
     }
