@@ -188,14 +188,7 @@ fn write_chunks_at(
     durability: SqliteSynchronous,
     now: i64,
 ) -> ApiResult<()> {
-    let published = db
-        .execute(
-            "SELECT 1 FROM packages WHERE digest = ?",
-            &[package.digest.as_str().into()],
-        )?
-        .first()
-        .is_some();
-    if published {
+    if exists(db, &package.digest)? {
         return Ok(());
     }
     crate::db::with_short_busy_waits(db, || {
@@ -337,6 +330,7 @@ pub fn load(db: &dyn Database, digest: &str) -> ApiResult<Option<Vec<u8>>> {
     Ok(Some(bytes))
 }
 
+/// Whether the package is published (its `packages` row is there).
 fn exists(db: &dyn Database, digest: &str) -> ApiResult<bool> {
     Ok(db
         .execute("SELECT 1 FROM packages WHERE digest = ?", &[digest.into()])?
