@@ -28,6 +28,22 @@ pub fn requested() -> bool {
     std::env::var("SPINLING_TEST_REPLICAS").is_ok_and(|v| v == "1")
 }
 
+/// Writes a Spin runtime config putting database `default` on `sqld` and, when given, the
+/// key-value store `default` on `redis` (else each app keeps Spin's default file store).
+pub fn write_runtime_config(path: &Path, sqld: &SqldServer, redis: Option<&RedisServer>) {
+    let mut config = format!(
+        "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"{}\"\ntoken = \"\"\n",
+        sqld.url()
+    );
+    if let Some(redis) = redis {
+        config += &format!(
+            "\n[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n",
+            redis.url(0)
+        );
+    }
+    std::fs::write(path, config).unwrap();
+}
+
 /// What the replicas share: a Redis and a libSQL server, and the runtime config naming them.
 pub struct Rig {
     redis: RedisServer,
@@ -41,16 +57,7 @@ impl Rig {
         let redis = RedisServer::start(&state_dir.join("rig/redis"));
         let sqld = SqldServer::start(&state_dir.join("rig/sqld"));
         let runtime_config = state_dir.join("rig/runtime-config.toml");
-        std::fs::write(
-            &runtime_config,
-            format!(
-                "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n\n\
-                 [sqlite_database.default]\ntype = \"libsql\"\nurl = \"{}\"\ntoken = \"\"\n",
-                redis.url(0),
-                sqld.url()
-            ),
-        )
-        .unwrap();
+        write_runtime_config(&runtime_config, &sqld, Some(&redis));
         Rig {
             redis,
             sqld,

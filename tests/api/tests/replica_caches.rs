@@ -4,7 +4,7 @@
 //! one replica is seen on the other within 2 s; with one Redis, at once.
 
 use serde_json::{json, Value as Json};
-use spinling_api_tests::replicas::{Client, Replica};
+use spinling_api_tests::replicas::{write_runtime_config, Client, Replica};
 use spinling_api_tests::{multipart, package};
 use spinling_test_support::rig::{RedisServer, SqldServer};
 use std::time::{Duration, Instant};
@@ -28,19 +28,9 @@ impl Deployment {
     fn start(shared: bool) -> Deployment {
         let state = tempfile::tempdir().unwrap();
         let sqld = SqldServer::start(&state.path().join("sqld"));
-        let mut runtime_config = format!(
-            "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"{}\"\ntoken = \"\"\n",
-            sqld.url()
-        );
         let redis = shared.then(|| RedisServer::start(&state.path().join("redis")));
-        if let Some(redis) = &redis {
-            runtime_config += &format!(
-                "\n[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n",
-                redis.url(0)
-            );
-        }
         let config_path = state.path().join("runtime-config.toml");
-        std::fs::write(&config_path, runtime_config).unwrap();
+        write_runtime_config(&config_path, &sqld, redis.as_ref());
         let scope = if shared { "shared" } else { "replica" };
         let replicas = (0..2)
             .map(|i| {
