@@ -395,12 +395,21 @@ pub fn md5_hex(bytes: &[u8]) -> String {
 /// A Python command-line tool from PyPI, installed on first use into a venv under
 /// `target/<venv>`. `None` (with the reason printed) only when PyPI cannot be reached; any
 /// other install failure fails the test.
+///
+/// Tests run in parallel and two may want the same tool: installs are serialised, and a venv
+/// counts as installed only once its marker is written, so nobody runs a half-built one (nor
+/// deletes the venv another test is installing into).
 pub fn python_tool(venv: &str, packages: &[&str], executable: &str) -> Option<PathBuf> {
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
     let venv = repo_root().join("target").join(venv);
     let exe = venv.join("bin").join(executable);
-    if exe.exists() {
+    let installed = venv.join(".spinling-installed");
+    let wanted = packages.join("\n");
+    if std::fs::read_to_string(&installed).is_ok_and(|done| done == wanted) && exe.exists() {
         return Some(exe);
     }
+    let _ = std::fs::remove_dir_all(&venv);
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let status = std::process::Command::new(&python)
         .args(["-m", "venv"])
@@ -414,6 +423,7 @@ pub fn python_tool(venv: &str, packages: &[&str], executable: &str) -> Option<Pa
         .output()
         .expect("pip runs");
     if output.status.success() {
+        std::fs::write(&installed, wanted).expect("venv marker is written");
         return Some(exe);
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
