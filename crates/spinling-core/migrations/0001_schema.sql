@@ -11,7 +11,7 @@ CREATE TABLE IF NOT EXISTS runtimes (
     updated_at TEXT
 );
 
--- Package bytes, content-addressed by SHA-256 and split into chunks no larger than a
+-- Package bytes, content-addressed (by SHA-256 here; see 0011) and split into chunks no larger than a
 -- Spin SQLite BLOB is guaranteed to hold. A package row exists only while a function
 -- or a version references its digest (see `packages::collect_garbage`).
 CREATE TABLE IF NOT EXISTS packages (

@@ -5,6 +5,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::{parse_urlencoded, ApiRequest};
 use crate::limits::{check_form_fields, JsonLimits};
 use crate::packages::{Checksums, ChecksumsInProgress, Upload};
+use bytes::Bytes;
 use memchr::memmem;
 use serde_json::Value as Json;
 use std::ops::Range;
@@ -99,7 +100,7 @@ fn find(haystack: &[u8], finder: &memmem::Finder, from: usize) -> Option<usize> 
 /// `streamed`: the checksums `PackageHasher` computed, taken for the package if they are of
 /// exactly its bytes.
 fn parse_multipart(
-    body: &[u8],
+    body: &Bytes,
     boundary: &str,
     streamed: Option<&BodyChecksums>,
 ) -> ApiResult<FunctionForm> {
@@ -123,7 +124,16 @@ fn parse_multipart(
         let part_headers_end = find(body, &headers_end, pos).ok_or_else(malformed)?;
         let headers = String::from_utf8_lossy(&body[pos..part_headers_end]).to_string();
         let content_start = part_headers_end + 4;
-        let next = find(body, &next_delimiter, content_start).ok_or_else(malformed)?;
+        // A package the hasher followed ends where it found the delimiter: not searched twice.
+        let followed = streamed
+            .map(|streamed| &streamed.range)
+            .filter(|range| range.start == content_start)
+            .map(|range| range.end)
+            .filter(|&end| body[end..].starts_with(next_delimiter.needle()));
+        let next = match followed {
+            Some(end) => end,
+            None => find(body, &next_delimiter, content_start).ok_or_else(malformed)?,
+        };
         let content = &body[content_start..next];
         let (name, filename) = disposition(&headers).ok_or_else(malformed)?;
         if name == "package" || filename.is_some() {
@@ -132,7 +142,7 @@ fn parse_multipart(
                     .filter(|streamed| streamed.range == (content_start..next))
                     .map(|streamed| streamed.checksums.clone());
                 form.package = Some(Upload {
-                    bytes: content.to_vec(),
+                    bytes: body.slice(content_start..next),
                     checksums,
                 });
             }
@@ -176,7 +186,7 @@ enum HasherState {
     Hashing {
         start: usize,
         hashed: usize,
-        checksums: ChecksumsInProgress,
+        checksums: Box<ChecksumsInProgress>,
     },
     Done(BodyChecksums),
 }
@@ -219,7 +229,7 @@ impl PackageHasher {
                         Some((name, _)) if name == "package" => HasherState::Hashing {
                             start,
                             hashed: start,
-                            checksums: ChecksumsInProgress::default(),
+                            checksums: Box::default(),
                         },
                         _ => HasherState::Seeking(start),
                     }
@@ -307,7 +317,7 @@ mod tests {
         let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"code\"\r\n\r\n{\"source\": \"package\"}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"package\"; filename=\"f.zip\"\r\nContent-Type: application/zip\r\n\r\nPK\x03\x04\r\n--\r\n--XyZ--\r\n";
         let form = form_of(&request("multipart/form-data; boundary=XyZ", body)).unwrap();
         assert_eq!(form.get("code").unwrap(), "{\"source\": \"package\"}");
-        assert_eq!(form.package.unwrap().bytes, b"PK\x03\x04\r\n--");
+        assert_eq!(form.package.unwrap().bytes, &b"PK\x03\x04\r\n--"[..]);
     }
 
     const BODY: &[u8] = b"--XyZ\r\nContent-Disposition: form-data; name=\"code\"\r\n\r\n{}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"package\"; filename=\"f.zip\"\r\n\r\nPK\x03\x04\r\n--X\r\n--XyZ--\r\n";
@@ -326,9 +336,9 @@ mod tests {
     fn a_package_hashed_as_it_streams_in_gets_the_checksums_of_its_bytes() {
         let package = b"PK\x03\x04\r\n--X";
         let expected = crate::packages::Upload {
-            bytes: package.to_vec(),
+            bytes: package.to_vec().into(),
             checksums: Some(Checksums {
-                sha256: crate::packages::sha256_hex(package),
+                digest: crate::packages::digest_hex(package),
                 md5: crate::packages::md5_hex(package),
             }),
         };

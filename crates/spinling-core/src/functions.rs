@@ -348,7 +348,8 @@ pub fn create(
                 bytes,
                 claimed_md5(&code)?.as_deref(),
                 settings.max_package_size,
-            )?;
+            )?
+            .keyed_as_stored(db)?;
             code.insert("md5sum".into(), Json::String(package.md5.clone()));
             Some(package)
         }
@@ -501,11 +502,10 @@ pub fn update(
     let has_package = upload.is_some();
     check_update(&current, &changes, has_package)?;
     let new_package = match upload {
-        Some(bytes) => Some(Package::from_upload(
-            bytes,
-            changes.expected_md5(),
-            settings.max_package_size,
-        )?),
+        Some(bytes) => Some(
+            Package::from_upload(bytes, changes.expected_md5(), settings.max_package_size)?
+                .keyed_as_stored(db)?,
+        ),
         None => None,
     };
     // The bytes first, outside the transaction: it stays short however large they are.

@@ -3,6 +3,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::redacted::Redacted;
+pub use bytes::Bytes;
 use serde_json::Value as Json;
 use std::fmt;
 
@@ -25,7 +26,8 @@ pub struct ApiRequest {
     pub query: Vec<(String, String)>,
     /// Header names lower-cased.
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    /// Shared, so that a package part of it is taken without copying 50 MiB.
+    pub body: Bytes,
     /// `scheme://host[:port]` this API is reached at: `public_url` when set, else the URL
     /// Spin says the request was addressed to (its own `spin-full-url`, never a client's).
     pub base_url: String,
@@ -68,7 +70,7 @@ impl ApiRequest {
         method: &str,
         full_url: &str,
         headers: Vec<(String, String)>,
-        body: Vec<u8>,
+        body: impl Into<Bytes>,
     ) -> Self {
         let (base_url, path_and_query) = split_url(full_url);
         let (path, query) = match path_and_query.split_once('?') {
@@ -97,7 +99,7 @@ impl ApiRequest {
                 .into_iter()
                 .map(|(k, v)| (k.to_ascii_lowercase(), v))
                 .collect(),
-            body,
+            body: body.into(),
             base_url: base_url.to_string(),
             host,
             package_checksums: None,

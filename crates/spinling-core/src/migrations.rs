@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_alias_routing.sql"),
     migration!(9, "0009_package_writes.sql"),
     migration!(10, "0010_execution_count_triggers.sql"),
+    migration!(11, "0011_package_digest_kind.sql"),
 ];
 
 impl Migration {

@@ -24,6 +24,7 @@
 use crate::db::{Database, Value};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::types::SqliteSynchronous;
+use bytes::Bytes;
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
 
@@ -38,14 +39,33 @@ pub const WRITE_GRACE_SECONDS: i64 = 15 * 60;
 /// How many stale writes one sweep looks at: a few, so no transaction grows long.
 const SWEEP_BATCH: i64 = 4;
 
+/// What a package's storage key is a hash of its bytes with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestKind {
+    Blake3,
+    /// The key of every package stored before BLAKE3 keys (migration 0011).
+    Sha256,
+}
+
+impl DigestKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            DigestKind::Blake3 => "blake3",
+            DigestKind::Sha256 => "sha256",
+        }
+    }
+}
+
 /// A validated package, ready to be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Package {
-    /// Hex SHA-256 of the bytes: the storage key.
+    /// The storage key: hex BLAKE3 of the bytes, or their SHA-256 when they were stored
+    /// under it already (see `keyed_as_stored`).
     pub digest: String,
+    pub digest_kind: DigestKind,
     /// Hex MD5 of the bytes: Qinling's `code.md5sum`.
     pub md5: String,
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -56,6 +76,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// A package's storage key: its BLAKE3, several times faster than SHA-256 in wasm (where no
+/// SHA instructions reach the guest) and as collision-resistant, which content addressing
+/// across tenants needs.
+pub fn digest_hex(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
 pub fn md5_hex(bytes: &[u8]) -> String {
     hex(&Md5::digest(bytes))
 }
@@ -63,7 +90,8 @@ pub fn md5_hex(bytes: &[u8]) -> String {
 /// A package's checksums, in hex.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checksums {
-    pub sha256: String,
+    /// Hex BLAKE3: the storage key (see `Package::digest`).
+    pub digest: String,
     pub md5: String,
 }
 
@@ -71,21 +99,21 @@ pub struct Checksums {
 /// cache, and nothing is copied.
 #[derive(Default)]
 pub struct ChecksumsInProgress {
-    sha256: Sha256,
+    digest: blake3::Hasher,
     md5: Md5,
 }
 
 impl ChecksumsInProgress {
     pub fn update(&mut self, bytes: &[u8]) {
         for block in bytes.chunks(64 * 1024) {
-            self.sha256.update(block);
+            self.digest.update(block);
             self.md5.update(block);
         }
     }
 
     pub fn finish(self) -> Checksums {
         Checksums {
-            sha256: hex(&self.sha256.finalize()),
+            digest: self.digest.finalize().to_hex().to_string(),
             md5: hex(&self.md5.finalize()),
         }
     }
@@ -101,14 +129,15 @@ fn checksums_of(bytes: &[u8]) -> Checksums {
 /// as the request body streamed in (see `forms::PackageHasher`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Upload {
-    pub bytes: Vec<u8>,
+    /// Shared with the request body it came in: not copied.
+    pub bytes: Bytes,
     pub checksums: Option<Checksums>,
 }
 
 impl From<Vec<u8>> for Upload {
     fn from(bytes: Vec<u8>) -> Upload {
         Upload {
-            bytes,
+            bytes: bytes.into(),
             checksums: None,
         }
     }
@@ -126,20 +155,43 @@ impl Package {
         if bytes.len() as u64 > max_size {
             return Err(too_large(max_size));
         }
-        let Checksums { sha256, md5 } = checksums.unwrap_or_else(|| checksums_of(&bytes));
+        let Checksums { digest, md5 } = checksums.unwrap_or_else(|| checksums_of(&bytes));
         if let Some(claimed) = claimed_md5 {
             if !claimed.eq_ignore_ascii_case(&md5) {
                 return Err(ApiError::bad_request("Package md5 mismatch."));
             }
         }
-        if zip::ZipArchive::new(std::io::Cursor::new(bytes.as_slice())).is_err() {
+        if zip::ZipArchive::new(std::io::Cursor::new(&bytes[..])).is_err() {
             return Err(ApiError::bad_request("Package is not a valid ZIP package."));
         }
         Ok(Package {
-            digest: sha256,
+            digest,
+            digest_kind: DigestKind::Blake3,
             md5,
             bytes,
         })
+    }
+
+    /// This package under the key its bytes are stored with already, when that is their
+    /// SHA-256 (stored before BLAKE3 keys): the same bytes never get a second key. Only bytes
+    /// with the md5 and size of such a package are hashed again.
+    pub fn keyed_as_stored(mut self, db: &dyn Database) -> ApiResult<Package> {
+        let candidates = db.execute(
+            "SELECT digest FROM packages WHERE digest_kind = 'sha256' AND md5 = ? AND size = ?",
+            &[
+                self.md5.as_str().into(),
+                Value::Integer(self.bytes.len() as i64),
+            ],
+        )?;
+        if candidates.rows.is_empty() {
+            return Ok(self);
+        }
+        let sha256 = sha256_hex(&self.bytes);
+        if candidates.iter().any(|row| row.text(0) == sha256) {
+            self.digest = sha256;
+            self.digest_kind = DigestKind::Sha256;
+        }
+        Ok(self)
     }
 
     fn chunks(&self) -> impl Iterator<Item = (i64, &[u8])> {
@@ -275,14 +327,15 @@ fn publish_at(tx: &dyn Database, package: &Package, now: i64) -> ApiResult<()> {
         }
     }
     tx.execute(
-        "INSERT OR IGNORE INTO packages (digest, size, md5, chunk_count, created_at)
-         VALUES (?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO packages (digest, size, md5, chunk_count, created_at, digest_kind)
+         VALUES (?, ?, ?, ?, ?, ?)",
         &[
             package.digest.as_str().into(),
             Value::Integer(package.bytes.len() as i64),
             package.md5.as_str().into(),
             Value::Integer(package.chunk_count() as i64),
             crate::time::format_timestamp(now).into(),
+            package.digest_kind.as_str().into(),
         ],
     )?;
     // Referenced from this commit on: the stamp has done its work.
@@ -546,6 +599,62 @@ mod tests {
         assert_eq!(n.first().unwrap().int(0), 1);
     }
 
+    /// The package as it was stored before BLAKE3 keys: under its SHA-256.
+    fn stored_under_its_sha256(db: &TestDb, package: &Package) -> Package {
+        let legacy = Package {
+            digest: sha256_hex(&package.bytes),
+            digest_kind: DigestKind::Sha256,
+            ..package.clone()
+        };
+        store(db, &legacy).unwrap();
+        legacy
+    }
+
+    #[test]
+    fn bytes_stored_under_their_sha256_keep_that_key() {
+        let db = db();
+        let package = three_chunks();
+        let legacy = stored_under_its_sha256(&db, &package);
+        let again = package.keyed_as_stored(&db).unwrap();
+        assert_eq!(again.digest, legacy.digest);
+        assert_eq!(again.digest_kind, DigestKind::Sha256);
+        store(&db, &again).unwrap();
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM packages"), 1);
+    }
+
+    #[test]
+    fn other_bytes_of_the_same_md5_and_size_get_their_own_key() {
+        let db = db();
+        let package = three_chunks();
+        // The row says md5 and size match; the bytes under it differ.
+        let mut other_bytes = package.bytes.to_vec();
+        other_bytes[0] ^= 1;
+        stored_under_its_sha256(
+            &db,
+            &Package {
+                bytes: other_bytes.into(),
+                ..package.clone()
+            },
+        );
+        let keyed = package.clone().keyed_as_stored(&db).unwrap();
+        assert_eq!(keyed, package);
+    }
+
+    #[test]
+    fn new_packages_are_keyed_by_their_blake3() {
+        let db = db();
+        let package = three_chunks().keyed_as_stored(&db).unwrap();
+        assert_eq!(package.digest_kind, DigestKind::Blake3);
+        store(&db, &package).unwrap();
+        let kind = db
+            .execute("SELECT digest_kind FROM packages", &[])
+            .unwrap()
+            .first()
+            .unwrap()
+            .text(0);
+        assert_eq!(kind, "blake3");
+    }
+
     #[test]
     fn an_unreferenced_package_is_collected() {
         let db = db();
@@ -637,7 +746,7 @@ mod tests {
     #[test]
     fn both_checksums_are_those_of_the_bytes() {
         let package = three_chunks();
-        assert_eq!(package.digest, sha256_hex(&package.bytes));
+        assert_eq!(package.digest, digest_hex(&package.bytes));
         assert_eq!(package.md5, md5_hex(&package.bytes));
     }
 

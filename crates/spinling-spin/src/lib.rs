@@ -23,7 +23,7 @@ use spinling_core::db::Database;
 use spinling_core::error::{ApiError, ErrorKind};
 use spinling_core::forms::PackageHasher;
 use spinling_core::hosts;
-use spinling_core::http::{ApiRequest, ApiResponse};
+use spinling_core::http::{ApiRequest, ApiResponse, Bytes};
 use spinling_core::migrations::{migrate, SelfMigrating};
 use spinling_core::runtimes::AllowedWorkers;
 use spinling_core::time::now_unix;
@@ -370,7 +370,7 @@ async fn read_body(
     head: &ApiRequest,
     limit: u64,
     mut package_hasher: Option<&mut PackageHasher>,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<Bytes, ApiError> {
     let declared = head
         .header("content-length")
         .and_then(|v| v.trim().parse::<u64>().ok());
@@ -405,7 +405,7 @@ async fn read_body(
             }
         }
     }
-    Ok(body)
+    Ok(body.into())
 }
 
 pub async fn write_response(response_out: ResponseOutparam, response: ApiResponse) {
