@@ -11,6 +11,10 @@ use crate::limits::{Limiter, MAX_ENTRY_BYTES};
 use crate::start;
 use crate::wasi::{self, Host, LinkError, WASI_MODULE};
 
+/// wasmi's own fuel cost of bulk copies (`memory.fill`, `memory.copy`, call arguments),
+/// kept when the translation costs are set.
+const DEFAULT_BYTES_COPIED_PER_FUEL: u32 = 64;
+
 /// Why a package cannot be run; the messages are meant for the function's author.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrepareError {
@@ -138,11 +142,18 @@ impl Prepared {
         let mut config = Config::default();
         config.consume_fuel(true);
         config.allow_start_fn(false);
-        // Translate every function now, unmetered: translated lazily, a function's first call
-        // pays fuel for its translation, and one that runs out of fuel there ends with an
-        // error the sliced run cannot resume (a false timeout for a function well within its
-        // budget, or a large function that can never run at all).
-        config.compilation_mode(wasmi::CompilationMode::Eager);
+        // Validate every function now, translate each on its first call: a run translates only
+        // what it calls (a Rust hello-world calls a fraction of its code; translating all of
+        // it was a quarter of a sync execution's CPU). Translation costs no fuel, as it cost
+        // none when it all came first: charged, a function whose translation found the slice
+        // short of fuel would end with an error the sliced run cannot resume (a false timeout,
+        // or a large function that can never run). Its work stays bounded by the module's size.
+        config.compilation_mode(wasmi::CompilationMode::LazyTranslation);
+        config.fuel_cost(wasmi::CustomFuelCosts {
+            bytes_copied_per_fuel: DEFAULT_BYTES_COPIED_PER_FUEL,
+            fuel_per_bytes_translated: 0,
+            fuel_per_bytes_validated: 0,
+        });
         let engine = Engine::new(&config);
         let lifted = start::lift(&wasm);
         let module = Module::new(&engine, &lifted.wasm)
