@@ -608,29 +608,22 @@ pub fn delete(db: &dyn Database, cache: &dyn Cache, caller: &Caller, id: &str) -
     let numbers = in_transaction(db, |tx| {
         let function = find(tx, caller, id)?;
         crate::jobs::refuse_if_running_jobs_use_function(tx, id)?;
-        let hooked = tx
-            .execute(
-                "SELECT 1 FROM webhooks WHERE function_id = ? LIMIT 1",
-                &[id.into()],
-            )?
-            .first()
-            .is_some();
-        if hooked {
-            return Err(ApiError::forbidden(
-                "The function is still associated with webhook(s).",
-            ));
-        }
-        let aliased = tx
-            .execute(
-                "SELECT 1 FROM function_aliases WHERE function_id = ? LIMIT 1",
-                &[id.into()],
-            )?
-            .first()
-            .is_some();
-        if aliased {
-            return Err(ApiError::forbidden(
-                "The function is still associated with function alias(es).",
-            ));
+        for (table, what) in [
+            ("webhooks", "webhook(s)"),
+            ("function_aliases", "function alias(es)"),
+        ] {
+            let referenced = tx
+                .execute(
+                    &format!("SELECT 1 FROM {table} WHERE function_id = ? LIMIT 1"),
+                    &[id.into()],
+                )?
+                .first()
+                .is_some();
+            if referenced {
+                return Err(ApiError::forbidden(format!(
+                    "The function is still associated with {what}."
+                )));
+            }
         }
         if function.project_id != caller.project_id {
             return Err(ApiError::forbidden(
