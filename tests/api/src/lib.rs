@@ -332,6 +332,22 @@ impl Api {
     pub fn publish(&self, function_id: &str) -> Reply {
         self.post_json(&format!("/v1/functions/{function_id}/versions"), &json!({}))
     }
+
+    /// The version numbers the function's version list shows, in its order.
+    pub fn version_numbers(&self, function_id: &str) -> Vec<i64> {
+        let list = self.get(&format!("/v1/functions/{function_id}/versions"));
+        listed_version_numbers(&list.json())
+    }
+}
+
+/// The version numbers a page of `GET /v1/functions/{id}/versions` lists, in its order.
+pub fn listed_version_numbers(page: &Json) -> Vec<i64> {
+    page["function_versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version_number"].as_i64().unwrap())
+        .collect()
 }
 
 /// Loads spin.toml in this process over `state_dir`, on a runtime config if given.

@@ -11,15 +11,6 @@ fn publish_with_md5(api: &Api, fid: &str, md5: &str) -> Reply {
     )
 }
 
-fn version_numbers(api: &Api, fid: &str) -> Vec<i64> {
-    api.get(&format!("/v1/functions/{fid}/versions")).json()["function_versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["version_number"].as_i64().unwrap())
-        .collect()
-}
-
 fn etag_of(api: &Api, fid: &str) -> String {
     let reply = api.get(&format!("/v1/functions/{fid}"));
     reply.assert_status(200);
@@ -73,7 +64,7 @@ fn a_publish_with_another_md5_is_a_412_and_publishes_nothing() {
             md5_hex(&current)
         ),
     );
-    assert!(version_numbers(&api, &fid).is_empty());
+    assert!(api.version_numbers(&fid).is_empty());
     assert_eq!(
         api.get(&format!("/v1/functions/{fid}")).json()["latest_version"],
         0
@@ -167,7 +158,7 @@ fn by_default_a_publish_at_the_cap_is_refused() {
     api.update_package(&fid, &package("v3")).assert_status(200);
     api.publish(&fid)
         .assert_error(403, "Can not exceed maximum number(2) of versions");
-    assert_eq!(version_numbers(&api, &fid), [1, 2]);
+    assert_eq!(api.version_numbers(&fid), [1, 2]);
 }
 
 #[test]
@@ -178,7 +169,7 @@ fn prune_oldest_deletes_the_oldest_version_to_publish_at_the_cap() {
     let reply = api.publish(&fid);
     reply.assert_status(201);
     assert_eq!(reply.json()["version_number"], 3);
-    assert_eq!(version_numbers(&api, &fid), [2, 3]);
+    assert_eq!(api.version_numbers(&fid), [2, 3]);
     api.get(&format!("/v1/functions/{fid}/versions/1"))
         .assert_status(404);
     // The pruned package's bytes are gone: only v2's and v3's (the function's) remain.
@@ -193,7 +184,7 @@ fn pruned_numbers_are_never_given_out_again() {
         api.update_package(&fid, &package(tag)).assert_status(200);
         assert_eq!(api.publish(&fid).json()["version_number"], expected);
     }
-    assert_eq!(version_numbers(&api, &fid), [3, 4]);
+    assert_eq!(api.version_numbers(&fid), [3, 4]);
 }
 
 #[test]
@@ -207,7 +198,7 @@ fn prune_oldest_skips_a_version_an_alias_points_at() {
     .assert_status(201);
     api.update_package(&fid, &package("v3")).assert_status(200);
     api.publish(&fid).assert_status(201);
-    assert_eq!(version_numbers(&api, &fid), [1, 3]);
+    assert_eq!(api.version_numbers(&fid), [1, 3]);
 }
 
 #[test]
@@ -224,7 +215,7 @@ fn prune_oldest_still_refuses_when_every_version_is_referenced() {
     api.update_package(&fid, &package("v3")).assert_status(200);
     api.publish(&fid)
         .assert_error(403, "Can not exceed maximum number(2) of versions");
-    assert_eq!(version_numbers(&api, &fid), [1, 2]);
+    assert_eq!(api.version_numbers(&fid), [1, 2]);
 }
 
 #[test]
@@ -237,7 +228,7 @@ fn prune_oldest_prunes_nothing_for_a_publish_refused_anyway() {
     );
     api.update_package(&fid, &package("v3")).assert_status(200);
     publish_with_md5(&api, &fid, &md5_hex(&package("v2"))).assert_status(412);
-    assert_eq!(version_numbers(&api, &fid), [1, 2]);
+    assert_eq!(api.version_numbers(&fid), [1, 2]);
 }
 
 #[test]
@@ -251,5 +242,5 @@ fn prune_oldest_skips_a_version_a_webhook_names() {
     .assert_status(201);
     api.update_package(&fid, &package("v3")).assert_status(200);
     api.publish(&fid).assert_status(201);
-    assert_eq!(version_numbers(&api, &fid), [1, 3]);
+    assert_eq!(api.version_numbers(&fid), [1, 3]);
 }

@@ -3,7 +3,7 @@
 //! say where they were cut; a worker's reply is read only up to a cap.
 
 use serde_json::{json, Value as Json};
-use spinling_api_tests::{package, Api};
+use spinling_api_tests::{listed_version_numbers, package, Api};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -252,25 +252,17 @@ fn versions_page_by_version_number() {
         }
         api.publish(&fid).assert_status(201);
     }
-    let numbers = |page: &Json| -> Vec<i64> {
-        page["function_versions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["version_number"].as_i64().unwrap())
-            .collect()
-    };
     let first = api.get(&format!("{versions}?limit=2")).json();
-    assert_eq!(numbers(&first), [1, 2]);
+    assert_eq!(listed_version_numbers(&first), [1, 2]);
     assert_eq!(first["next"], format!("{BASE}{versions}?limit=2&marker=2"));
     let second = api.get(&format!("{versions}?limit=2&marker=2")).json();
-    assert_eq!(numbers(&second), [3]);
+    assert_eq!(listed_version_numbers(&second), [3]);
     assert!(second.get("next").is_none());
     // The cached list stays right: a new version shows on the pages that reach it.
     api.update_package(&fid, &package("v4")).assert_status(200);
     api.publish(&fid).assert_status(201);
     let second = api.get(&format!("{versions}?limit=2&marker=2")).json();
-    assert_eq!(numbers(&second), [3, 4]);
+    assert_eq!(listed_version_numbers(&second), [3, 4]);
     api.get(&format!("{versions}?marker=9"))
         .assert_error(400, "Marker not found [marker=9]");
 }

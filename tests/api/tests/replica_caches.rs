@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value as Json};
 use spinling_api_tests::replicas::{write_runtime_config, Client, Replica};
-use spinling_api_tests::{multipart, package};
+use spinling_api_tests::{listed_version_numbers, multipart, package};
 use spinling_test_support::rig::{RedisServer, SqldServer};
 use std::time::{Duration, Instant};
 
@@ -100,12 +100,7 @@ impl Deployment {
     fn version_numbers(&self, index: usize, fid: &str) -> Vec<i64> {
         let (status, list) = self.get(index, &format!("/v1/functions/{fid}/versions"));
         assert_eq!(status, 200, "{list}");
-        list["function_versions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["version_number"].as_i64().unwrap())
-            .collect()
+        listed_version_numbers(&list)
     }
 
     /// Replica 1 reads version 1 and the list (twice: the second read is served from its

@@ -28,25 +28,15 @@ fn output(execution: &Json) -> Json {
     result["output"].clone()
 }
 
-fn version_numbers(api: &Api, fid: &str) -> Vec<i64> {
-    let list = api.get(&format!("/v1/functions/{fid}/versions")).json();
-    list["function_versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["version_number"].as_i64().unwrap())
-        .collect()
-}
-
 #[test]
 fn a_version_created_on_one_replica_is_seen_by_the_next_read_on_the_other() {
     let api = Api::start_replicated(&[]);
     let fid = on(&api, 0).create_wasm_function(&package("a"), &[]);
-    assert_eq!(version_numbers(on(&api, 1), &fid), Vec::<i64>::new());
+    assert_eq!(on(&api, 1).version_numbers(&fid), Vec::<i64>::new());
 
     on(&api, 0).publish(&fid).assert_status(201);
 
-    assert_eq!(version_numbers(on(&api, 1), &fid), [1]);
+    assert_eq!(on(&api, 1).version_numbers(&fid), [1]);
     on(&api, 1)
         .get(&format!("/v1/functions/{fid}/versions/1"))
         .assert_status(200);
@@ -59,12 +49,12 @@ fn a_version_deleted_on_one_replica_is_gone_on_the_other() {
     on(&api, 0).publish(&fid).assert_status(201);
     let version = format!("/v1/functions/{fid}/versions/1");
     on(&api, 1).get(&version).assert_status(200);
-    assert_eq!(version_numbers(on(&api, 1), &fid), [1]);
+    assert_eq!(on(&api, 1).version_numbers(&fid), [1]);
 
     on(&api, 0).delete(&version).assert_status(204);
 
     on(&api, 1).get(&version).assert_status(404);
-    assert_eq!(version_numbers(on(&api, 1), &fid), Vec::<i64>::new());
+    assert_eq!(on(&api, 1).version_numbers(&fid), Vec::<i64>::new());
 }
 
 #[test]
@@ -156,7 +146,7 @@ fn sixty_four_concurrent_creates_over_both_replicas_publish_exactly_one_version(
 
     let count = |status: u16| statuses.iter().filter(|s| **s == status).count();
     assert_eq!((count(201), count(403)), (1, 63), "{statuses:?}");
-    assert_eq!(version_numbers(&api, &fid), [1, 2]);
+    assert_eq!(api.version_numbers(&fid), [1, 2]);
 }
 
 /// Package bytes in the database that no function and no version refers to.

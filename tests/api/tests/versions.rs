@@ -96,14 +96,7 @@ fn versions_are_listed_wrapped_and_in_order() {
         api.update_package(&fid, &package(tag)).assert_status(200);
     }
     api.publish(&fid).assert_status(201);
-    let list = api.get(&format!("/v1/functions/{fid}/versions")).json();
-    let numbers: Vec<i64> = list["function_versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["version_number"].as_i64().unwrap())
-        .collect();
-    assert_eq!(numbers, vec![1, 2, 3]);
+    assert_eq!(api.version_numbers(&fid), vec![1, 2, 3]);
 }
 
 #[test]
