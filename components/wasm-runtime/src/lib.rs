@@ -47,7 +47,7 @@ fn respond(request: &ApiRequest) -> ApiResponse {
         ("GET", "/ping") => ApiResponse {
             status: 200,
             headers: vec![],
-            body: b"pong".to_vec(),
+            body: b"pong".to_vec().into(),
         },
         ("POST", "/execute") => match serde_json::from_slice::<ExecuteRequest>(&request.body) {
             Ok(execute) => ApiResponse::ok(&execute_reply(&execute)),

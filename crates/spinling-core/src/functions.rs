@@ -6,7 +6,7 @@ use crate::config::Settings;
 use crate::context::{Caller, ListScope};
 use crate::db::{in_transaction, Database, Row};
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::packages::{self, Package};
+use crate::packages::{self, Package, StoredPackage};
 use crate::runtimes;
 use crate::time::now_timestamp;
 use crate::types::{CodeSource, FunctionId, VersionRef};
@@ -659,12 +659,12 @@ pub fn delete(db: &dyn Database, cache: &dyn Cache, caller: &Caller, id: &str) -
 }
 
 /// How often a download reads the function again when its package was replaced (and the old
-/// bytes deleted) while it was being read.
+/// bytes deleted) between reading the function and opening its package.
 const DOWNLOAD_TRIES: usize = 3;
 
-/// The function's current package bytes, for `?download=true`: the old package or the new
-/// one when an update replaces it meanwhile, never an error for that.
-pub fn download(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<Vec<u8>> {
+/// The function's current package, for `?download=true`: the old package or the new one when
+/// an update replaces it meanwhile, never an error for that.
+pub fn download(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<StoredPackage> {
     let mut tries = 0;
     loop {
         let function = find(db, &caller.package_reader(), id)?;
@@ -675,8 +675,8 @@ pub fn download(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<Vec<u
             ));
         }
         let digest = function.package_digest.as_deref().unwrap_or_default();
-        if let Some(bytes) = packages::load(db, digest)? {
-            return Ok(bytes);
+        if let Some(package) = StoredPackage::open(db, digest)? {
+            return Ok(package);
         }
         tries += 1;
         if tries == DOWNLOAD_TRIES {

@@ -2,6 +2,7 @@
 //! plain Rust, unit-testable natively; the Spin adapter only converts to and from these.
 
 use crate::error::{ApiError, ApiResult};
+use crate::packages::StoredPackage;
 use crate::redacted::Redacted;
 pub use bytes::Bytes;
 use serde_json::Value as Json;
@@ -178,7 +179,36 @@ fn split_url(full_url: &str) -> (&str, &str) {
 pub struct ApiResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    pub body: Body,
+}
+
+/// What follows a response's head.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    Bytes(Vec<u8>),
+    /// A stored package, which the adapter sends a chunk at a time from the database the
+    /// handler opened it in (see `StoredPackage`): 50 MiB never sit in memory at once.
+    Package(StoredPackage),
+}
+
+impl Body {
+    /// Its length in bytes (a `Content-Length`).
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Bytes(bytes) => bytes.len() as u64,
+            Body::Package(package) => package.size,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Self {
+        Body::Bytes(bytes)
+    }
 }
 
 impl ApiResponse {
@@ -186,7 +216,9 @@ impl ApiResponse {
         ApiResponse {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
-            body: serde_json::to_vec(value).expect("JSON values serialise"),
+            body: serde_json::to_vec(value)
+                .expect("JSON values serialise")
+                .into(),
         }
     }
     pub fn ok(value: &Json) -> Self {
@@ -199,11 +231,11 @@ impl ApiResponse {
         ApiResponse {
             status,
             headers: Vec::new(),
-            body: Vec::new(),
+            body: Vec::new().into(),
         }
     }
-    /// A zip download named as Qinling names it.
-    pub fn attachment(filename: &str, bytes: Vec<u8>) -> Self {
+    /// A stored package's download, named as Qinling names it.
+    pub fn attachment(filename: &str, package: StoredPackage) -> Self {
         ApiResponse {
             status: 200,
             headers: vec![
@@ -213,7 +245,7 @@ impl ApiResponse {
                     format!("attachment; filename=\"{filename}\""),
                 ),
             ],
-            body: bytes,
+            body: Body::Package(package),
         }
     }
 }
@@ -230,7 +262,7 @@ impl From<ApiError> for ApiResponse {
         let mut response = ApiResponse {
             status: e.status(),
             headers: vec![("content-type".into(), "application/json".into())],
-            body: e.body(),
+            body: e.body().into(),
         };
         if e.kind == crate::error::ErrorKind::Unauthorized {
             // As keystonemiddleware and pecan.abort: clients learn where to get a token, and
@@ -331,7 +363,7 @@ impl ApiResponse {
         ApiResponse {
             status: 304,
             headers: vec![("etag".into(), etag.into())],
-            body: Vec::new(),
+            body: Vec::new().into(),
         }
     }
 

@@ -1,4 +1,4 @@
-//! The package store: zip bytes in SQLite, content-addressed by SHA-256 and split into chunks
+//! The package store: zip bytes in SQLite, content-addressed (BLAKE3) and split into chunks
 //! a Spin SQLite BLOB can always hold. Equal bytes are stored once however many functions and
 //! versions use them.
 //!
@@ -346,41 +346,148 @@ fn publish_at(tx: &dyn Database, package: &Package, now: i64) -> ApiResult<()> {
     sweep(tx, now)
 }
 
-/// Reads a stored package back, chunk by chunk (a backend may cap the size of one result).
-/// `None`: no such package, also when it was deleted while being read (the reads are separate
-/// statements: the last reference may go, and the bytes with it, between two of them).
-pub fn load(db: &dyn Database, digest: &str) -> ApiResult<Option<Vec<u8>>> {
-    let Some(row) = db
-        .execute(
-            "SELECT size, chunk_count FROM packages WHERE digest = ?",
-            &[digest.into()],
-        )?
-        .first()
-        .map(|r| (r.int(0), r.int(1)))
-    else {
-        return Ok(None);
-    };
-    let (size, chunk_count) = row;
-    let mut bytes = Vec::with_capacity(size as usize);
-    for seq in 0..chunk_count {
-        let rows = db.execute(
-            "SELECT data FROM package_chunks WHERE digest = ? AND seq = ?",
-            &[digest.into(), Value::Integer(seq)],
-        )?;
-        match rows.rows.first().and_then(|row| row.first()) {
-            Some(Value::Blob(data)) => bytes.extend_from_slice(data),
-            _ if !exists(db, digest)? => return Ok(None),
-            _ => {
-                return Err(ApiError::internal(format!(
-                    "Package {digest} is missing chunk {seq}."
-                )))
+/// A stored package, to be sent a few chunks at a time, so that a large one is never whole in
+/// memory (a download streams it). Everything is read in one snapshot of the database: `open`
+/// starts a read transaction, and in a snapshot that holds a package's row all its chunks are
+/// there too (chunks are deleted only with their row, or when no row names them), whatever
+/// updates and deletes commit meanwhile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPackage {
+    digest: String,
+    /// Its length in bytes, known before the first chunk is read (a `Content-Length`).
+    pub size: u64,
+    chunk_count: i64,
+}
+
+/// How many chunks one read takes: fewer calls to the database, little memory each.
+const CHUNKS_PER_READ: i64 = 4;
+
+impl StoredPackage {
+    /// Starts a snapshot on `db` and finds the package in it; `None` (and the snapshot ended)
+    /// when there is no such package. The snapshot lasts until `pieces` has read the last
+    /// chunk, or the connection closes.
+    pub fn open(db: &dyn Database, digest: &str) -> ApiResult<Option<StoredPackage>> {
+        db.execute("BEGIN", &[])?;
+        let row = db
+            .execute(
+                "SELECT size, chunk_count FROM packages WHERE digest = ?",
+                &[digest.into()],
+            )
+            .map(|rows| rows.first().map(|r| (r.int(0), r.int(1))));
+        match row {
+            Ok(Some((size, chunk_count))) => Ok(Some(StoredPackage {
+                digest: digest.to_string(),
+                size: size as u64,
+                chunk_count,
+            })),
+            Ok(None) => {
+                end_snapshot(db);
+                Ok(None)
+            }
+            Err(e) => {
+                end_snapshot(db);
+                Err(e.into())
             }
         }
     }
-    if bytes.len() as i64 != size {
-        return Err(ApiError::internal(format!("Package {digest} is damaged.")));
+
+    /// Its bytes, in order, a few chunks at a time, from the snapshot `open` started; ends it
+    /// after the last. An error (the database failed, or the bytes are not those recorded)
+    /// ends them.
+    pub fn pieces<'a>(&'a self, db: &'a dyn Database) -> Pieces<'a> {
+        Pieces {
+            db,
+            package: self,
+            ready: Default::default(),
+            next_seq: 0,
+            read: 0,
+            ended: false,
+        }
     }
-    Ok(Some(bytes))
+}
+
+/// Ends a read snapshot; there is nothing to keep, and failing to end it only keeps it until
+/// the connection closes.
+fn end_snapshot(db: &dyn Database) {
+    let _ = db.execute("COMMIT", &[]);
+}
+
+/// See [`StoredPackage::pieces`]: one chunk per piece, read a few at a time.
+pub struct Pieces<'a> {
+    db: &'a dyn Database,
+    package: &'a StoredPackage,
+    /// Chunks read and not yet handed out.
+    ready: std::collections::VecDeque<Vec<u8>>,
+    next_seq: i64,
+    read: u64,
+    ended: bool,
+}
+
+impl Pieces<'_> {
+    /// Reads the next few chunks into `ready`.
+    fn read_more(&mut self) -> ApiResult<()> {
+        let package = self.package;
+        let last = (self.next_seq + CHUNKS_PER_READ).min(package.chunk_count) - 1;
+        let rows = self.db.execute(
+            "SELECT data FROM package_chunks WHERE digest = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+            &[
+                package.digest.as_str().into(),
+                Value::Integer(self.next_seq),
+                Value::Integer(last),
+            ],
+        )?;
+        if rows.rows.len() as i64 != last - self.next_seq + 1 {
+            return Err(ApiError::internal(format!(
+                "Package {} is missing chunks {}-{last}.",
+                package.digest, self.next_seq
+            )));
+        }
+        for row in rows.rows {
+            match row.into_iter().next() {
+                Some(Value::Blob(data)) => {
+                    self.read += data.len() as u64;
+                    self.ready.push_back(data);
+                }
+                _ => return Err(damaged(&package.digest)),
+            }
+        }
+        self.next_seq = last + 1;
+        let at_end = self.next_seq == package.chunk_count;
+        if self.read > package.size || (at_end && self.read != package.size) {
+            return Err(damaged(&package.digest));
+        }
+        Ok(())
+    }
+
+    fn end(&mut self) {
+        self.ended = true;
+        end_snapshot(self.db);
+    }
+}
+
+fn damaged(digest: &str) -> ApiError {
+    ApiError::internal(format!("Package {digest} is damaged."))
+}
+
+impl Iterator for Pieces<'_> {
+    type Item = ApiResult<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
+        }
+        if self.ready.is_empty() && self.next_seq < self.package.chunk_count {
+            if let Err(e) = self.read_more() {
+                self.end();
+                return Some(Err(e));
+            }
+        }
+        let piece = self.ready.pop_front();
+        if piece.is_none() {
+            self.end();
+        }
+        piece.map(Ok)
+    }
 }
 
 /// Whether the package is published (its `packages` row is there).
@@ -570,12 +677,33 @@ pub(crate) fn store(db: &dyn Database, package: &Package) -> ApiResult<()> {
 mod tests {
     use super::*;
     use crate::db::testing::TestDb;
-    use spinling_test_support::zip_of;
+    use spinling_test_support::{incompressible, zip_of};
 
     fn db() -> TestDb {
         let db = TestDb::in_memory();
         crate::migrations::migrate(&db).unwrap();
         db
+    }
+
+    /// A stored package's bytes, as a download sends them.
+    fn load(db: &dyn Database, digest: &str) -> ApiResult<Option<Vec<u8>>> {
+        let Some(package) = StoredPackage::open(db, digest)? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        for piece in package.pieces(db) {
+            bytes.extend(piece?);
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Two connections to one database file in WAL mode, as two Spin requests have.
+    fn two_connections(dir: &tempfile::TempDir) -> (TestDb, TestDb) {
+        let path = dir.path().join("db.sqlite");
+        let first = TestDb::open(&path);
+        first.execute("PRAGMA journal_mode=WAL", &[]).unwrap();
+        crate::migrations::migrate(&first).unwrap();
+        (first, TestDb::open(&path))
     }
 
     #[test]
@@ -670,54 +798,59 @@ mod tests {
 
     /// A database on which the package is collected (its last reference gone) right after
     /// the first chunk is read: another request's delete, between a reader's statements.
-    struct CollectedWhileRead<'a> {
-        db: &'a TestDb,
-        digest: String,
-        chunks_read: std::cell::Cell<usize>,
-    }
-
-    impl Database for CollectedWhileRead<'_> {
-        fn execute(
-            &self,
-            sql: &str,
-            params: &[Value],
-        ) -> Result<crate::db::Rows, crate::db::DbError> {
-            let rows = self.db.execute(sql, params)?;
-            if sql.contains("FROM package_chunks") {
-                self.chunks_read.set(self.chunks_read.get() + 1);
-                if self.chunks_read.get() == 1 {
-                    collect_garbage_at(self.db, &self.digest, i64::MAX / 2).unwrap();
-                }
-            }
-            Ok(rows)
-        }
+    #[test]
+    fn a_package_deleted_once_its_download_began_is_sent_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sender, updater) = two_connections(&dir);
+        let package = three_chunks();
+        store(&sender, &package).unwrap();
+        let stored = StoredPackage::open(&sender, &package.digest)
+            .unwrap()
+            .unwrap();
+        // Its last reference goes, and its bytes with it, before they are read.
+        collect_garbage_at(&updater, &package.digest, i64::MAX / 2).unwrap();
+        assert_eq!(count(&updater, "SELECT COUNT(*) FROM package_chunks"), 0);
+        let sent: Vec<u8> = stored.pieces(&sender).flat_map(Result::unwrap).collect();
+        assert_eq!(sent, package.bytes);
+        assert!(load(&sender, &package.digest).unwrap().is_none());
     }
 
     #[test]
-    fn a_package_collected_while_it_is_read_is_gone_not_damaged() {
+    fn a_package_missing_a_chunk_is_sent_short_with_an_error() {
         let db = db();
         let package = three_chunks();
         store(&db, &package).unwrap();
-        let reader = CollectedWhileRead {
-            db: &db,
-            digest: package.digest.clone(),
-            chunks_read: Default::default(),
-        };
-        assert!(load(&reader, &package.digest).unwrap().is_none());
+        db.execute("DELETE FROM package_chunks WHERE seq = 2", &[])
+            .unwrap();
+        let err = load(&db, &package.digest).unwrap_err();
+        assert_eq!(err.status(), 500);
+        // The snapshot ended with the error: the connection can write again.
+        crate::db::in_transaction(&db, |tx| tx.execute("DELETE FROM packages", &[])).unwrap();
+    }
+
+    #[test]
+    fn opening_a_package_that_is_not_stored_ends_its_snapshot() {
+        let db = db();
+        assert!(StoredPackage::open(&db, "nothing").unwrap().is_none());
+        crate::db::in_transaction(&db, |tx| tx.execute("DELETE FROM packages", &[])).unwrap();
+    }
+
+    #[test]
+    fn a_package_is_sent_a_chunk_at_a_time() {
+        let db = db();
+        let package = three_chunks();
+        store(&db, &package).unwrap();
+        let stored = StoredPackage::open(&db, &package.digest).unwrap().unwrap();
+        assert_eq!(stored.size, package.bytes.len() as u64);
+        let sizes: Vec<usize> = stored.pieces(&db).map(|p| p.unwrap().len()).collect();
+        assert_eq!(sizes[..2], [CHUNK_SIZE, CHUNK_SIZE]);
+        assert_eq!(sizes.len(), 3);
     }
 
     /// A package of three chunks: two chunks of bytes that do not compress, and its zip's
     /// framing.
     fn three_chunks() -> Package {
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let content: Vec<u8> = (0..CHUNK_SIZE * 2)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let content = incompressible(1, CHUNK_SIZE * 2);
         let package = Package::from_upload(zip_of(&[("a", &content)]), None, u64::MAX).unwrap();
         assert_eq!(package.chunk_count(), 3);
         package

@@ -10,7 +10,7 @@ use crate::context::Caller;
 use crate::db::{in_transaction, Database, DbError, Row};
 use crate::error::{ApiError, ApiResult};
 use crate::functions::{self, Function};
-use crate::packages;
+use crate::packages::{self, StoredPackage};
 use crate::time::now_timestamp;
 use crate::types::{CodeSource, FunctionId, VersionNumber, VersionRef};
 use serde::{Deserialize, Serialize};
@@ -455,10 +455,10 @@ pub fn find(
 }
 
 /// A version's package as a download: its entity tag (the quoted digest: the bytes never
-/// change) and its bytes, unless the client holds them already.
+/// change) and the stored package, unless the client holds its bytes already.
 pub struct VersionPackage {
     pub etag: String,
-    pub bytes: Option<Vec<u8>>,
+    pub package: Option<StoredPackage>,
 }
 
 /// The version's package; its bytes are not read when `held(etag)` says the client has them.
@@ -472,9 +472,12 @@ pub fn download(
     let version = find(db, &NoCache, &caller.package_reader(), function_id, number)?;
     let etag = format!("\"{}\"", version.package_digest);
     if held(&etag) {
-        return Ok(VersionPackage { etag, bytes: None });
+        return Ok(VersionPackage {
+            etag,
+            package: None,
+        });
     }
-    let bytes = packages::load(db, &version.package_digest)?.ok_or_else(|| {
+    let package = StoredPackage::open(db, &version.package_digest)?.ok_or_else(|| {
         ApiError::not_found(format!(
             "Package of version {number} function {function_id} for project {} not found.",
             version.project_id
@@ -482,7 +485,7 @@ pub fn download(
     })?;
     Ok(VersionPackage {
         etag,
-        bytes: Some(bytes),
+        package: Some(package),
     })
 }
 

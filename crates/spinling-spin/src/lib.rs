@@ -23,7 +23,7 @@ use spinling_core::db::Database;
 use spinling_core::error::{ApiError, ErrorKind};
 use spinling_core::forms::PackageHasher;
 use spinling_core::hosts;
-use spinling_core::http::{ApiRequest, ApiResponse, Bytes};
+use spinling_core::http::{ApiRequest, ApiResponse, Body, Bytes};
 use spinling_core::migrations::{migrate, SelfMigrating};
 use spinling_core::runtimes::AllowedWorkers;
 use spinling_core::time::now_unix;
@@ -235,13 +235,24 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
         deferred: Default::default(),
     };
     let response = api::respond(group.handler, &env, &request);
-    // Before the response: a newer Spin may end the instance's work once it is sent. Only a
-    // request that opened the database anyway pays for the look at the lease: a read served
-    // from the cache stays free of SQLite.
-    if spin_db.as_ref().is_some_and(SpinDatabase::is_open) {
-        scheduler::kick(db, &request.base_url);
+    // Only a request that opened the database anyway pays for a look at the scheduler's
+    // lease: a read served from the cache stays free of SQLite.
+    let kick = || {
+        if spin_db.as_ref().is_some_and(SpinDatabase::is_open) {
+            scheduler::kick(db, &request.base_url);
+        }
+    };
+    // Before the response (a newer Spin may end the instance's work once it is sent), unless
+    // a package is sent from the snapshot its handler opened, which the lease's transaction
+    // cannot share: then once it is sent.
+    let sends_a_package = matches!(response.body, Body::Package(_));
+    if !sends_a_package {
+        kick();
     }
-    write_response(response_out, with_cors(response)).await;
+    send_response(response_out, with_cors(response), db).await;
+    if sends_a_package {
+        kick();
+    }
     // An upload's connection left the checkpoint for after the answer (see `packages`).
     let may_have_uploaded = group.takes_packages && request.content_type() == "multipart/form-data";
     if may_have_uploaded && spin_db.as_ref().is_some_and(SpinDatabase::is_open) {
@@ -409,6 +420,12 @@ async fn read_body(
 }
 
 pub async fn write_response(response_out: ResponseOutparam, response: ApiResponse) {
+    send_response(response_out, response, &storage::NoDatabase).await
+}
+
+/// Sends the response; a stored package's chunks are read from `db` as they are sent. A
+/// failure half-way ends the body short of its `Content-Length`, which the client sees.
+async fn send_response(response_out: ResponseOutparam, response: ApiResponse, db: &dyn Database) {
     let mut headers: Vec<(String, Vec<u8>)> = response
         .headers
         .iter()
@@ -423,11 +440,26 @@ pub async fn write_response(response_out: ResponseOutparam, response: ApiRespons
     let _ = outgoing.set_status_code(response.status);
     let mut sink = outgoing.take_body();
     response_out.set(outgoing);
-    // In one piece, moved: the SDK writes it as fast as the host takes it and flushes once,
-    // and a 50 MiB package is not copied again.
-    if !response.body.is_empty() {
-        if let Err(e) = sink.send(response.body).await {
-            eprintln!("could not write the response body: {e:?}");
-        }
+    let sent = match response.body {
+        // In one piece, moved: the SDK writes it as fast as the host takes it and flushes
+        // once.
+        Body::Bytes(bytes) if bytes.is_empty() => Ok(()),
+        Body::Bytes(bytes) => sink.send(bytes).await.map_err(|e| format!("{e:?}")),
+        // A chunk at a time: the next is read while the host sends the last.
+        Body::Package(package) => send_pieces(&mut sink, package.pieces(db)).await,
+    };
+    if let Err(e) = sent {
+        eprintln!("could not write the response body: {e}");
     }
+}
+
+async fn send_pieces(
+    sink: &mut (impl futures::Sink<Vec<u8>, Error = StreamError> + Unpin),
+    pieces: spinling_core::packages::Pieces<'_>,
+) -> Result<(), String> {
+    for piece in pieces {
+        let piece = piece.map_err(|e| e.log_line())?;
+        sink.feed(piece).await.map_err(|e| format!("{e:?}"))?;
+    }
+    sink.flush().await.map_err(|e| format!("{e:?}"))
 }

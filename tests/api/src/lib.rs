@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 pub use serde_json;
-pub use spinling_test_support::{hostile, wat_package, zip_of};
+pub use spinling_test_support::{hostile, incompressible, wat_package, zip_of};
 
 pub mod keystone;
 pub mod replicas;
@@ -334,6 +334,39 @@ impl Api {
     }
 
     /// The version numbers the function's version list shows, in its order.
+    /// Downloads the function's package over and over while another client replaces it, back
+    /// and forth between `packages[0]` and `packages[1]` (each update frees the bytes it
+    /// replaces), until it has done `updates` updates and the downloads as many: each download
+    /// must be 200 and one of the two, whole.
+    pub fn download_while_updating(
+        &self,
+        function_id: &str,
+        packages: &[Vec<u8>; 2],
+        updates: usize,
+    ) {
+        let updating = std::sync::atomic::AtomicBool::new(true);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 1..=updates {
+                    self.update_package(function_id, &packages[i % 2])
+                        .assert_status(200);
+                }
+                updating.store(false, std::sync::atomic::Ordering::SeqCst);
+            });
+            let mut downloads = 0;
+            while updating.load(std::sync::atomic::Ordering::SeqCst) || downloads < updates {
+                let reply = self.get(&format!("/v1/functions/{function_id}?download=true"));
+                reply.assert_status(200);
+                assert!(
+                    packages.contains(&reply.body),
+                    "download {downloads}: {} bytes, neither package",
+                    reply.body.len()
+                );
+                downloads += 1;
+            }
+        });
+    }
+
     pub fn version_numbers(&self, function_id: &str) -> Vec<i64> {
         let list = self.get(&format!("/v1/functions/{function_id}/versions"));
         listed_version_numbers(&list.json())

@@ -1,5 +1,5 @@
 use serde_json::json;
-use spinling_api_tests::{md5_hex, multipart, package, Api};
+use spinling_api_tests::{incompressible, md5_hex, multipart, package, zip_of, Api};
 
 #[test]
 fn creating_a_package_function_records_the_md5_of_the_upload() {
@@ -50,6 +50,16 @@ fn downloading_a_function_returns_its_exact_bytes() {
         reply.header("content-disposition").unwrap(),
         format!("attachment; filename=\"{id}\"")
     );
+}
+
+#[test]
+fn a_download_racing_updates_gets_the_old_package_or_the_new_whole() {
+    let api = Api::start();
+    let runtime = api.create_runtime();
+    // Several stored chunks each, so a download takes more than one read.
+    let packages = [1, 2].map(|seed| zip_of(&[("lib.bin", &incompressible(seed, 3 << 20))]));
+    let id = api.create_function_id(&runtime, &packages[0]);
+    api.download_while_updating(&id, &packages, 20);
 }
 
 #[test]

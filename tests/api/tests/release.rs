@@ -2,7 +2,7 @@
 //! cacheable resources (entity tags, `304 Not Modified`, `Cache-Control`).
 
 use serde_json::json;
-use spinling_api_tests::{example_package, zip_of, Api};
+use spinling_api_tests::{example_package, incompressible, zip_of, Api};
 use std::time::{Duration, Instant};
 
 fn diff(api: &Api, fid: &str, from: &str, to: &str) -> spinling_api_tests::Reply {
@@ -126,16 +126,8 @@ fn the_current_code_of_an_image_function_cannot_be_diffed() {
 fn big_package(files: usize, changed: Option<usize>) -> Vec<u8> {
     let contents: Vec<(String, Vec<u8>)> = (0..files)
         .map(|i| {
-            let mut state =
-                (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) + u64::from(changed == Some(i));
-            let bytes = (0..30 * 1024)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    (state >> 24) as u8
-                })
-                .collect();
+            let seed = 2 * (i as u64 + 1) + u64::from(changed == Some(i));
+            let bytes = incompressible(seed, 30 * 1024);
             (format!("lib/module_{i:04}.bin"), bytes)
         })
         .collect();

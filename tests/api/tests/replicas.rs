@@ -4,7 +4,7 @@
 //! half-written.
 
 use serde_json::{json, Value as Json};
-use spinling_api_tests::{example_package, multipart, package, zip_of, Api};
+use spinling_api_tests::{example_package, incompressible, multipart, package, zip_of, Api};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -149,6 +149,16 @@ fn sixty_four_concurrent_creates_over_both_replicas_publish_exactly_one_version(
     assert_eq!(api.version_numbers(&fid), [1, 2]);
 }
 
+#[test]
+fn a_download_racing_updates_on_the_other_replica_gets_one_package_whole() {
+    let api = Api::start_replicated(&[]);
+    let runtime = api.create_runtime();
+    let packages = [1, 2].map(|seed| zip_of(&[("lib.bin", &incompressible(seed, 3 << 20))]));
+    let id = api.create_function_id(&runtime, &packages[0]);
+    // Unpinned: downloads and updates alternate between the replicas.
+    api.download_while_updating(&id, &packages, 20);
+}
+
 /// Package bytes in the database that no function and no version refers to.
 const UNREFERENCED_CHUNKS: &str = "SELECT COUNT(*) FROM package_chunks
      WHERE digest NOT IN (SELECT package_digest FROM functions WHERE package_digest IS NOT NULL)
@@ -196,15 +206,7 @@ fn killing_a_replica_mid_upload_leaves_nothing_half_written() {
 /// A function create whose package is a 40 MiB zip, as raw HTTP/1.1 request bytes.
 fn big_package_upload(runtime: &str) -> Vec<u8> {
     // Incompressible content, so that the zip is as large as its content.
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let content: Vec<u8> = (0..40 << 20)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let content = incompressible(2, 40 << 20);
     let zip = zip_of(&[("main.py", &content)]);
     let (content_type, body) = multipart(
         &[

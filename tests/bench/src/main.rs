@@ -7,6 +7,7 @@
 use serde_json::{json, Value as Json};
 use spin_test_host::{BlockingApp, HostOptions};
 use spinling_api_tests::{multipart, repo_root, zip_of};
+use spinling_test_support::incompressible;
 use spinling_test_support::rig::{RedisServer, SqldServer};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -194,19 +195,6 @@ fn bench_manifest(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("spin.toml");
     std::fs::write(&path, manifest).unwrap();
     path
-}
-
-/// Bytes that do not compress, so a zip of them is as large as they are.
-fn incompressible(n: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// One app served on loopback, with a client for setting it up.
@@ -482,7 +470,7 @@ fn main() {
     );
 
     // 50 MiB packages, one client.
-    let big = zip_of(&[("big.bin", &incompressible(BIG))]);
+    let big = zip_of(&[("big.bin", &incompressible(1, BIG))]);
     let runtime = app.post_json("/v1/runtimes", json!({"image": "spinling/wasm"}));
     let (upload_type, upload_body) = multipart(
         &[

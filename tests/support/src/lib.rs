@@ -21,6 +21,20 @@ pub fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
     buffer.into_inner()
 }
 
+/// `len` bytes that do not compress (xorshift), different for each `seed`: a zip of them is
+/// as large as they are.
+pub fn incompressible(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
 /// A package holding a module written in WAT, as `main.wasm`.
 pub fn wat_package(wat: &str) -> Vec<u8> {
     zip_of(&[("main.wasm", &wat::parse_str(wat).unwrap())])

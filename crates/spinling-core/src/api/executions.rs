@@ -130,7 +130,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             Ok(ApiResponse {
                 status: 200,
                 headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
-                body: logs.into_bytes(),
+                body: logs.into_bytes().into(),
             })
         }
         (_, ["v1", "executions", _, "log"]) => Err(ApiError::method_not_allowed()),

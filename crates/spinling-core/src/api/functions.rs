@@ -141,8 +141,8 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         (_, ["v1", "functions"]) => Err(ApiError::method_not_allowed()),
         ("GET", ["v1", "functions", id]) => {
             if wants_download(request)? {
-                let bytes = functions::download(db, caller, id)?;
-                Ok(ApiResponse::attachment(id, bytes))
+                let package = functions::download(db, caller, id)?;
+                Ok(ApiResponse::attachment(id, package))
             } else {
                 Ok(with_etag(functions::find_cached(
                     db, env.cache, caller, id,

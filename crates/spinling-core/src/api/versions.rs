@@ -87,9 +87,9 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
                     let package = versions::download(db, caller, fid, n, |etag| {
                         request.if_none_match_hits(etag)
                     })?;
-                    let response = match package.bytes {
+                    let response = match package.package {
                         None => ApiResponse::not_modified(&package.etag),
-                        Some(bytes) => ApiResponse::attachment(&format!("{fid}_{n}"), bytes)
+                        Some(stored) => ApiResponse::attachment(&format!("{fid}_{n}"), stored)
                             .with_header("etag", &package.etag),
                     };
                     Ok(response.with_header("cache-control", IMMUTABLE))
