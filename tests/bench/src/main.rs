@@ -341,18 +341,26 @@ fn post_to(url: &str, status: u16) -> impl Fn(&ureq::Agent, usize) + Sync + '_ {
 }
 
 /// A GET of `path` against a GET of the floor at `floor_path`, in alternating rounds:
-/// (floor, subject).
+/// (floor, subject). Both are warmed up first, untimed (a read can be repeated at will): the
+/// first requests to a component are slower, and the floors' components are warm already.
 fn compare_gets(base: &str, floor_path: &str, path: &str, total: usize) -> (Figures, Figures) {
     let (floor, subject) = (format!("{base}{floor_path}"), format!("{base}{path}"));
-    compare(total, get_from(&floor), get_from(&subject))
+    let (floor, subject) = (get_from(&floor), get_from(&subject));
+    round(THREADS, WARM_UP, 0, &floor);
+    round(THREADS, WARM_UP, 0, &subject);
+    compare(total, floor, subject)
 }
+
+/// Untimed calls before a comparison of reads.
+const WARM_UP: usize = THREADS * 16;
 
 fn main() {
     let app = Served::start(&[]);
     let base = &app.base;
     println!(
         "Spinling through the Spin test host, {THREADS} clients, keep-alive, loopback; each \
-         operation alternates with its floor in {ROUNDS} rounds."
+         operation alternates with its floor in {ROUNDS} rounds (reads after {WARM_UP} untimed \
+         calls of each)."
     );
     println!(
         "{:<32} {:>9} {:>6} {:>7} {:>5} | {:<14} {:>9} {:>7} {:>5} | rate, p99 ratios",
