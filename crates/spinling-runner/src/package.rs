@@ -137,18 +137,42 @@ impl Prepared {
     /// runs metered and sliced like `_start`; the engine refuses start sections, so no guest
     /// code can ever run unmetered during instantiation.
     pub fn from_wasm(entry: &str, wasm: Vec<u8>) -> Result<Self, PrepareError> {
+        // Validate every function now, translate each on its first call: a run translates only
+        // what it calls (a Rust hello-world calls a fraction of its code; translating all of
+        // it was a quarter of a sync execution's CPU).
+        let prepared = Self::compile(entry, wasm, wasmi::CompilationMode::LazyTranslation)?;
+        // Link once on a throwaway store, so an import problem shows now and not at run time.
+        let host = Host::new(&[], entry, 0, Instant::now(), Limiter::new(0));
+        wasi::link(
+            &mut Store::new(prepared.module.engine(), host),
+            &prepared.module,
+        )?;
+        Ok(prepared)
+    }
+
+    /// [`Prepared::from_wasm`] for a module that passed it before (the runtime's cache holds
+    /// such modules): each function is validated as well as translated on its first call, so
+    /// a run validates only what it calls. Still validated, whatever the bytes: a function
+    /// that would not validate fails the run that calls it, and nothing runs unchecked.
+    pub fn from_prepared_wasm(entry: &str, wasm: Vec<u8>) -> Result<Self, PrepareError> {
+        Self::compile(entry, wasm, wasmi::CompilationMode::Lazy)
+    }
+
+    fn compile(
+        entry: &str,
+        wasm: Vec<u8>,
+        mode: wasmi::CompilationMode,
+    ) -> Result<Self, PrepareError> {
         // One engine per module: a wasmi engine keeps the code of every module it compiled,
         // so a shared one would grow with every function ever prepared.
         let mut config = Config::default();
         config.consume_fuel(true);
         config.allow_start_fn(false);
-        // Validate every function now, translate each on its first call: a run translates only
-        // what it calls (a Rust hello-world calls a fraction of its code; translating all of
-        // it was a quarter of a sync execution's CPU). Translation costs no fuel, as it cost
-        // none when it all came first: charged, a function whose translation found the slice
-        // short of fuel would end with an error the sliced run cannot resume (a false timeout,
-        // or a large function that can never run). Its work stays bounded by the module's size.
-        config.compilation_mode(wasmi::CompilationMode::LazyTranslation);
+        config.compilation_mode(mode);
+        // Translation and validation cost no fuel, as they cost none when they all came
+        // first: charged, a function whose translation found the slice short of fuel would end
+        // with an error the sliced run cannot resume (a false timeout, or a large function
+        // that can never run). Their work stays bounded by the module's size.
         config.fuel_cost(wasmi::CustomFuelCosts {
             bytes_copied_per_fuel: DEFAULT_BYTES_COPIED_PER_FUEL,
             fuel_per_bytes_translated: 0,
@@ -165,9 +189,6 @@ impl Prepared {
         if !is_command {
             return Err(PrepareError::NotACommand);
         }
-        // Link once on a throwaway store, so an import problem shows now and not at run time.
-        let host = Host::new(&[], entry, 0, Instant::now(), Limiter::new(0));
-        wasi::link(&mut Store::new(&engine, host), &module)?;
         Ok(Self {
             entry: entry.into(),
             wasm: wasm.into(),

@@ -172,7 +172,7 @@ pub fn from_cache_entry(
     {
         return None;
     }
-    Prepared::from_wasm(&header.resolved_entry, bytes[split + 1..].to_vec()).ok()
+    Prepared::from_prepared_wasm(&header.resolved_entry, bytes[split + 1..].to_vec()).ok()
 }
 
 /// What the function reads on stdin: a raw input as it was given, an object as JSON.
@@ -391,6 +391,25 @@ mod tests {
         assert!(from_cache_entry(&bytes, "abc", None, NOW + HOUR).is_none());
         // An entry dated in the future (the clock went back) is not trusted either.
         assert!(from_cache_entry(&bytes, "abc", None, NOW - 1).is_none());
+    }
+
+    #[test]
+    fn a_cache_entry_whose_code_does_not_validate_fails_the_run_that_calls_it() {
+        // Validated as it is called, not before: a damaged entry still never runs unchecked.
+        let wasm =
+            wat::parse_str(r#"(module (func (export "_start") (i64.const 1) (drop) (i32.add)))"#)
+                .unwrap();
+        let mut entry = br#"{"package_md5":"abc","entry":null,"resolved_entry":"main.wasm","prepared_at":1800000000}"#.to_vec();
+        entry.push(b'\n');
+        entry.extend_from_slice(&wasm);
+        assert!(Prepared::from_wasm("main.wasm", wasm).is_err());
+        let prepared = from_cache_entry(&entry, "abc", None, NOW).unwrap();
+        let outcome = crate::run(&prepared, b"", &job("abc").limits());
+        assert!(
+            matches!(outcome.status, crate::RunStatus::Failed(_)),
+            "{:?}",
+            outcome.status
+        );
     }
 
     #[test]
