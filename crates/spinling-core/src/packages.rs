@@ -21,7 +21,7 @@
 //! either the collector's transaction comes first and `publish` sees (and repairs) the gap,
 //! or `publish` comes first and the collector then sees the digest referenced.
 
-use crate::db::{Database, Value};
+use crate::db::{Database, DbErrorKind, Value};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::types::SqliteSynchronous;
 use bytes::Bytes;
@@ -428,14 +428,26 @@ impl Pieces<'_> {
     fn read_more(&mut self) -> ApiResult<()> {
         let package = self.package;
         let last = (self.next_seq + CHUNKS_PER_READ).min(package.chunk_count) - 1;
-        let rows = self.db.execute(
-            "SELECT data FROM package_chunks WHERE digest = ? AND seq BETWEEN ? AND ? ORDER BY seq",
-            &[
-                package.digest.as_str().into(),
-                Value::Integer(self.next_seq),
-                Value::Integer(last),
-            ],
-        )?;
+        let read = || {
+            self.db.execute(
+                "SELECT data FROM package_chunks WHERE digest = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+                &[
+                    package.digest.as_str().into(),
+                    Value::Integer(self.next_seq),
+                    Value::Integer(last),
+                ],
+            )
+        };
+        let rows = match read() {
+            // A libSQL stream idle for 10 s is gone, with the snapshot (a client reading
+            // slowly): the rest is read outside one, on a fresh connection. Only a package
+            // deleted meanwhile then ends short, as a missing chunk.
+            Err(e) if e.kind == DbErrorKind::TransactionLost => {
+                self.db.reconnect();
+                read()?
+            }
+            rows => rows?,
+        };
         if rows.rows.len() as i64 != last - self.next_seq + 1 {
             return Err(ApiError::internal(format!(
                 "Package {} is missing chunks {}-{last}.",
@@ -813,6 +825,49 @@ mod tests {
         let sent: Vec<u8> = stored.pieces(&sender).flat_map(Result::unwrap).collect();
         assert_eq!(sent, package.bytes);
         assert!(load(&sender, &package.digest).unwrap().is_none());
+    }
+
+    /// A libSQL connection whose stream expires before the first chunk is read.
+    struct ExpiresOnce<'a> {
+        db: &'a TestDb,
+        expired: std::cell::Cell<bool>,
+        reconnected: std::cell::Cell<bool>,
+    }
+
+    impl Database for ExpiresOnce<'_> {
+        fn execute(
+            &self,
+            sql: &str,
+            params: &[Value],
+        ) -> Result<crate::db::Rows, crate::db::DbError> {
+            if sql.contains("FROM package_chunks") && !self.expired.replace(true) {
+                return Err(crate::db::DbError {
+                    kind: DbErrorKind::TransactionLost,
+                    message: "STREAM_EXPIRED".into(),
+                });
+            }
+            self.db.execute(sql, params)
+        }
+        fn reconnect(&self) {
+            self.reconnected.set(true);
+        }
+    }
+
+    #[test]
+    fn a_download_whose_stream_expired_goes_on_from_a_fresh_connection() {
+        let db = db();
+        let package = three_chunks();
+        store(&db, &package).unwrap();
+        let expiring = ExpiresOnce {
+            db: &db,
+            expired: Default::default(),
+            reconnected: Default::default(),
+        };
+        assert_eq!(
+            load(&expiring, &package.digest).unwrap().unwrap(),
+            package.bytes
+        );
+        assert!(expiring.reconnected.get());
     }
 
     #[test]
