@@ -159,6 +159,43 @@ fn a_download_racing_updates_on_the_other_replica_gets_one_package_whole() {
     api.download_while_updating(&id, &packages, 20);
 }
 
+#[test]
+fn a_download_read_slower_than_libsql_keeps_a_stream_is_whole() {
+    let api = Api::start_replicated(&[]);
+    let runtime = api.create_runtime();
+    let package = zip_of(&[("lib.bin", &incompressible(3, 24 << 20))]);
+    let id = on(&api, 0).create_function_id(&runtime, &package);
+    let replica = api.replicated().unwrap().replica(0).addr();
+    // sqld drops a stream idle for 10 s, with the download's snapshot.
+    let pause = Duration::from_secs(11);
+    let body = slow_download(replica, &format!("/v1/functions/{id}?download=true"), pause);
+    assert!(body == package, "{} bytes of {}", body.len(), package.len());
+}
+
+/// The body of a GET of `path` from `addr` through a small receive window, read 1 MiB, then
+/// `pause`, then the rest; empty unless the answer is a 200.
+fn slow_download(addr: SocketAddr, path: &str, pause: Duration) -> Vec<u8> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(64 << 10).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut stream: std::net::TcpStream = socket.into();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = vec![0; 1 << 20];
+    stream.read_exact(&mut answer).unwrap();
+    std::thread::sleep(pause);
+    // A body cut short ends the connection early: what came is what is checked.
+    let _ = stream.read_to_end(&mut answer);
+    let head_end = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    match answer.starts_with(b"HTTP/1.1 200") {
+        true => answer.split_off(head_end),
+        false => Vec::new(),
+    }
+}
+
 /// Package bytes in the database that no function and no version refers to.
 const UNREFERENCED_CHUNKS: &str = "SELECT COUNT(*) FROM package_chunks
      WHERE digest NOT IN (SELECT package_digest FROM functions WHERE package_digest IS NOT NULL)
