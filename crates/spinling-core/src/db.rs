@@ -3,6 +3,7 @@
 //! libSQL backend, and natively on rusqlite in unit tests.
 
 use crate::error::ApiError;
+use bytes::Bytes;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -10,7 +11,8 @@ pub enum Value {
     Integer(i64),
     Real(f64),
     Text(String),
-    Blob(Vec<u8>),
+    /// Shared, so that a package's chunks are slices of the request body, not copies.
+    Blob(Bytes),
     Null,
 }
 
@@ -128,7 +130,7 @@ impl<'a> Row<'a> {
     }
     pub fn blob(&self, column: impl Column) -> Vec<u8> {
         match self.value(column) {
-            Some(Value::Blob(b)) => b.clone(),
+            Some(Value::Blob(b)) => b.to_vec(),
             Some(Value::Text(s)) => s.clone().into_bytes(),
             _ => Vec::new(),
         }
@@ -438,7 +440,7 @@ pub(crate) mod testing {
                 Value::Integer(i) => rusqlite::types::Value::Integer(*i),
                 Value::Real(r) => rusqlite::types::Value::Real(*r),
                 Value::Text(t) => rusqlite::types::Value::Text(t.clone()),
-                Value::Blob(b) => rusqlite::types::Value::Blob(b.clone()),
+                Value::Blob(b) => rusqlite::types::Value::Blob(b.to_vec()),
                 Value::Null => rusqlite::types::Value::Null,
             });
             let mut rows = Vec::new();
@@ -453,7 +455,7 @@ pub(crate) mod testing {
                         rusqlite::types::Value::Integer(i) => Value::Integer(i),
                         rusqlite::types::Value::Real(r) => Value::Real(r),
                         rusqlite::types::Value::Text(t) => Value::Text(t),
-                        rusqlite::types::Value::Blob(b) => Value::Blob(b),
+                        rusqlite::types::Value::Blob(b) => Value::Blob(b.into()),
                         rusqlite::types::Value::Null => Value::Null,
                     });
                 }

@@ -194,8 +194,14 @@ impl Package {
         Ok(self)
     }
 
-    fn chunks(&self) -> impl Iterator<Item = (i64, &[u8])> {
-        (0..).zip(self.bytes.chunks(CHUNK_SIZE))
+    /// Its chunks, as slices of its bytes (no copies).
+    fn chunks(&self) -> impl Iterator<Item = (i64, Bytes)> + '_ {
+        let len = self.bytes.len();
+        (0..).zip(
+            (0..len)
+                .step_by(CHUNK_SIZE)
+                .map(move |start| self.bytes.slice(start..(start + CHUNK_SIZE).min(len))),
+        )
     }
 
     fn chunk_count(&self) -> usize {
@@ -210,14 +216,10 @@ pub fn too_large(max_size: u64) -> ApiError {
     )
 }
 
-fn insert_chunk(db: &dyn Database, digest: &str, seq: i64, data: &[u8]) -> ApiResult<()> {
+fn insert_chunk(db: &dyn Database, digest: &str, seq: i64, data: Bytes) -> ApiResult<()> {
     db.execute(
         "INSERT OR IGNORE INTO package_chunks (digest, seq, data) VALUES (?, ?, ?)",
-        &[
-            digest.into(),
-            Value::Integer(seq),
-            Value::Blob(data.to_vec()),
-        ],
+        &[digest.into(), Value::Integer(seq), Value::Blob(data)],
     )?;
     Ok(())
 }
@@ -260,7 +262,7 @@ fn write_chunks_at(
                 &[
                     package.digest.as_str().into(),
                     Value::Integer(seq),
-                    Value::Blob(data.to_vec()),
+                    Value::Blob(data),
                 ],
             )?;
             next.set(next.get() + 1);
@@ -458,7 +460,7 @@ impl Pieces<'_> {
             match row.into_iter().next() {
                 Some(Value::Blob(data)) => {
                     self.read += data.len() as u64;
-                    self.ready.push_back(data);
+                    self.ready.push_back(data.into());
                 }
                 _ => return Err(damaged(&package.digest)),
             }
@@ -996,7 +998,7 @@ mod tests {
             &[killed.digest.as_str().into(), Value::Integer(T)],
         )
         .unwrap();
-        insert_chunk(&db, &killed.digest, 0, &killed.bytes[..CHUNK_SIZE]).unwrap();
+        insert_chunk(&db, &killed.digest, 0, killed.bytes.slice(..CHUNK_SIZE)).unwrap();
         // Other publishes sweep: too early first, then after the grace period.
         let other = Package::from_upload(zip_of(&[("b", b"y")]), None, u64::MAX).unwrap();
         write_chunks_at(&db, &other, SqliteSynchronous::Full, T).unwrap();

@@ -35,7 +35,8 @@ fn to_spin(value: &Value) -> SpinValue {
         Value::Integer(i) => SpinValue::Integer(*i),
         Value::Real(r) => SpinValue::Real(*r),
         Value::Text(t) => SpinValue::Text(t.clone()),
-        Value::Blob(b) => SpinValue::Blob(b.clone()),
+        // The one copy a BLOB parameter costs in the component: Spin takes owned values.
+        Value::Blob(b) => SpinValue::Blob(b.to_vec()),
         Value::Null => SpinValue::Null,
     }
 }
@@ -45,7 +46,7 @@ fn from_spin(value: SpinValue) -> Value {
         SpinValue::Integer(i) => Value::Integer(i),
         SpinValue::Real(r) => Value::Real(r),
         SpinValue::Text(t) => Value::Text(t),
-        SpinValue::Blob(b) => Value::Blob(b),
+        SpinValue::Blob(b) => Value::Blob(b.into()),
         SpinValue::Null => Value::Null,
     }
 }
