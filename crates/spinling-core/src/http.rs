@@ -186,8 +186,8 @@ pub struct ApiResponse {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
     Bytes(Vec<u8>),
-    /// A stored package, which the adapter sends a chunk at a time from the database the
-    /// handler opened it in (see `StoredPackage`): 50 MiB never sit in memory at once.
+    /// A stored package, which the adapter sends a chunk at a time, reading them from the
+    /// request's database as it goes (see `StoredPackage`): 50 MiB never sit in memory at once.
     Package(StoredPackage),
 }
 

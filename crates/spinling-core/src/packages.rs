@@ -348,123 +348,172 @@ fn publish_at(tx: &dyn Database, package: &Package, now: i64) -> ApiResult<()> {
     sweep(tx, now)
 }
 
-/// A stored package, to be sent a few chunks at a time, so that a large one is never whole in
-/// memory (a download streams it). Everything is read in one snapshot of the database: `open`
-/// starts a read transaction, and in a snapshot that holds a package's row all its chunks are
-/// there too (chunks are deleted only with their row, or when no row names them), whatever
-/// updates and deletes commit meanwhile.
+/// A stored package, to be sent a few chunks at a time so that a large one is never whole in
+/// memory (a download streams it).
+///
+/// Why its chunks stay while it is sent, whatever updates and deletes commit meanwhile. A
+/// package of at most [`CHUNKS_PER_READ`] chunks is read whole at once, in one snapshot with
+/// its row. A larger one is first stamped in `package_writes`, as an upload stamps its bytes,
+/// and only then is its row looked up: once the stamp has committed, the collector leaves its
+/// chunks alone for [`WRITE_GRACE_SECONDS`] even if its last reference goes (it deletes only
+/// the row, and a sweep takes the chunks once the stamp is stale), and the stamp is renewed
+/// while the download lasts. No transaction stays open while a client reads: a slow or stalled
+/// client holds neither SQLite's log (which cannot be checkpointed past an open snapshot) nor
+/// a libSQL stream (which sqld drops after 10 s idle).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredPackage {
     digest: String,
     /// Its length in bytes, known before the first chunk is read (a `Content-Length`).
     pub size: u64,
     chunk_count: i64,
+    /// A small package's chunks, read with its row.
+    read_whole: Option<Vec<Vec<u8>>>,
+    /// When a large package was last stamped, in seconds since the Unix epoch.
+    stamped_at: i64,
 }
 
 /// How many chunks one read takes: fewer calls to the database, little memory each.
 const CHUNKS_PER_READ: i64 = 4;
 
+/// How often a download renews its stamp: well within the grace the stamp buys.
+const RESTAMP_SECONDS: i64 = WRITE_GRACE_SECONDS / 3;
+
 impl StoredPackage {
-    /// Starts a snapshot on `db` and finds the package in it; `None` (and the snapshot ended)
-    /// when there is no such package. The snapshot lasts until `pieces` has read the last
-    /// chunk, or the connection closes.
+    /// The package with `digest`, ready to send; `None` when there is no such package (also
+    /// when it was deleted while this looked).
     pub fn open(db: &dyn Database, digest: &str) -> ApiResult<Option<StoredPackage>> {
-        db.execute("BEGIN", &[])?;
-        let row = db
-            .execute(
-                "SELECT size, chunk_count FROM packages WHERE digest = ?",
-                &[digest.into()],
-            )
-            .map(|rows| rows.first().map(|r| (r.int(0), r.int(1))));
-        match row {
-            Ok(Some((size, chunk_count))) => Ok(Some(StoredPackage {
-                digest: digest.to_string(),
-                size: size as u64,
-                chunk_count,
-            })),
-            Ok(None) => {
-                end_snapshot(db);
-                Ok(None)
+        Self::open_at(db, digest, crate::time::now_unix())
+    }
+
+    fn open_at(db: &dyn Database, digest: &str, now: i64) -> ApiResult<Option<StoredPackage>> {
+        let Some((size, chunk_count)) = package_row(db, digest)? else {
+            return Ok(None);
+        };
+        let mut package = StoredPackage {
+            digest: digest.to_string(),
+            size,
+            chunk_count,
+            read_whole: None,
+            stamped_at: now,
+        };
+        if chunk_count > CHUNKS_PER_READ {
+            stamp(db, digest, now)?;
+            // After the stamp: a row seen now keeps its chunks.
+            return Ok(package_row(db, digest)?.map(|_| package));
+        }
+        match package.read_chunks(db, 0, chunk_count - 1) {
+            Ok(chunks) if chunks.iter().map(|c| c.len() as u64).sum::<u64>() == size => {
+                package.read_whole = Some(chunks);
+                Ok(Some(package))
             }
-            Err(e) => {
-                end_snapshot(db);
-                Err(e.into())
-            }
+            Ok(_) => Err(damaged(digest)),
+            // Its last reference went, and its bytes with it, between the two reads.
+            Err(_) if package_row(db, digest)?.is_none() => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
-    /// Its bytes, in order, a few chunks at a time, from the snapshot `open` started; ends it
-    /// after the last. An error (the database failed, or the bytes are not those recorded)
-    /// ends them.
-    pub fn pieces<'a>(&'a self, db: &'a dyn Database) -> Pieces<'a> {
+    /// Its bytes, in order, a chunk per piece. An error (the database failed, or the bytes
+    /// are not those recorded) ends them.
+    pub fn pieces(mut self, db: &dyn Database) -> Pieces<'_> {
+        let (ready, next_seq) = match self.read_whole.take() {
+            Some(chunks) => (chunks.into(), self.chunk_count),
+            None => (Default::default(), 0),
+        };
         Pieces {
             db,
+            stamped_at: self.stamped_at,
             package: self,
-            ready: Default::default(),
-            next_seq: 0,
+            ready,
+            next_seq,
             read: 0,
-            ended: false,
         }
     }
-}
 
-/// Ends a read snapshot; there is nothing to keep, and failing to end it only keeps it until
-/// the connection closes.
-fn end_snapshot(db: &dyn Database) {
-    let _ = db.execute("COMMIT", &[]);
-}
-
-/// See [`StoredPackage::pieces`]: one chunk per piece, read a few at a time.
-pub struct Pieces<'a> {
-    db: &'a dyn Database,
-    package: &'a StoredPackage,
-    /// Chunks read and not yet handed out.
-    ready: std::collections::VecDeque<Vec<u8>>,
-    next_seq: i64,
-    read: u64,
-    ended: bool,
-}
-
-impl Pieces<'_> {
-    /// Reads the next few chunks into `ready`.
-    fn read_more(&mut self) -> ApiResult<()> {
-        let package = self.package;
-        let last = (self.next_seq + CHUNKS_PER_READ).min(package.chunk_count) - 1;
+    /// Chunks `first..=last`, checked against the row's record of them.
+    fn read_chunks(&self, db: &dyn Database, first: i64, last: i64) -> ApiResult<Vec<Vec<u8>>> {
         let read = || {
-            self.db.execute(
+            db.execute(
                 "SELECT data FROM package_chunks WHERE digest = ? AND seq BETWEEN ? AND ? ORDER BY seq",
                 &[
-                    package.digest.as_str().into(),
-                    Value::Integer(self.next_seq),
+                    self.digest.as_str().into(),
+                    Value::Integer(first),
                     Value::Integer(last),
                 ],
             )
         };
         let rows = match read() {
-            // A libSQL stream idle for 10 s is gone, with the snapshot (a client reading
-            // slowly): the rest is read outside one, on a fresh connection. Only a package
-            // deleted meanwhile then ends short, as a missing chunk.
+            // A libSQL stream idle for 10 s is gone (a client reading slowly): read on a
+            // fresh connection. Outside a transaction nothing else is lost with it.
             Err(e) if e.kind == DbErrorKind::TransactionLost => {
-                self.db.reconnect();
+                db.reconnect();
                 read()?
             }
             rows => rows?,
         };
-        if rows.rows.len() as i64 != last - self.next_seq + 1 {
+        if rows.rows.len() as i64 != last - first + 1 {
             return Err(ApiError::internal(format!(
-                "Package {} is missing chunks {}-{last}.",
-                package.digest, self.next_seq
+                "Package {} is missing chunks {first}-{last}.",
+                self.digest
             )));
         }
-        for row in rows.rows {
-            match row.into_iter().next() {
-                Some(Value::Blob(data)) => {
-                    self.read += data.len() as u64;
-                    self.ready.push_back(data.into());
-                }
-                _ => return Err(damaged(&package.digest)),
-            }
+        rows.rows
+            .into_iter()
+            .map(|row| match row.into_iter().next() {
+                Some(Value::Blob(data)) => Ok(data.into()),
+                _ => Err(damaged(&self.digest)),
+            })
+            .collect()
+    }
+}
+
+/// The package's size and chunk count, if it is stored.
+fn package_row(db: &dyn Database, digest: &str) -> ApiResult<Option<(u64, i64)>> {
+    Ok(db
+        .execute(
+            "SELECT size, chunk_count FROM packages WHERE digest = ?",
+            &[digest.into()],
+        )?
+        .first()
+        .map(|r| (r.int(0) as u64, r.int(1))))
+}
+
+/// Stamps `digest` as being written at `now`: the collector leaves its chunks alone for
+/// [`WRITE_GRACE_SECONDS`] (see `collect_garbage`).
+fn stamp(db: &dyn Database, digest: &str, now: i64) -> ApiResult<()> {
+    crate::db::with_short_busy_waits(db, || {
+        db.execute(
+            "INSERT OR REPLACE INTO package_writes (digest, started_at) VALUES (?, ?)",
+            &[digest.into(), Value::Integer(now)],
+        )
+    })?;
+    Ok(())
+}
+
+/// See [`StoredPackage::pieces`].
+pub struct Pieces<'a> {
+    db: &'a dyn Database,
+    package: StoredPackage,
+    /// Chunks read and not yet handed out.
+    ready: std::collections::VecDeque<Vec<u8>>,
+    next_seq: i64,
+    /// Bytes of the chunks read from the database here.
+    read: u64,
+    stamped_at: i64,
+}
+
+impl Pieces<'_> {
+    /// Reads the next few chunks into `ready`, renewing the package's stamp when it is due.
+    fn read_more(&mut self, now: i64) -> ApiResult<()> {
+        let package = &self.package;
+        if now - self.stamped_at >= RESTAMP_SECONDS {
+            stamp(self.db, &package.digest, now)?;
+            self.stamped_at = now;
         }
+        let last = (self.next_seq + CHUNKS_PER_READ).min(package.chunk_count) - 1;
+        let chunks = package.read_chunks(self.db, self.next_seq, last)?;
+        self.read += chunks.iter().map(|c| c.len() as u64).sum::<u64>();
+        self.ready.extend(chunks);
         self.next_seq = last + 1;
         let at_end = self.next_seq == package.chunk_count;
         if self.read > package.size || (at_end && self.read != package.size) {
@@ -473,9 +522,16 @@ impl Pieces<'_> {
         Ok(())
     }
 
-    fn end(&mut self) {
-        self.ended = true;
-        end_snapshot(self.db);
+    fn next_at(&mut self, now: i64) -> Option<ApiResult<Vec<u8>>> {
+        if self.ready.is_empty() && self.next_seq < self.package.chunk_count {
+            if let Err(e) = self.read_more(now) {
+                // Nothing more after an error.
+                self.ready.clear();
+                self.next_seq = self.package.chunk_count;
+                return Some(Err(e));
+            }
+        }
+        self.ready.pop_front().map(Ok)
     }
 }
 
@@ -487,20 +543,7 @@ impl Iterator for Pieces<'_> {
     type Item = ApiResult<Vec<u8>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.ended {
-            return None;
-        }
-        if self.ready.is_empty() && self.next_seq < self.package.chunk_count {
-            if let Err(e) = self.read_more() {
-                self.end();
-                return Some(Err(e));
-            }
-        }
-        let piece = self.ready.pop_front();
-        if piece.is_none() {
-            self.end();
-        }
-        piece.map(Ok)
+        self.next_at(crate::time::now_unix())
     }
 }
 
@@ -811,22 +854,99 @@ mod tests {
     }
 
     /// A database on which the package is collected (its last reference gone) right after
-    /// the first chunk is read: another request's delete, between a reader's statements.
+    /// its chunks are first read: another request's delete, between a reader's statements.
+    struct CollectedWhileRead<'a> {
+        db: &'a TestDb,
+        digest: String,
+        chunks_read: std::cell::Cell<usize>,
+    }
+
+    impl Database for CollectedWhileRead<'_> {
+        fn execute(
+            &self,
+            sql: &str,
+            params: &[Value],
+        ) -> Result<crate::db::Rows, crate::db::DbError> {
+            if sql.contains("FROM package_chunks") {
+                self.chunks_read.set(self.chunks_read.get() + 1);
+                if self.chunks_read.get() == 1 {
+                    collect_garbage(self.db, &self.digest).unwrap();
+                }
+            }
+            self.db.execute(sql, params)
+        }
+    }
+
     #[test]
-    fn a_package_deleted_once_its_download_began_is_sent_whole() {
+    fn a_small_package_collected_as_it_is_opened_is_gone_not_damaged() {
+        let db = db();
+        let package = three_chunks();
+        store(&db, &package).unwrap();
+        let reader = CollectedWhileRead {
+            db: &db,
+            digest: package.digest.clone(),
+            chunks_read: Default::default(),
+        };
+        assert!(StoredPackage::open(&reader, &package.digest)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn a_large_package_deleted_during_its_download_is_sent_whole() {
         let dir = tempfile::tempdir().unwrap();
         let (sender, updater) = two_connections(&dir);
-        let package = three_chunks();
+        let package = chunks_of(1, 6);
         store(&sender, &package).unwrap();
         let stored = StoredPackage::open(&sender, &package.digest)
             .unwrap()
             .unwrap();
-        // Its last reference goes, and its bytes with it, before they are read.
-        collect_garbage_at(&updater, &package.digest, i64::MAX / 2).unwrap();
-        assert_eq!(count(&updater, "SELECT COUNT(*) FROM package_chunks"), 0);
-        let sent: Vec<u8> = stored.pieces(&sender).flat_map(Result::unwrap).collect();
+        let mut pieces = stored.pieces(&sender);
+        let mut sent = pieces.next().unwrap().unwrap();
+        // Its last reference goes half-way: the row goes, the stamped bytes stay.
+        collect_garbage(&updater, &package.digest).unwrap();
+        assert_eq!(count(&updater, "SELECT COUNT(*) FROM packages"), 0);
+        for piece in pieces {
+            sent.extend(piece.unwrap());
+        }
         assert_eq!(sent, package.bytes);
-        assert!(load(&sender, &package.digest).unwrap().is_none());
+        // A sweep once the stamp is stale takes them.
+        let later = crate::time::now_unix() + WRITE_GRACE_SECONDS + 1;
+        collect_garbage_at(&updater, "none", later).unwrap();
+        assert_eq!(count(&updater, "SELECT COUNT(*) FROM package_chunks"), 0);
+    }
+
+    #[test]
+    fn a_download_longer_than_its_stamp_renews_it() {
+        let db = db();
+        let package = chunks_of(2, 10);
+        store(&db, &package).unwrap();
+        let now = crate::time::now_unix();
+        let stored = StoredPackage::open_at(&db, &package.digest, now)
+            .unwrap()
+            .unwrap();
+        let mut pieces = stored.pieces(&db);
+        let stamped = || count(&db, "SELECT MAX(started_at) FROM package_writes");
+        pieces.next_at(now).unwrap().unwrap();
+        assert_eq!(stamped(), now);
+        // The next read, after the first four chunks are sent, comes later.
+        for _ in 0..3 {
+            pieces.next_at(now).unwrap().unwrap();
+        }
+        pieces.next_at(now + RESTAMP_SECONDS).unwrap().unwrap();
+        assert_eq!(stamped(), now + RESTAMP_SECONDS);
+    }
+
+    #[test]
+    fn a_small_package_is_read_whole_when_opened_and_stamps_nothing() {
+        let db = db();
+        let package = three_chunks();
+        store(&db, &package).unwrap();
+        let stored = StoredPackage::open(&db, &package.digest).unwrap().unwrap();
+        db.execute("DELETE FROM package_chunks", &[]).unwrap();
+        let sent: Vec<u8> = stored.pieces(&db).flat_map(Result::unwrap).collect();
+        assert_eq!(sent, package.bytes);
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM package_writes"), 0);
     }
 
     /// A libSQL connection whose stream expires before the first chunk is read.
@@ -881,15 +1001,25 @@ mod tests {
             .unwrap();
         let err = load(&db, &package.digest).unwrap_err();
         assert_eq!(err.status(), 500);
-        // The snapshot ended with the error: the connection can write again.
-        crate::db::in_transaction(&db, |tx| tx.execute("DELETE FROM packages", &[])).unwrap();
     }
 
     #[test]
-    fn opening_a_package_that_is_not_stored_ends_its_snapshot() {
+    fn a_large_package_missing_a_chunk_ends_short_with_an_error() {
+        let db = db();
+        let package = chunks_of(3, 6);
+        store(&db, &package).unwrap();
+        db.execute("DELETE FROM package_chunks WHERE seq = 5", &[])
+            .unwrap();
+        let stored = StoredPackage::open(&db, &package.digest).unwrap().unwrap();
+        let pieces: Vec<ApiResult<Vec<u8>>> = stored.pieces(&db).collect();
+        assert_eq!(pieces.len(), 5, "four chunks, then the error");
+        assert_eq!(pieces[4].as_ref().unwrap_err().status(), 500);
+    }
+
+    #[test]
+    fn a_package_that_is_not_stored_opens_as_none() {
         let db = db();
         assert!(StoredPackage::open(&db, "nothing").unwrap().is_none());
-        crate::db::in_transaction(&db, |tx| tx.execute("DELETE FROM packages", &[])).unwrap();
     }
 
     #[test]
@@ -907,9 +1037,14 @@ mod tests {
     /// A package of three chunks: two chunks of bytes that do not compress, and its zip's
     /// framing.
     fn three_chunks() -> Package {
-        let content = incompressible(1, CHUNK_SIZE * 2);
+        chunks_of(1, 3)
+    }
+
+    /// A package of `chunks` chunks (at least 2), its bytes drawn from `seed`.
+    fn chunks_of(seed: u64, chunks: usize) -> Package {
+        let content = incompressible(seed, CHUNK_SIZE * (chunks - 1));
         let package = Package::from_upload(zip_of(&[("a", &content)]), None, u64::MAX).unwrap();
-        assert_eq!(package.chunk_count(), 3);
+        assert_eq!(package.chunk_count(), chunks);
         package
     }
 

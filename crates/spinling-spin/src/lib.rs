@@ -235,24 +235,13 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
         deferred: Default::default(),
     };
     let response = api::respond(group.handler, &env, &request);
-    // Only a request that opened the database anyway pays for a look at the scheduler's
-    // lease: a read served from the cache stays free of SQLite.
-    let kick = || {
-        if spin_db.as_ref().is_some_and(SpinDatabase::is_open) {
-            scheduler::kick(db, &request.base_url);
-        }
-    };
-    // Before the response (a newer Spin may end the instance's work once it is sent), unless
-    // a package is sent from the snapshot its handler opened, which the lease's transaction
-    // cannot share: then once it is sent.
-    let sends_a_package = matches!(response.body, Body::Package(_));
-    if !sends_a_package {
-        kick();
+    // Before the response: a newer Spin may end the instance's work once it is sent. Only a
+    // request that opened the database anyway pays for the look at the lease: a read served
+    // from the cache stays free of SQLite.
+    if spin_db.as_ref().is_some_and(SpinDatabase::is_open) {
+        scheduler::kick(db, &request.base_url);
     }
     send_response(response_out, with_cors(response), db).await;
-    if sends_a_package {
-        kick();
-    }
     // An upload's connection left the checkpoint for after the answer (see `packages`).
     let may_have_uploaded = group.takes_packages && request.content_type() == "multipart/form-data";
     if may_have_uploaded && spin_db.as_ref().is_some_and(SpinDatabase::is_open) {

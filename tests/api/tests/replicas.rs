@@ -160,21 +160,34 @@ fn a_download_racing_updates_on_the_other_replica_gets_one_package_whole() {
 }
 
 #[test]
-fn a_download_read_slower_than_libsql_keeps_a_stream_is_whole() {
+fn a_download_read_slower_than_libsql_keeps_a_stream_is_whole_though_the_code_changed() {
     let api = Api::start_replicated(&[]);
     let runtime = api.create_runtime();
-    let package = zip_of(&[("lib.bin", &incompressible(3, 24 << 20))]);
-    let id = on(&api, 0).create_function_id(&runtime, &package);
+    let old = zip_of(&[("lib.bin", &incompressible(3, 24 << 20))]);
+    let id = on(&api, 0).create_function_id(&runtime, &old);
     let replica = api.replicated().unwrap().replica(0).addr();
-    // sqld drops a stream idle for 10 s, with the download's snapshot.
+    // sqld drops a stream idle for 10 s; meanwhile the other replica replaces the code, and
+    // with it the bytes being sent.
+    let replace = || {
+        on(&api, 1)
+            .update_package(&id, &package("new"))
+            .assert_status(200);
+        assert_eq!(api.query_database("SELECT COUNT(*) FROM packages"), ["1"]);
+    };
     let pause = Duration::from_secs(11);
-    let body = slow_download(replica, &format!("/v1/functions/{id}?download=true"), pause);
-    assert!(body == package, "{} bytes of {}", body.len(), package.len());
+    let path = format!("/v1/functions/{id}?download=true");
+    let body = slow_download(replica, &path, pause, replace);
+    assert!(body == old, "{} bytes of {}", body.len(), old.len());
 }
 
-/// The body of a GET of `path` from `addr` through a small receive window, read 1 MiB, then
-/// `pause`, then the rest; empty unless the answer is a 200.
-fn slow_download(addr: SocketAddr, path: &str, pause: Duration) -> Vec<u8> {
+/// The body of a GET of `path` from `addr` through a small receive window: read 1 MiB, then
+/// `meanwhile` and a `pause`, then the rest; empty unless the answer is a 200.
+fn slow_download(
+    addr: SocketAddr,
+    path: &str,
+    pause: Duration,
+    meanwhile: impl FnOnce(),
+) -> Vec<u8> {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.set_recv_buffer_size(64 << 10).unwrap();
     socket.connect(&addr.into()).unwrap();
@@ -186,6 +199,7 @@ fn slow_download(addr: SocketAddr, path: &str, pause: Duration) -> Vec<u8> {
     .unwrap();
     let mut answer = vec![0; 1 << 20];
     stream.read_exact(&mut answer).unwrap();
+    meanwhile();
     std::thread::sleep(pause);
     // A body cut short ends the connection early: what came is what is checked.
     let _ = stream.read_to_end(&mut answer);
