@@ -20,6 +20,9 @@
 //! bytes it holds, before it commits the reference. Write transactions are serialised, so
 //! either the collector's transaction comes first and `publish` sees (and repairs) the gap,
 //! or `publish` comes first and the collector then sees the digest referenced.
+//!
+//! A download of a large package stamps its digest the same way before it reads the
+//! package's row, so the chunks it is sending outlive a delete (see `StoredPackage`).
 
 use crate::db::{Database, DbErrorKind, Value};
 use crate::error::{ApiError, ApiResult, ErrorKind};
@@ -675,7 +678,8 @@ fn delete_package(tx: &dyn Database, digest: &str) -> ApiResult<()> {
 
 /// Deletes the package with `digest` if no function and no version refers to it any more;
 /// call in the transaction that dropped a reference. Its chunks stay while a write of the
-/// same bytes may be under way (a sweep takes them later). Also sweeps a few stale writes.
+/// same bytes, or a download of them, may be under way (both stamp the digest; a sweep takes
+/// them later). Also sweeps a few stale writes.
 pub fn collect_garbage(tx: &dyn Database, digest: &str) -> ApiResult<()> {
     collect_garbage_at(tx, digest, crate::time::now_unix())
 }
