@@ -355,8 +355,9 @@ fn publish_at(tx: &dyn Database, package: &Package, now: i64) -> ApiResult<()> {
 /// memory (a download streams it).
 ///
 /// Why its chunks stay while it is sent, whatever updates and deletes commit meanwhile. A
-/// package of at most [`CHUNKS_PER_READ`] chunks is read whole at once, in one snapshot with
-/// its row. A larger one is first stamped in `package_writes`, as an upload stamps its bytes,
+/// package of at most [`CHUNKS_PER_READ`] chunks is read whole before anything is sent, in
+/// one statement after its row (if its bytes went in between, so did the row: the package is
+/// gone, and the caller looks again for the one that replaced it). A larger one is first stamped in `package_writes`, as an upload stamps its bytes,
 /// and only then is its row looked up: once the stamp has committed, the collector leaves its
 /// chunks alone for [`WRITE_GRACE_SECONDS`] even if its last reference goes (it deletes only
 /// the row, and a sweep takes the chunks once the stamp is stale), and the stamp is renewed
