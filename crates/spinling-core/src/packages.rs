@@ -24,7 +24,7 @@
 //! A download of a large package stamps its digest the same way before it reads the
 //! package's row, so the chunks it is sending outlive a delete (see `StoredPackage`).
 
-use crate::db::{Database, DbErrorKind, Value};
+use crate::db::{Database, DbError, DbErrorKind, Value};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::types::SqliteSynchronous;
 use bytes::Bytes;
@@ -401,20 +401,35 @@ impl StoredPackage {
             stamped_at: now,
         };
         if chunk_count > CHUNKS_PER_READ {
-            stamp(db, digest, now)?;
-            // After the stamp: a row seen now keeps its chunks.
-            return Ok(package_row(db, digest)?.map(|_| package));
+            match stamp(db, digest, now) {
+                // After the stamp: a row seen now keeps its chunks.
+                Ok(()) => return Ok(package_row(db, digest)?.map(|_| package)),
+                // Too busy for even this small write: a read needs none, so read it whole now,
+                // as a small package is (memory, only while writers crowd the database).
+                Err(e) if e.is_busy() => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        match package.read_chunks(db, 0, chunk_count - 1) {
+        match package.read_all(db) {
             Ok(chunks) if chunks.iter().map(|c| c.len() as u64).sum::<u64>() == size => {
                 package.read_whole = Some(chunks);
                 Ok(Some(package))
             }
             Ok(_) => Err(damaged(digest)),
-            // Its last reference went, and its bytes with it, between the two reads.
+            // Its last reference went, and its bytes with it, between the reads.
             Err(_) if package_row(db, digest)?.is_none() => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// All its chunks, a few per query (a libSQL server caps the size of one answer).
+    fn read_all(&self, db: &dyn Database) -> ApiResult<Vec<Vec<u8>>> {
+        let mut chunks = Vec::with_capacity(self.chunk_count as usize);
+        for first in (0..self.chunk_count).step_by(CHUNKS_PER_READ as usize) {
+            let last = (first + CHUNKS_PER_READ).min(self.chunk_count) - 1;
+            chunks.extend(self.read_chunks(db, first, last)?);
+        }
+        Ok(chunks)
     }
 
     /// Its bytes, in order, a chunk per piece. An error (the database failed, or the bytes
@@ -484,14 +499,14 @@ fn package_row(db: &dyn Database, digest: &str) -> ApiResult<Option<(u64, i64)>>
 
 /// Stamps `digest` as being written at `now`: the collector leaves its chunks alone for
 /// [`WRITE_GRACE_SECONDS`] (see `collect_garbage`).
-fn stamp(db: &dyn Database, digest: &str, now: i64) -> ApiResult<()> {
+fn stamp(db: &dyn Database, digest: &str, now: i64) -> Result<(), DbError> {
     crate::db::with_short_busy_waits(db, || {
         db.execute(
             "INSERT OR REPLACE INTO package_writes (digest, started_at) VALUES (?, ?)",
             &[digest.into(), Value::Integer(now)],
         )
-    })?;
-    Ok(())
+    })
+    .map(drop)
 }
 
 /// See [`StoredPackage::pieces`].
@@ -510,9 +525,14 @@ impl Pieces<'_> {
     /// Reads the next few chunks into `ready`, renewing the package's stamp when it is due.
     fn read_more(&mut self, now: i64) -> ApiResult<()> {
         let package = &self.package;
+        // A renewal the database is too busy for is tried again at the next read: the stamp
+        // it renews holds for two more periods.
         if now - self.stamped_at >= RESTAMP_SECONDS {
-            stamp(self.db, &package.digest, now)?;
-            self.stamped_at = now;
+            match stamp(self.db, &package.digest, now) {
+                Ok(()) => self.stamped_at = now,
+                Err(e) if e.is_busy() => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         let last = (self.next_seq + CHUNKS_PER_READ).min(package.chunk_count) - 1;
         let chunks = package.read_chunks(self.db, self.next_seq, last)?;
@@ -940,6 +960,39 @@ mod tests {
         }
         pieces.next_at(now + RESTAMP_SECONDS).unwrap().unwrap();
         assert_eq!(stamped(), now + RESTAMP_SECONDS);
+    }
+
+    /// A database whose writers never let a download's stamp through.
+    struct CrowdedByWriters<'a>(&'a TestDb);
+
+    impl Database for CrowdedByWriters<'_> {
+        fn execute(
+            &self,
+            sql: &str,
+            params: &[Value],
+        ) -> Result<crate::db::Rows, crate::db::DbError> {
+            match sql.contains("INTO package_writes") {
+                true => Err(crate::db::DbError {
+                    kind: DbErrorKind::Busy,
+                    message: "database is locked".into(),
+                }),
+                false => self.0.execute(sql, params),
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_package_too_busy_to_stamp_is_read_whole_at_once() {
+        let db = db();
+        let package = chunks_of(4, 6);
+        store(&db, &package).unwrap();
+        let stored = StoredPackage::open(&CrowdedByWriters(&db), &package.digest)
+            .unwrap()
+            .unwrap();
+        db.execute("DELETE FROM package_chunks", &[]).unwrap();
+        let sent: Vec<u8> = stored.pieces(&db).flat_map(Result::unwrap).collect();
+        assert_eq!(sent, package.bytes);
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM package_writes"), 0);
     }
 
     #[test]
