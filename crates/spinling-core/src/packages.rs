@@ -245,7 +245,7 @@ fn write_chunks_at(
     durability: SqliteSynchronous,
     now: i64,
 ) -> ApiResult<()> {
-    if exists(db, &package.digest)? {
+    if package_row(db, &package.digest)?.is_some() {
         return Ok(());
     }
     crate::db::with_short_busy_waits(db, || {
@@ -372,7 +372,8 @@ pub struct StoredPackage {
     chunk_count: i64,
     /// A small package's chunks, read with its row.
     read_whole: Option<Vec<Vec<u8>>>,
-    /// When a large package was last stamped, in seconds since the Unix epoch.
+    /// When a large package was last stamped, in seconds since the Unix epoch (renewed as it
+    /// is sent).
     stamped_at: i64,
 }
 
@@ -441,7 +442,6 @@ impl StoredPackage {
         };
         Pieces {
             db,
-            stamped_at: self.stamped_at,
             package: self,
             ready,
             next_seq,
@@ -486,7 +486,7 @@ impl StoredPackage {
     }
 }
 
-/// The package's size and chunk count, if it is stored.
+/// The package's size and chunk count, if it is published (its `packages` row is there).
 fn package_row(db: &dyn Database, digest: &str) -> ApiResult<Option<(u64, i64)>> {
     Ok(db
         .execute(
@@ -494,7 +494,7 @@ fn package_row(db: &dyn Database, digest: &str) -> ApiResult<Option<(u64, i64)>>
             &[digest.into()],
         )?
         .first()
-        .map(|r| (r.int(0) as u64, r.int(1))))
+        .map(|r| (r.int(0).max(0) as u64, r.int(1))))
 }
 
 /// Stamps `digest` as being written at `now`: the collector leaves its chunks alone for
@@ -518,22 +518,21 @@ pub struct Pieces<'a> {
     next_seq: i64,
     /// Bytes of the chunks read from the database here.
     read: u64,
-    stamped_at: i64,
 }
 
 impl Pieces<'_> {
     /// Reads the next few chunks into `ready`, renewing the package's stamp when it is due.
     fn read_more(&mut self, now: i64) -> ApiResult<()> {
-        let package = &self.package;
         // A renewal the database is too busy for is tried again at the next read: the stamp
         // it renews holds for two more periods.
-        if now - self.stamped_at >= RESTAMP_SECONDS {
-            match stamp(self.db, &package.digest, now) {
-                Ok(()) => self.stamped_at = now,
+        if now - self.package.stamped_at >= RESTAMP_SECONDS {
+            match stamp(self.db, &self.package.digest, now) {
+                Ok(()) => self.package.stamped_at = now,
                 Err(e) if e.is_busy() => {}
                 Err(e) => return Err(e.into()),
             }
         }
+        let package = &self.package;
         let last = (self.next_seq + CHUNKS_PER_READ).min(package.chunk_count) - 1;
         let chunks = package.read_chunks(self.db, self.next_seq, last)?;
         self.read += chunks.iter().map(|c| c.len() as u64).sum::<u64>();
@@ -571,14 +570,6 @@ impl Iterator for Pieces<'_> {
     }
 }
 
-/// Whether the package is published (its `packages` row is there).
-fn exists(db: &dyn Database, digest: &str) -> ApiResult<bool> {
-    Ok(db
-        .execute("SELECT 1 FROM packages WHERE digest = ?", &[digest.into()])?
-        .first()
-        .is_some())
-}
-
 /// A stored package as `Read + Seek`, loading a chunk only when a read reaches it: a zip's
 /// central directory is at its end, so listing the entries of a large package reads its last
 /// chunk or two, not all of it.
@@ -594,19 +585,13 @@ pub struct ChunkReader<'a> {
 impl<'a> ChunkReader<'a> {
     /// The stored package with `digest`, if there is one; no chunk is read yet.
     pub fn open(db: &'a dyn Database, digest: &str) -> ApiResult<Option<ChunkReader<'a>>> {
-        Ok(db
-            .execute(
-                "SELECT size FROM packages WHERE digest = ?",
-                &[digest.into()],
-            )?
-            .first()
-            .map(|r| ChunkReader {
-                db,
-                digest: digest.to_string(),
-                size: r.int(0).max(0) as u64,
-                position: 0,
-                loaded: std::collections::HashMap::new(),
-            }))
+        Ok(package_row(db, digest)?.map(|(size, _)| ChunkReader {
+            db,
+            digest: digest.to_string(),
+            size,
+            position: 0,
+            loaded: std::collections::HashMap::new(),
+        }))
     }
 
     /// How many chunks reads have loaded.
