@@ -15,11 +15,18 @@ use std::time::{Duration, Instant};
 const STARTUP: Duration = Duration::from_secs(20);
 
 /// A child process that is killed when dropped.
-pub struct ChildGuard(Child);
+pub struct ChildGuard {
+    child: Child,
+    /// Whether it was killed and reaped already: its pid may name another process now.
+    reaped: bool,
+}
 
 impl ChildGuard {
-    /// Starts `command` so that it dies with the thread that started it.
+    /// Starts `command` so that it dies with the thread that started it, in a process group
+    /// of its own: killing the guard kills every process it started too (`spin up` runs the
+    /// app in a child process, `spin trigger http`, which outlives a killed `spin up`).
     pub fn spawn(mut command: Command) -> std::io::Result<ChildGuard> {
+        command.process_group(0);
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
         unsafe {
             command.pre_exec(|| {
@@ -29,21 +36,34 @@ impl ChildGuard {
                 Ok(())
             });
         }
-        command.spawn().map(ChildGuard)
+        command.spawn().map(|child| ChildGuard {
+            child,
+            reaped: false,
+        })
     }
 
     pub fn child(&mut self) -> &mut Child {
-        &mut self.0
+        &mut self.child
     }
 
-    /// Kills the process at once (SIGKILL, as a crash or an OOM kill) and reaps it.
+    /// Kills the process and every process it started at once (SIGKILL to its process
+    /// group, as a crash or an OOM kill) and reaps it.
     pub fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if self.reaped {
+            return;
+        }
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: a plain syscall; the group is the child's own (`process_group(0)`) and
+            // its leader is not reaped yet, so the id names no other group.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.reaped = true;
     }
 
     fn exited(&mut self) -> bool {
-        matches!(self.0.try_wait(), Ok(Some(_)))
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 }
 
