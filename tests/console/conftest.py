@@ -1,5 +1,5 @@
-"""Fixtures of the console's browser tests: the app served by the test host on a loopback
-port (a fresh state directory per test session), Debian's chromium driven by Playwright, and
+"""Fixtures of the console's browser tests: the app served by the real Spin CLI (`spin up`) on
+a loopback port (a fresh state directory per test session), Debian's chromium driven by Playwright, and
 an API client for setting up what a test looks at."""
 
 import io
@@ -40,8 +40,8 @@ def base_url():
     port = free_port()
     with tempfile.TemporaryDirectory() as state:
         host = subprocess.Popen(
-            [os.environ["SPIN_TEST_HOST"], "serve", "--manifest", str(ROOT / "spin.toml"),
-             "--listen", f"127.0.0.1:{port}", "--state-dir", state],
+            [os.environ.get("SPIN", "spin"), "up", "--from", str(ROOT / "spin.toml"),
+             "--listen", f"127.0.0.1:{port}", "--state-dir", state, "--quiet"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(Path(state) / "host.log", "w"),
         )
         url = f"http://127.0.0.1:{port}"
@@ -53,7 +53,7 @@ def base_url():
                     urllib.request.urlopen(url + "/", timeout=5)
                     break
                 except OSError:
-                    assert time.monotonic() < deadline, "the test host did not answer in 300 s"
+                    assert time.monotonic() < deadline, "spin up did not answer in 300 s"
                     time.sleep(0.3)
             yield url
         finally:

@@ -1,10 +1,10 @@
 //! A client for black-box tests: the real spin.toml and the real components, served by the
-//! Spin test host over a fresh state directory per test, or, with
-//! `SPINLING_TEST_REPLICAS=1`, by two replica processes on Redis and libSQL (see `replicas`).
+//! real Spin CLI (`spin up`) over a fresh state directory per test, or, with
+//! `SPINLING_TEST_REPLICAS=1`, by two `spin up` replicas on Redis and libSQL (see `replicas`).
 
 use serde_json::{json, Value as Json};
-use spin_test_host::{BlockingApp, HostOptions};
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use serde_json;
@@ -12,8 +12,10 @@ pub use spinling_test_support::{hostile, incompressible, wat_package, zip_of};
 
 pub mod keystone;
 pub mod replicas;
+pub mod spin;
 
 use replicas::Replicated;
+use spin::SpinUp;
 
 /// The repository root (where spin.toml is).
 pub fn repo_root() -> PathBuf {
@@ -23,12 +25,17 @@ pub fn repo_root() -> PathBuf {
         .unwrap()
 }
 
+/// What serves a test's requests.
+enum Deployment {
+    /// One `spin up` on local files.
+    Single(SpinUp),
+    /// `spin up` replicas on a shared Redis and libSQL.
+    Replicated(Replicated),
+}
+
 pub struct Api {
-    /// In replica mode: the replica processes every request goes to (dropped first).
-    replicated: Option<Replicated>,
-    /// The app in this process. In replica mode it is one more replica on the same Redis and
-    /// libSQL, which serves only tests that use it directly.
-    pub app: BlockingApp,
+    deployment: Deployment,
+    variables: Vec<(String, String)>,
     state: tempfile::TempDir,
 }
 
@@ -37,6 +44,17 @@ pub struct Reply {
     pub status: u16,
     pub headers: http::HeaderMap,
     pub body: Vec<u8>,
+}
+
+impl From<http::Response<Vec<u8>>> for Reply {
+    fn from(response: http::Response<Vec<u8>>) -> Reply {
+        let (parts, body) = response.into_parts();
+        Reply {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
+    }
 }
 
 impl Reply {
@@ -88,10 +106,9 @@ impl Api {
         if replicas::requested() {
             Self::start_replicated_in(state, variables)
         } else {
-            let app = load_app(state.path(), None, variables);
             Api {
-                replicated: None,
-                app,
+                deployment: Deployment::Single(SpinUp::start(state.path(), None, variables)),
+                variables: owned(variables),
                 state,
             }
         }
@@ -104,33 +121,42 @@ impl Api {
     }
 
     fn start_replicated_in(state: tempfile::TempDir, variables: &[(&str, &str)]) -> Api {
-        let replicated = Replicated::start(state.path(), variables);
-        let app = load_app(
-            &state.path().join("in-process"),
-            Some(replicated.rig().runtime_config()),
-            variables,
-        );
         Api {
-            replicated: Some(replicated),
-            app,
+            deployment: Deployment::Replicated(Replicated::start(state.path(), variables)),
+            variables: owned(variables),
             state,
         }
     }
 
     /// The replica processes, in replica mode.
     pub fn replicated(&self) -> Option<&Replicated> {
-        self.replicated.as_ref()
+        match &self.deployment {
+            Deployment::Replicated(replicated) => Some(replicated),
+            Deployment::Single(_) => None,
+        }
     }
 
     /// The replica processes, in replica mode (to kill one).
     pub fn replicated_mut(&mut self) -> Option<&mut Replicated> {
-        self.replicated.as_mut()
+        match &mut self.deployment {
+            Deployment::Replicated(replicated) => Some(replicated),
+            Deployment::Single(_) => None,
+        }
     }
 
-    /// Whether the app's key-value store `default` holds `key` (read from the test host's
-    /// key-value file, as Spin lays it out, or from Redis in replica mode).
+    /// The loopback address the app listens on (in replica mode, the first replica's), for a
+    /// client or a worker that talks to it directly.
+    pub fn address(&self) -> SocketAddr {
+        match &self.deployment {
+            Deployment::Single(app) => app.addr(),
+            Deployment::Replicated(replicated) => replicated.replica(0).addr(),
+        }
+    }
+
+    /// Whether the app's key-value store `default` holds `key` (read from Spin's key-value
+    /// file in the state directory, or from Redis in replica mode).
     pub fn key_value_has(&self, key: &str) -> bool {
-        if let Some(replicated) = &self.replicated {
+        if let Some(replicated) = self.replicated() {
             return replicated.rig().key_value_has(key);
         }
         let path = self.state.path().join("sqlite_key_value.db");
@@ -144,15 +170,16 @@ impl Api {
             > 0
     }
 
-    /// Runs one SQL statement on the app's SQLite database `default` (as the test host lays
-    /// it out) and returns the first column of each row as text: for checks the API cannot
-    /// make (no package bytes left unreferenced), or to stage what only a crash leaves behind.
-    /// In replica mode it runs on sqld.
+    /// Runs one SQL statement on the app's SQLite database `default` (Spin's
+    /// `sqlite_db.db` in the state directory) and returns the first column of each row as
+    /// text: for checks the API cannot make (no package bytes left unreferenced), or to stage
+    /// what only a crash leaves behind. In replica mode it runs on sqld.
     pub fn query_database(&self, sql: &str) -> Vec<String> {
-        if let Some(replicated) = &self.replicated {
-            return replicated.rig().query_database(replicated.client(), sql);
+        if let Some(replicated) = self.replicated() {
+            return replicated.rig().query_database(sql);
         }
         let db = rusqlite::Connection::open(self.state.path().join("sqlite_db.db")).unwrap();
+        db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
         let mut statement = db.prepare(sql).unwrap();
         let rows = statement
             .query_map([], |row| {
@@ -169,23 +196,40 @@ impl Api {
     /// Stops the app (in replica mode the replicas, Redis and sqld) and hands back its
     /// state, to start it again.
     pub fn stop(self) -> tempfile::TempDir {
-        drop(self.replicated);
+        drop(self.deployment);
         self.state
     }
 
-    /// A second instance of the app over this one's state (another replica on the same
-    /// database and key-value store), as a bare test-host app.
-    pub fn replica(&self) -> BlockingApp {
-        match &self.replicated {
-            Some(replicated) => load_app(
-                &self.state.path().join("in-process-replica"),
+    /// A second `spin up` of the app over this one's state (another replica on the same
+    /// database and key-value store), with the same variables.
+    pub fn replica(&self) -> SpinUp {
+        let variables: Vec<(&str, &str)> = self
+            .variables
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        match self.replicated() {
+            Some(replicated) => SpinUp::start(
+                &self.state.path().join("another-replica"),
                 Some(replicated.rig().runtime_config()),
-                &[],
+                &variables,
             ),
-            None => load_app(self.state.path(), None, &[]),
+            None => SpinUp::start(self.state.path(), None, &variables),
         }
     }
 
+    /// Sends `request` exactly as built (no `Host` is added) and returns the reply.
+    pub fn send(&self, request: http::Request<Vec<u8>>) -> Reply {
+        let request = request.map(bytes::Bytes::from);
+        match &self.deployment {
+            Deployment::Single(app) => spin::send(app.addr(), request),
+            Deployment::Replicated(replicated) => replicated.send(request),
+        }
+        .into()
+    }
+
+    /// Sends a request with these headers, as a client that addressed the app as
+    /// `127.0.0.1:3000` (`spin up`'s default address) would.
     pub fn request(
         &self,
         method: &str,
@@ -195,26 +239,12 @@ impl Api {
     ) -> Reply {
         let mut builder = http::Request::builder()
             .method(method)
-            .uri(format!("http://127.0.0.1:3000{path}"))
+            .uri(path)
             .header("host", "127.0.0.1:3000");
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
-        let request = builder.body(body).unwrap();
-        let response = match &self.replicated {
-            Some(replicated) => {
-                let (mut parts, body) = request.into_parts();
-                parts.uri = path.parse().unwrap();
-                replicated.send(http::Request::from_parts(parts, body.into()))
-            }
-            None => self.app.send(request),
-        };
-        let (parts, body) = response.into_parts();
-        Reply {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body,
-        }
+        self.send(builder.body(body).unwrap())
     }
 
     pub fn get(&self, path: &str) -> Reply {
@@ -383,24 +413,6 @@ pub fn listed_version_numbers(page: &Json) -> Vec<i64> {
         .collect()
 }
 
-/// Loads spin.toml in this process over `state_dir`, on a runtime config if given.
-fn load_app(
-    state_dir: &std::path::Path,
-    runtime_config: Option<&std::path::Path>,
-    variables: &[(&str, &str)],
-) -> BlockingApp {
-    let mut options = HostOptions::new(repo_root().join("spin.toml"), state_dir);
-    if let Some(path) = runtime_config {
-        options = options.runtime_config(path);
-    }
-    for (name, value) in variables {
-        options = options.variable(name, value);
-    }
-    BlockingApp::load(options).unwrap_or_else(|e| {
-        panic!("could not load spin.toml ({e:#}); build the components first: scripts/test")
-    })
-}
-
 /// A multipart/form-data body with text fields and an optional `package` file part.
 pub fn multipart(fields: &[(&str, &str)], package: Option<&[u8]>) -> (String, Vec<u8>) {
     let boundary = "spinling-test-boundary-7MA4YWxkTrZu0gW";
@@ -431,6 +443,13 @@ pub fn package(tag: &str) -> Vec<u8> {
         "main.py",
         format!("def main(**kwargs):\n    return {tag:?}\n").as_bytes(),
     )])
+}
+
+fn owned(variables: &[(&str, &str)]) -> Vec<(String, String)> {
+    variables
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
 }
 
 pub fn md5_hex(bytes: &[u8]) -> String {

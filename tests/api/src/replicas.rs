@@ -1,24 +1,21 @@
-//! Replica mode: the app as two `spin-test-host serve` processes (two Spin replicas) sharing
-//! one redis-server (key-value `default`) and one sqld (SQLite `default`, libSQL), with each
+//! Replica mode: the app as two `spin up` processes (two Spin replicas) sharing one
+//! redis-server (key-value `default`) and one sqld (SQLite `default`, libSQL), with each
 //! request sent over HTTP to the next replica in turn.
 //!
 //! `SPINLING_TEST_REPLICAS=1` puts every `Api::start*` in this mode (scripts/test runs the
 //! versions, aliases and executions suites a second time so); tests/replicas.rs uses it
 //! directly. The servers keep their data under the test's state directory, so that
-//! `Api::stop` and `Api::start_in` restart the whole deployment on the same data. The
-//! replicas run `target/debug/spin-test-host`: scripts/test builds it first.
+//! `Api::stop` and `Api::start_in` restart the whole deployment on the same data.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value as Json};
-use spinling_test_support::rig::{ChildGuard, RedisServer, SqldServer};
-use wasmtime_wasi_http::io::TokioIo;
+use spinling_test_support::rig::{RedisServer, SqldServer};
+
+use crate::spin::SpinUp;
 
 /// How many replicas a replicated app runs.
 pub const REPLICAS: usize = 2;
@@ -91,7 +88,7 @@ impl Rig {
 
     /// Runs one statement on sqld (Hrana's `/v2/pipeline`) and returns the first column of
     /// each row as text, as `Api::query_database` does for the local file.
-    pub fn query_database(&self, client: &Client, sql: &str) -> Vec<String> {
+    pub fn query_database(&self, sql: &str) -> Vec<String> {
         let body = json!({"requests": [
             {"type": "execute", "stmt": {"sql": sql}},
             {"type": "close"},
@@ -101,7 +98,7 @@ impl Rig {
             .header("content-type", "application/json")
             .body(Bytes::from(body.to_string()))
             .unwrap();
-        let response = client.send(self.sqld_addr(), request);
+        let response = crate::spin::send(self.sqld_addr(), request);
         let answer: Json = serde_json::from_slice(response.body()).unwrap();
         let result = &answer["results"][0];
         assert_eq!(result["type"], "ok", "{sql}: {answer}");
@@ -127,131 +124,14 @@ impl Rig {
     }
 }
 
-/// One `spin-test-host serve` process: a replica of the app, with a state directory of its
-/// own (nothing in it is shared: the runtime config puts the app's state on the rig).
-pub struct Replica {
-    process: ChildGuard,
-    addr: SocketAddr,
-}
-
-impl Replica {
-    pub fn start(state_dir: &Path, runtime_config: &Path, variables: &[(&str, &str)]) -> Replica {
-        std::fs::create_dir_all(state_dir).unwrap();
-        let log = state_dir.join("serve.log");
-        let mut command = Command::new(host_binary());
-        command
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .arg("--manifest")
-            .arg(crate::repo_root().join("spin.toml"))
-            .arg("--state-dir")
-            .arg(state_dir)
-            .arg("--runtime-config-file")
-            .arg(runtime_config)
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::inherit());
-        for (name, value) in variables {
-            command.arg("--variable").arg(format!("{name}={value}"));
-        }
-        let mut process = ChildGuard::spawn(command).expect("spin-test-host starts");
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let printed = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Some(addr) = printed
-                .lines()
-                .find_map(|line| line.strip_prefix("Serving http://"))
-            {
-                return Replica {
-                    process,
-                    addr: addr.parse().unwrap(),
-                };
-            }
-            if let Ok(Some(status)) = process.child().try_wait() {
-                panic!("spin-test-host serve exited ({status}) before serving: {printed}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "spin-test-host serve did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Kills the process at once, as a crash or an OOM kill would (SIGKILL).
-    pub fn kill(&mut self) {
-        self.process.kill();
-    }
-}
-
-/// The test host's binary, next to the test binary's `deps/` directory.
-fn host_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join("spin-test-host"))
-        .unwrap();
-    assert!(
-        binary.is_file(),
-        "{} is missing: build it first (`cargo build -p spin-test-host`, as scripts/test does)",
-        binary.display()
-    );
-    binary
-}
-
-/// A blocking HTTP/1.1 client: one connection per request, nothing added to the request.
-pub struct Client {
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Default for Client {
-    fn default() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        Client { runtime }
-    }
-}
-
-impl Client {
-    /// Sends `request` (origin-form URI, headers as given) to `addr`; panics if the server
-    /// does not answer.
-    pub fn send(&self, addr: SocketAddr, request: http::Request<Bytes>) -> http::Response<Vec<u8>> {
-        self.runtime.block_on(async move {
-            let stream = tokio::net::TcpStream::connect(addr)
-                .await
-                .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
-            stream.set_nodelay(true).unwrap();
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .expect("HTTP handshake");
-            tokio::spawn(connection);
-            let response = sender
-                .send_request(request.map(Full::new))
-                .await
-                .unwrap_or_else(|e| panic!("{addr} did not answer: {e}"));
-            let (parts, body) = response.into_parts();
-            let body = body.collect().await.expect("the response body").to_bytes();
-            http::Response::from_parts(parts, body.to_vec())
-        })
-    }
-}
-
 /// The replicas of one app and the rig they share.
 pub struct Replicated {
     // Replicas first: they stop before the servers they use.
-    replicas: Vec<Replica>,
+    replicas: Vec<SpinUp>,
     rig: Rig,
     next: AtomicUsize,
     /// The replica every request goes to, or `NOT_PINNED` for each in turn.
     pinned: AtomicUsize,
-    client: Client,
 }
 
 const NOT_PINNED: usize = usize::MAX;
@@ -261,9 +141,9 @@ impl Replicated {
         let rig = Rig::start(state_dir);
         let replicas = (0..REPLICAS)
             .map(|i| {
-                Replica::start(
+                SpinUp::start(
                     &state_dir.join(format!("replica-{i}")),
-                    rig.runtime_config(),
+                    Some(rig.runtime_config()),
                     variables,
                 )
             })
@@ -273,7 +153,6 @@ impl Replicated {
             rig,
             next: AtomicUsize::new(0),
             pinned: AtomicUsize::new(NOT_PINNED),
-            client: Client::default(),
         }
     }
 
@@ -281,15 +160,11 @@ impl Replicated {
         &self.rig
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    pub fn replica(&self, index: usize) -> &Replica {
+    pub fn replica(&self, index: usize) -> &SpinUp {
         &self.replicas[index]
     }
 
-    pub fn replica_mut(&mut self, index: usize) -> &mut Replica {
+    pub fn replica_mut(&mut self, index: usize) -> &mut SpinUp {
         &mut self.replicas[index]
     }
 
@@ -310,6 +185,6 @@ impl Replicated {
 
     /// Sends `request` to replica `index`.
     pub fn send_to(&self, index: usize, request: http::Request<Bytes>) -> http::Response<Vec<u8>> {
-        self.client.send(self.replicas[index].addr(), request)
+        crate::spin::send(self.replicas[index].addr(), request)
     }
 }

@@ -353,6 +353,7 @@ fn two_replicas_on_one_database_fire_a_due_job_once() {
     let replica_tick = std::thread::scope(|s| {
         let other = s.spawn(|| {
             let request = http::Request::post("/v1/jobs/tick")
+                .header("host", "127.0.0.1:3000")
                 .header("content-type", "application/json")
                 .body(b"{}".to_vec())
                 .unwrap();

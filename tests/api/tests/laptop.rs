@@ -19,12 +19,7 @@ fn send(api: &Api, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply 
     if method == "POST" {
         builder = builder.header("content-type", "application/json");
     }
-    let (parts, body) = api.app.send(builder.body(body).unwrap()).into_parts();
-    Reply {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body,
-    }
+    api.send(builder.body(body).unwrap())
 }
 
 fn get_as(api: &Api, host: &str) -> Reply {

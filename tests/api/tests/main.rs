@@ -11,6 +11,7 @@ mod identity;
 mod jobs;
 mod laptop;
 mod limits;
+mod manifest;
 mod openapi;
 mod openstack_cli;
 mod paging;

@@ -123,7 +123,7 @@ fn schemathesis_finds_no_server_errors_and_no_undocumented_responses() {
     let runtime = api.create_runtime();
     let fid = api.create_function_id(&runtime, &package("a"));
     api.publish(&fid).assert_status(201);
-    let address = api.app.serve_in_background();
+    let address = api.address();
     fuzz(&schemathesis, &address.to_string(), &[], 90);
 }
 
@@ -148,7 +148,7 @@ fn schemathesis_finds_nothing_either_behind_keystone() {
     member
         .post_json(&format!("/v1/functions/{fid}/versions"), &json!({}))
         .assert_status(201);
-    let address = api.app.serve_in_background();
+    let address = api.address();
     // A member's token: every route past authentication, admin-only ones refused.
     let header = format!("X-Auth-Token: {}", member.token);
     fuzz(&schemathesis, &address.to_string(), &[header], 60);

@@ -71,7 +71,7 @@ impl Cli<'_> {
 fn with_cli(scenario: impl FnOnce(&Cli)) {
     let Some(exe) = openstack() else { return };
     let api = Api::start();
-    let address = api.app.serve_in_background();
+    let address = api.address();
     let cli = Cli {
         exe,
         auth: [
@@ -92,7 +92,7 @@ fn the_openstack_cli_works_with_keystone_tokens_and_projects() {
     let Some(exe) = openstack() else { return };
     let keystone = Keystone::shared();
     let api = start_app(&keystone.variables("300"));
-    let address = api.app.serve_in_background();
+    let address = api.address();
     keystone.register_endpoint("function-engine", &format!("http://{address}"));
     let as_user = |user: &str| Cli {
         exe,
@@ -405,7 +405,7 @@ fn the_openstack_cli_manages_webhooks() {
 fn the_openstack_cli_creates_lists_and_shows_aliases_that_carry_routing() {
     let Some(exe) = openstack() else { return };
     let api = Api::start();
-    let address = api.app.serve_in_background();
+    let address = api.address();
     let cli = Cli {
         exe,
         auth: [

@@ -1,10 +1,11 @@
 //! Cached version reads on two replicas (`key_value_scope`; README.md, "Running several
-//! replicas"): two `spin-test-host serve` processes on one libSQL server, each with its own
+//! replicas"): two `spin up` processes on one libSQL server, each with its own
 //! key-value store (Spin's default file) or both on one Redis. With their own stores a write on
 //! one replica is seen on the other within 2 s; with one Redis, at once.
 
 use serde_json::{json, Value as Json};
-use spinling_api_tests::replicas::{write_runtime_config, Client, Replica};
+use spinling_api_tests::replicas::write_runtime_config;
+use spinling_api_tests::spin::{self, SpinUp};
 use spinling_api_tests::{listed_version_numbers, multipart, package};
 use spinling_test_support::rig::{RedisServer, SqldServer};
 use std::time::{Duration, Instant};
@@ -15,10 +16,9 @@ const REPLICA_BOUND: Duration = Duration::from_secs(2);
 /// Two replicas on one sqld; on one Redis too when `shared`.
 struct Deployment {
     // Replicas first: they stop before the servers they use.
-    replicas: Vec<Replica>,
+    replicas: Vec<SpinUp>,
     _redis: Option<RedisServer>,
     _sqld: SqldServer,
-    client: Client,
     _state: tempfile::TempDir,
 }
 
@@ -34,9 +34,9 @@ impl Deployment {
         let scope = if shared { "shared" } else { "replica" };
         let replicas = (0..2)
             .map(|i| {
-                Replica::start(
+                SpinUp::start(
                     &state.path().join(format!("replica-{i}")),
-                    &config_path,
+                    Some(&config_path),
                     &[("key_value_scope", scope)],
                 )
             })
@@ -45,7 +45,6 @@ impl Deployment {
             replicas,
             _redis: redis,
             _sqld: sqld,
-            client: Client::default(),
             _state: state,
         }
     }
@@ -66,7 +65,7 @@ impl Deployment {
             .header("content-type", content_type)
             .body(body.into())
             .unwrap();
-        let response = self.client.send(self.replicas[index].addr(), request);
+        let response = spin::send(self.replicas[index].addr(), request);
         let json = serde_json::from_slice(response.body()).unwrap_or(Json::Null);
         (response.status().as_u16(), json)
     }

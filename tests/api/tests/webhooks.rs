@@ -422,10 +422,7 @@ fn post_with(api: &Api, path: &str, headers: &[(&str, &str)]) -> u16 {
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
-    api.app
-        .send(builder.body(Vec::new()).unwrap())
-        .status()
-        .as_u16()
+    api.send(builder.body(Vec::new()).unwrap()).status
 }
 
 #[test]
@@ -642,7 +639,7 @@ mod keystone_mode {
     fn an_invoke_without_a_token_runs_on_an_external_worker_with_spinlings_credentials() {
         let keystone = Keystone::shared();
         let api = start_app(&keystone.variables("300"));
-        let addr = api.app.serve_in_background();
+        let addr = api.address();
         let admin = session(&api, keystone, "admin");
         let alpha = session(&api, keystone, "alpha_member");
         let worker = Worker::start();

@@ -114,7 +114,7 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 /// The app, also served on a socket, with a worker runtime in front of `worker`.
 fn app_with_worker(worker: &Worker) -> (Api, SocketAddr, String) {
     let api = Api::start();
-    let addr = api.app.serve_in_background();
+    let addr = api.address();
     let reply = api.post_json(
         "/v1/runtimes",
         &json!({"image": worker.url, "name": "python"}),
@@ -271,7 +271,7 @@ fn a_worker_whose_host_is_no_longer_allowed_is_not_called() {
     let fid = python_function(&api, &runtime, "def main(**kwargs):\n    return 1\n", &[]);
     // The operator narrows worker_hosts: the worker's 127.0.0.1 is no longer in it.
     let api = Api::start_in(api.stop(), &[("worker_hosts", "localhost")]);
-    let addr = api.app.serve_in_background();
+    let addr = api.address();
     let execution = execute(addr, json!({"function_id": fid}));
     assert_eq!(execution["status"], "failed", "{execution}");
     assert_eq!(
