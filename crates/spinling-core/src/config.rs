@@ -2,9 +2,9 @@
 //! [`Settings`] (limits, CORS, hosts, storage) and [`AuthMode`] (how callers are identified).
 //!
 //! Each endpoint group declares the variables it reads ([`groups`]); its reader reads those
-//! and no other, and `spin.toml` maps exactly those into the group's component (a test of the
-//! test host compares the two), so a variable a group reads is never missing from its
-//! component.
+//! and no other, and `spin.toml` maps exactly those into the group's component
+//! (`tests/api/tests/manifest.rs` compares the two), so a variable a group reads is never
+//! missing from its component.
 
 use crate::cache::KeyValueScope;
 use crate::cors::AllowedOrigins;
