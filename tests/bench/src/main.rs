@@ -418,6 +418,12 @@ fn table(app: &Served, floors: &SpinUp, fixtures: &Fixtures) -> Table {
         &kv_read,
         &floor("nothing", nothing),
     );
+    let (nothing, variable) = compare_gets((floors, "/"), (floors, "/?vars=1"), READS);
+    report(
+        "floor: one variable read",
+        &variable,
+        &floor("nothing", nothing),
+    );
     let (nothing, row_read) = compare_gets((floors, "/"), (floors, "/?row"), READS);
     report(
         "floor: one SQLite row read",
@@ -546,6 +552,9 @@ fn main() {
     }
     let hello = app.create_function(&example_package("hello"));
     let fixtures = Fixtures { fid, hello };
+    if std::env::args().any(|a| a == "--profile") {
+        return profile(&app, &fixtures);
+    }
 
     CLOSE.store(true, Ordering::Relaxed);
     let close = table(&app, &floors, &fixtures);
@@ -588,6 +597,49 @@ fn main() {
     }
 
     targets(&close, &keep_alive, &upload, &download);
+}
+
+/// `--profile`: keep-alive load of one kind at a time on the app, 10 s each, for a profiler
+/// attached to the app's `spin` (its pid is printed).
+fn profile(app: &Served, fixtures: &Fixtures) {
+    CLOSE.store(false, Ordering::Relaxed);
+    println!("app spin pid {}", app.spin.pid());
+    let version = get_from(app.url(&format!("/v1/functions/{}/versions/1", fixtures.fid)));
+    let root = get_from(app.url("/v1/"));
+    let fids = app.fresh_functions("p", 3000);
+    let create = |a: &ureq::Agent, i: usize| {
+        let url = app.url(&format!("/v1/functions/{}/versions", fids[i]));
+        check(in_mode(a.post(&url)).send("{}").unwrap(), 201);
+    };
+    let body = json!({"function_id": fixtures.hello}).to_string();
+    let execute = |a: &ureq::Agent, _| {
+        check(
+            in_mode(a.post(&app.url("/v1/executions")))
+                .header("content-type", "application/json")
+                .send(&body)
+                .unwrap(),
+            201,
+        );
+    };
+    let kinds: [(&str, &(dyn Fn(&ureq::Agent, usize) + Sync)); 4] = [
+        ("GET /v1/", &root),
+        ("GET a version", &version),
+        ("create a version", &create),
+        ("sync execution", &execute),
+    ];
+    for (name, op) in kinds {
+        println!("{name}: starting");
+        let started = Instant::now();
+        let mut done = 0;
+        while started.elapsed() < Duration::from_secs(10) {
+            round(THREADS, THREADS * 10, done, (&app.spin, op));
+            done += THREADS * 10;
+        }
+        println!(
+            "{name}: {:.0}/s",
+            done as f64 / started.elapsed().as_secs_f64()
+        );
+    }
 }
 
 /// Uploads and downloads of 50 MiB packages, one client, worst of 3, each a fresh package:

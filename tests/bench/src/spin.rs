@@ -109,6 +109,10 @@ impl SpinUp {
         process_tree_cpu(self.pid)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
