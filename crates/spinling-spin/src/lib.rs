@@ -12,7 +12,9 @@ pub use workers::{HttpExecutor, HttpWorkerProbe};
 
 use futures::SinkExt;
 use identity::HttpIdentity;
-use spin_sdk::http::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use spin_sdk::http::{
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
 use spinling_core::api::{self, Env, Handler};
 use spinling_core::auth::Keystone;
 use spinling_core::cache::{Cache, NoCache};
@@ -168,6 +170,10 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
         value
     };
     let variables = Variables::new(group.variables, &memo);
+    let variables = match request.method() {
+        Method::Get | Method::Head | Method::Options => variables.for_reads(),
+        _ => variables,
+    };
     let settings = match Settings::from_variables(&variables).map_err(configuration_error) {
         Ok(settings) => settings,
         Err(e) => return write_response(response_out, e.into()).await,
