@@ -51,6 +51,18 @@ pub mod groups {
     /// Read by a group that caches database reads in key-value: how long it may trust them
     /// (`key_value_scope`, see `cache`).
     pub const CACHING: &[&str] = &["key_value_scope"];
+    /// Read only by requests that may change something (a body to parse, rows to write, a
+    /// package to take): a read (GET, HEAD, OPTIONS) does not ask Spin for them, since each
+    /// variable is a host call that Spin resolves on a blocking thread, and their settings
+    /// keep their defaults, which no read uses ([`super::Variables::for_reads`]).
+    pub const WRITES_ONLY: &[&str] = &[
+        "sqlite_synchronous",
+        "max_json_depth",
+        "max_json_items",
+        "max_versions",
+        "version_retention",
+        "max_package_size",
+    ];
 
     /// `/`, `/v1/` and every unknown path: open to anyone, without storage or a body.
     pub const ROOT: Reads = &[SERVING];
@@ -83,16 +95,33 @@ pub mod groups {
 pub struct Variables<'a> {
     reads: Reads,
     get: &'a dyn Fn(&str) -> Option<String>,
+    /// For a request that only reads: [`groups::WRITES_ONLY`] are not asked for.
+    reading: bool,
 }
 
 impl<'a> Variables<'a> {
     pub fn new(reads: Reads, get: &'a dyn Fn(&str) -> Option<String>) -> Variables<'a> {
-        Variables { reads, get }
+        Variables {
+            reads,
+            get,
+            reading: false,
+        }
     }
 
-    /// Whether the group declares `name`.
+    /// The reader for a request that only reads (GET, HEAD, OPTIONS): the variables only
+    /// writes use read as unset, without asking Spin, so their settings keep their defaults
+    /// (and a bad value in one of them is reported by the writes that use it).
+    pub fn for_reads(self) -> Variables<'a> {
+        Variables {
+            reading: true,
+            ..self
+        }
+    }
+
+    /// Whether the group declares `name` (and reads it for this request).
     pub fn declares(&self, name: &str) -> bool {
         self.reads.iter().any(|set| set.contains(&name))
+            && !(self.reading && groups::WRITES_ONLY.contains(&name))
     }
 
     /// The value of `name`, if the group declares it and it is set.

@@ -83,6 +83,39 @@ fn a_group_reads_only_the_variables_it_declares() {
 }
 
 #[test]
+fn a_read_asks_for_no_variable_only_writes_use() {
+    let asked = std::cell::RefCell::new(Vec::new());
+    let get = |name: &str| {
+        asked.borrow_mut().push(name.to_string());
+        None
+    };
+    let settings = Settings::from_variables(&Variables::new(EVERY, &get).for_reads()).unwrap();
+    assert_eq!(settings, Settings::default());
+    let asked = asked.into_inner();
+    for name in groups::WRITES_ONLY {
+        assert!(!asked.contains(&name.to_string()), "{name} was asked for");
+    }
+    for name in [
+        "auth_mode",
+        "public_url",
+        "max_page_size",
+        "key_value_scope",
+    ] {
+        assert!(
+            asked.contains(&name.to_string()),
+            "{name} was not asked for"
+        );
+    }
+    // A write reads them all.
+    let map: HashMap<String, String> = [("max_versions".to_string(), "3".to_string())].into();
+    let get = |name: &str| map.get(name).cloned();
+    let writes = Variables::new(EVERY, &get);
+    assert_eq!(Settings::from_variables(&writes).unwrap().max_versions, 3);
+    let reads = Variables::new(EVERY, &get).for_reads();
+    assert_eq!(Settings::from_variables(&reads).unwrap().max_versions, 10);
+}
+
+#[test]
 fn a_setting_the_group_does_not_read_keeps_its_default() {
     let s = read(
         groups::ROOT,

@@ -12,7 +12,9 @@ pub use workers::{HttpExecutor, HttpWorkerProbe};
 
 use futures::SinkExt;
 use identity::HttpIdentity;
-use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
+use spin_sdk::http::{
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
 use spinling_core::api::{self, Env, Handler};
 use spinling_core::auth::Keystone;
 use spinling_core::cache::{Cache, NoCache};
@@ -155,8 +157,23 @@ fn service_token(variables: &Variables, cache: &dyn Cache) -> Result<Option<Stri
 /// handler, writes the response with its CORS headers, and then runs what the handler deferred (asynchronous
 /// executions: Spin keeps the instance until this returns).
 pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, group: Group) {
-    // Read once: CORS and the body limit depend on them, and so does the handler.
-    let variables = Variables::new(group.variables, &spin_variable);
+    // Read once: CORS and the body limit depend on them, and so does the handler. Each read
+    // is a host call that Spin resolves on a blocking thread (its environment provider), so
+    // none is asked twice in one request.
+    let read = std::cell::RefCell::new(Vec::<(String, Option<String>)>::new());
+    let memo = |name: &str| {
+        if let Some((_, value)) = read.borrow().iter().find(|(n, _)| n == name) {
+            return value.clone();
+        }
+        let value = spin_variable(name);
+        read.borrow_mut().push((name.to_string(), value.clone()));
+        value
+    };
+    let variables = Variables::new(group.variables, &memo);
+    let variables = match request.method() {
+        Method::Get | Method::Head | Method::Options => variables.for_reads(),
+        _ => variables,
+    };
     let settings = match Settings::from_variables(&variables).map_err(configuration_error) {
         Ok(settings) => settings,
         Err(e) => return write_response(response_out, e.into()).await,
@@ -427,19 +444,90 @@ async fn send_response(response_out: ResponseOutparam, response: ApiResponse, db
     let fields = Fields::from_list(&headers).unwrap_or_else(|_| Fields::new());
     let outgoing = OutgoingResponse::new(fields);
     let _ = outgoing.set_status_code(response.status);
-    let mut sink = outgoing.take_body();
-    response_out.set(outgoing);
     let sent = match response.body {
-        // In one piece, moved: the SDK writes it as fast as the host takes it and flushes
-        // once.
-        Body::Bytes(bytes) if bytes.is_empty() => Ok(()),
-        Body::Bytes(bytes) => sink.send(bytes).await.map_err(|e| format!("{e:?}")),
+        Body::Bytes(bytes) => send_whole(response_out, outgoing, &bytes),
         // A chunk at a time: the next is read while the host sends the last.
-        Body::Package(package) => send_pieces(&mut sink, package.pieces(db)).await,
+        Body::Package(package) => {
+            let mut sink = outgoing.take_body();
+            response_out.set(outgoing);
+            send_pieces(&mut sink, package.pieces(db)).await
+        }
     };
     if let Err(e) = sent {
         eprintln!("could not write the response body: {e}");
     }
+}
+
+/// Sends a response whose body is all in memory: written and finished before the response is
+/// handed to Spin whenever the host's buffer takes it all (up to its chunk size, 1 MiB in
+/// Spin 4), so that Spin's HTTP server has the head and the whole body at once and writes
+/// them to the socket together. Handed over first and written after, a small body can leave
+/// in a second segment that Nagle's algorithm holds until the client's delayed ACK (about
+/// 40 ms on Linux: stock Spin does not set `TCP_NODELAY`) on a kept-alive connection.
+fn send_whole(
+    response_out: ResponseOutparam,
+    outgoing: OutgoingResponse,
+    bytes: &[u8],
+) -> Result<(), String> {
+    let describe = |e: StreamError| match e {
+        StreamError::Closed => "closed".to_string(),
+        StreamError::LastOperationFailed(e) => e.to_debug_string(),
+    };
+    let Ok(body) = outgoing.body() else {
+        response_out.set(outgoing);
+        return Err("the response body was taken already".into());
+    };
+    let Ok(stream) = body.write() else {
+        response_out.set(outgoing);
+        return Err("the response body is not writable".into());
+    };
+    // As much as the host takes before anyone reads.
+    let mut written = 0;
+    while written < bytes.len() {
+        match stream.check_write() {
+            Ok(0) => break,
+            Ok(room) => {
+                let end = bytes.len().min(written + room as usize);
+                if let Err(e) = stream.write(&bytes[written..end]) {
+                    response_out.set(outgoing);
+                    return Err(describe(e));
+                }
+                written = end;
+            }
+            Err(e) => {
+                response_out.set(outgoing);
+                return Err(describe(e));
+            }
+        }
+    }
+    if written == bytes.len() {
+        drop(stream);
+        let finished = OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"));
+        response_out.set(outgoing);
+        return finished;
+    }
+    // A larger body: the rest as the host reads it.
+    response_out.set(outgoing);
+    while written < bytes.len() {
+        let room = stream.check_write().map_err(describe)?;
+        if room == 0 {
+            stream.subscribe().block();
+            continue;
+        }
+        let end = bytes.len().min(written + room as usize);
+        stream.write(&bytes[written..end]).map_err(describe)?;
+        written = end;
+    }
+    stream.flush().map_err(describe)?;
+    loop {
+        match stream.check_write() {
+            Ok(0) => stream.subscribe().block(),
+            Ok(_) => break,
+            Err(e) => return Err(describe(e)),
+        }
+    }
+    drop(stream);
+    OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))
 }
 
 async fn send_pieces(

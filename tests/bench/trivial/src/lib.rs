@@ -3,6 +3,8 @@
 //!
 //! - `GET` answers `ok`; `?bytes=N` N zero bytes; `?kv` the value of one key-value key;
 //!   `?row` one SQLite row read by primary key.
+//! - `GET ?vars=N` reads the Spin variable `floor` N times (what a component reading N
+//!   settings per request pays for them).
 //! - `POST ?insert` runs one one-row `INSERT` (autocommit: one durable commit).
 //! - `POST ?setup` creates the floor's table and row in WAL mode and answers the connection's
 //!   `journal_mode synchronous`, so the bench can check the INSERT floor is durable.
@@ -22,6 +24,7 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
             Some(n) => (200, vec![0u8; n]),
             None if query == "kv" => (200, kv_get()),
             None if query == "row" => answer(row_read()),
+            None if query.starts_with("vars=") => (200, variables(&query[5..])),
             None => (200, b"ok".to_vec()),
         }
     } else if query == "insert" {
@@ -58,6 +61,15 @@ fn answer(outcome: Result<Vec<u8>, spin_sdk::sqlite::Error>) -> (u16, Vec<u8>) {
         Ok(body) => (200, body),
         Err(e) => (500, format!("{e:?}").into_bytes()),
     }
+}
+
+fn variables(count: &str) -> Vec<u8> {
+    let count: usize = count.parse().unwrap_or(0);
+    let mut length = 0;
+    for _ in 0..count {
+        length += spin_sdk::variables::get("floor").map_or(0, |v| v.len());
+    }
+    length.to_string().into_bytes()
 }
 
 fn kv_get() -> Vec<u8> {
