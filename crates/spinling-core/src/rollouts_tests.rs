@@ -81,7 +81,8 @@ fn the_table_of_failures_that_trip_the_rule_is_monotonic() {
             last = f;
         }
     }
-    assert_eq!(fewest_failures_that_trip(100, 0.05), Some(11));
+    assert_eq!(fewest_failures_that_trip(100, 0.05), Some(10));
+    assert_eq!(fewest_failures_that_trip(4, 0.5), Some(4));
 }
 
 #[test]
