@@ -3,8 +3,8 @@
 
 import { all, api, blob, get } from './api.js';
 import {
-  actionButton, announce, details, errorMessage, field, fill, form, h, pagedList, select, shares, table,
-  versionName, weightBar, when,
+  actionButton, announce, details, errorMessage, field, fill, form, h, onLeave, pagedList, percent, select, shares,
+  table, versionName, weightBar, when,
 } from './dom.js';
 import { executionsView, executionView } from './resources.js';
 
@@ -133,6 +133,7 @@ function versions(fn) {
   ], rows, 'No versions yet: publish the current code.'), { label: 'Version pages' });
   return [
     h('h2', {}, 'Versions'),
+    versionNumbers(fn),
     form('Publish a version', [
       h('p', {}, 'Publishes the current code (MD5 ', h('code', {}, (fn.code && fn.code.md5sum) || 'none'),
         ') as the next version; refused if the code changed since this page was loaded.'),
@@ -184,6 +185,23 @@ function diff(fn, from, to) {
     }, (error) => fill(result, errorMessage(error)));
   }, (error) => fill(out, errorMessage(error)));
   return [h('h2', {}, 'Diff'), out];
+}
+
+/** Each version's numbers over the last day (GET /functions/{id}/stats). */
+function versionNumbers(fn) {
+  const out = h('div', {}, h('p', {}, 'Loading numbers…'));
+  const rate = (r) => (r === null || r === undefined ? '—' : percent(r));
+  const seconds = (s) => (s === null || s === undefined ? '—' : `${Math.round(s * 1000)} ms`);
+  get(`/functions/${encodeURIComponent(fn.id)}/stats`).then((stats) => fill(out, table('Numbers of the last 24 hours, per version', [
+    ['Version', (v) => versionName(v.function_version)],
+    ['Executions', (v) => String(v.executions)],
+    ['Failures', (v) => String(v.failures)],
+    ['Failure rate', (v) => rate(v.failure_rate)],
+    ['Duration p50', (v) => seconds(v.duration.p50)],
+    ['p95', (v) => seconds(v.duration.p95)],
+    ['p99', (v) => seconds(v.duration.p99)],
+  ], stats.versions, 'No executions in the last 24 hours.')), (error) => fill(out, errorMessage(error)));
+  return out;
 }
 
 function aliases(fn) {
@@ -243,7 +261,88 @@ function aliasCard(alias, numbers, choices, redraw) {
         announce(`Alias ${alias.name} deleted.`);
         await redraw();
       }, { confirmText: `Delete alias ${alias.name}?`, name: `Delete alias ${alias.name}`, kind: 'danger' })),
-    h('details', {}, h('summary', {}, `Edit weights of ${alias.name}`), editor));
+    h('details', {}, h('summary', {}, `Edit weights of ${alias.name}`), editor),
+    rolloutView(alias, numbers, redraw),
+    historyView(alias));
+}
+
+/** The alias's rollout: follow a running one (polled), abort it, or start one. */
+function rolloutView(alias, numbers, redraw) {
+  const path = `/aliases/${encodeURIComponent(alias.name)}/rollout`;
+  const out = h('section', { 'aria-label': `Rollout of ${alias.name}` }, h('p', {}, 'Loading rollout…'));
+  let timer = null;
+  const stop = () => { if (timer) clearTimeout(timer); timer = null; };
+  onLeave(stop);
+  const rate = (c) => (c.failure_rate === null ? 'no executions yet' : `${percent(c.failure_rate)} (${c.failures} of ${c.executions})`);
+  const startForm = () => {
+    const others = numbers.filter((n) => n !== alias.function_version);
+    if (!others.length) return h('p', { class: 'empty' }, 'Publish another version to roll it out.');
+    const to = select('to_version', others.map((n) => [n, `v${n}`]), others[others.length - 1]);
+    const steps = h('input', { name: 'steps', value: '10, 50' });
+    const stepSeconds = h('input', { type: 'number', name: 'step_seconds', min: 1, value: '300' });
+    const maxRate = h('input', { type: 'number', name: 'max_failure_rate', min: 0, max: 99.9, step: 0.1, value: '5' });
+    const minExecutions = h('input', { type: 'number', name: 'min_executions', min: 1, value: '50' });
+    return form(`Start a rollout of ${alias.name}`, [
+      field('To version', to), field('Steps, in % of the traffic', steps), field('Seconds per step', stepSeconds),
+      field('Most failures, in %', maxRate), field('Fewest executions per step', minExecutions),
+    ], 'Start rollout', async () => {
+      await api('POST', path, {
+        to_version: Number(to.value),
+        steps: steps.value.split(',').map((s) => Number(s.trim())).filter((s) => s > 0),
+        step_seconds: Number(stepSeconds.value),
+        max_failure_rate: Number(maxRate.value) / 100,
+        min_executions: Number(minExecutions.value),
+      });
+      announce(`Rollout of ${alias.name} started.`);
+      await redraw();
+    });
+  };
+  const draw = async () => {
+    stop();
+    let rollout = null;
+    try {
+      rollout = await get(path);
+    } catch (error) {
+      if (error.status !== 404) return fill(out, errorMessage(error));
+    }
+    const running = rollout && rollout.status === 'running';
+    const shown = rollout ? [
+      h('h4', {}, `Rollout to v${rollout.to_version}: ${rollout.status.replace('_', ' ')}`),
+      details([
+        ['Step', `${rollout.step} of ${rollout.steps.length} (${rollout.weight} % to v${rollout.to_version})`],
+        ['Canary failure rate', rate(rollout.current_step.canary)],
+        ['Stable failure rate', rate(rollout.current_step.stable)],
+        ['Last decision', rollout.reason],
+        ['Next', rollout.next],
+      ]),
+      running ? weightBar({ name: alias.name, function_version: rollout.from_version, routing: { [rollout.to_version]: rollout.weight / 100 } }) : null,
+      running ? actionButton('Abort rollout', async () => {
+        await api('DELETE', path);
+        announce(`Rollout of ${alias.name} aborted.`);
+        await redraw();
+      }, { confirmText: `Abort the rollout of ${alias.name}?`, name: `Abort rollout of ${alias.name}`, kind: 'danger' }) : null,
+    ] : [h('p', { class: 'empty' }, 'No rollout yet.')];
+    fill(out, h('h3', {}, `Rollout of ${alias.name}`), shown, running ? null : startForm());
+    if (running) timer = setTimeout(() => { if (out.isConnected) draw(); }, 3000);
+    return null;
+  };
+  draw();
+  return out;
+}
+
+/** The alias's history: every change of its version or routing. */
+function historyView(alias) {
+  const path = `/aliases/${encodeURIComponent(alias.name)}/history`;
+  const target = (t) => (t ? `${versionName(t.function_version)}${Object.keys(t.routing || {}).length ? ` ${JSON.stringify(t.routing)}` : ''}` : '—');
+  return h('details', {}, h('summary', {}, `History of ${alias.name}`),
+    pagedList(path, 'history', (rows) => table(`History of ${alias.name}`, [
+      ['When', (e) => when(e.created_at)],
+      ['Why', (e) => e.cause.replace('_', ' ')],
+      ['Who', (e) => e.project_id || 'scheduler'],
+      ['Before', (e) => target(e.before)],
+      ['After', (e) => target(e.after)],
+      ['Reason', (e) => e.reason || ''],
+    ], rows, 'No changes yet.'), { label: `History pages of ${alias.name}` }));
 }
 
 function createAlias(fn, choices, redraw) {

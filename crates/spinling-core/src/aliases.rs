@@ -53,10 +53,17 @@ impl Alias {
         }
     }
 
-    /// The version an execution through this alias runs: drawn by weight from its routing.
-    pub fn pick_version(&self) -> ApiResult<VersionRef> {
+    /// The version an execution through this alias runs: drawn by weight from its routing,
+    /// at random, or, for a `routing_key`, by its stable hash (the same key always gets the
+    /// same version while the routing stays, and keys spread by the weights).
+    pub fn pick_version(&self, routing_key: Option<&str>) -> ApiResult<VersionRef> {
         if self.routing.is_empty() {
             return Ok(self.function_version);
+        }
+        if let Some(key) = routing_key {
+            return Ok(self
+                .routing
+                .pick(self.function_version, crate::rollouts::sticky_draw(key)));
         }
         let bits = getrandom::u64().map_err(|e| {
             ApiError::internal("No random source to route the alias with.").caused_by(e)
@@ -64,6 +71,15 @@ impl Alias {
         // 53 random bits: uniform in [0, 1) at f64's precision.
         let draw = (bits >> 11) as f64 / (1u64 << 53) as f64;
         Ok(self.routing.pick(self.function_version, draw))
+    }
+
+    /// What a history entry records of it: its version and routing.
+    pub fn target_json(&self) -> Json {
+        json!({
+            "function_id": self.function_id,
+            "function_version": self.function_version,
+            "routing": self.routing.to_json(),
+        })
     }
 
     pub fn to_json(&self) -> Json {
@@ -150,7 +166,15 @@ pub fn uses_version(
             .first()
             .is_some())
     };
-    Ok(uses("function_aliases")? || uses("function_alias_routes")?)
+    let in_rollout = db
+        .execute(
+            "SELECT 1 FROM alias_rollouts WHERE status = 'running' AND function_id = ?
+                 AND (from_version = ? OR to_version = ?) LIMIT 1",
+            &[function_id.into(), number.get().into(), number.get().into()],
+        )?
+        .first()
+        .is_some();
+    Ok(in_rollout || uses("function_aliases")? || uses("function_alias_routes")?)
 }
 
 /// The caller's own alias called `name` (what executions resolve).
@@ -269,6 +293,7 @@ pub fn create(db: &dyn Database, caller: &Caller, new: NewAlias) -> ApiResult<Al
         )
         .map_err(duplicate_or)?;
         store_routing(tx, &alias)?;
+        record_history(tx, &alias, Some(caller), Cause::Created, None, None)?;
         Ok(alias.clone())
     })
 }
@@ -291,6 +316,11 @@ fn update_in(
 ) -> ApiResult<Alias> {
     let mut alias = find_own(db, caller, name)?;
     let before = alias.clone();
+    let changes_target =
+        changes.function_id.is_some() || changes.version.is_some() || changes.routing.is_some();
+    if changes_target {
+        crate::rollouts::refuse_if_running(db, &alias)?;
+    }
     if let Some(f) = &changes.function_id {
         alias.function_id = f.clone();
     }
@@ -323,12 +353,188 @@ fn update_in(
     if (&alias.function_id, &alias.routing) != (&before.function_id, &before.routing) {
         store_routing(db, &alias)?;
     }
+    if alias.target_json() != before.target_json() {
+        record_history(
+            db,
+            &alias,
+            Some(caller),
+            Cause::Request,
+            None,
+            Some(&before),
+        )?;
+    }
     Ok(alias)
+}
+
+/// Points `alias` (as read inside the caller's transaction) at `version` with `routing`,
+/// recording why: what a rollout does at each of its decisions. No checks: the rollout
+/// checked its versions when it started, and keeps them from being deleted.
+pub fn retarget(
+    db: &dyn Database,
+    alias: &Alias,
+    version: VersionRef,
+    routing: Routing,
+    caller: Option<&Caller>,
+    cause: Cause,
+    reason: &str,
+) -> ApiResult<Alias> {
+    let mut after = alias.clone();
+    after.function_version = version;
+    after.routing = routing;
+    after.updated_at = Some(now_timestamp());
+    db.execute(
+        "UPDATE function_aliases SET function_version = ?, updated_at = ? WHERE id = ?",
+        &[
+            after.function_version.to_wire().into(),
+            after.updated_at.clone().into(),
+            after.id.as_str().into(),
+        ],
+    )
+    .map_err(duplicate_or)?;
+    store_routing(db, &after)?;
+    record_history(db, &after, caller, cause, Some(reason), Some(alias))?;
+    Ok(after)
+}
+
+/// Why an alias changed, as its history tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// It was created.
+    Created,
+    /// A request changed it (`PUT /v1/aliases/{name}`).
+    Request,
+    /// A rollout started: the canary takes its first step's weight.
+    RolloutStarted,
+    /// A rollout's step ended well: the canary takes the next step's weight.
+    RolloutStep,
+    /// A rollout's last step ended well: the alias points at the canary.
+    Promotion,
+    /// The canary's failures tripped the rule: the alias is back where it was.
+    Rollback,
+    /// A request aborted a rollout: the alias is back where it was.
+    Abort,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Created => "created",
+            Cause::Request => "request",
+            Cause::RolloutStarted => "rollout_started",
+            Cause::RolloutStep => "rollout_step",
+            Cause::Promotion => "promotion",
+            Cause::Rollback => "rollback",
+            Cause::Abort => "abort",
+        }
+    }
+}
+
+/// Adds an entry to the history of `alias` (now as `alias`, before as `before`).
+fn record_history(
+    db: &dyn Database,
+    alias: &Alias,
+    caller: Option<&Caller>,
+    cause: Cause,
+    reason: Option<&str>,
+    before: Option<&Alias>,
+) -> ApiResult<()> {
+    db.execute(
+        "INSERT INTO alias_history (id, alias_id, alias_name, project_id, actor_project_id,
+             actor_user_id, cause, reason, before, after, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &[
+            crate::id::new_id().as_str().into(),
+            alias.id.as_str().into(),
+            alias.name.as_str().into(),
+            alias.project_id.as_str().into(),
+            caller.map(|c| c.project_id.clone()).into(),
+            // Callers carry no user id (yet): only their project is known.
+            None::<String>.into(),
+            cause.as_str().into(),
+            reason.map(str::to_string).into(),
+            before.map(|b| b.target_json().to_string()).into(),
+            alias.target_json().to_string().into(),
+            now_timestamp().into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// One entry of an alias's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    pub id: String,
+    pub alias_name: String,
+    pub actor_project_id: Option<String>,
+    pub actor_user_id: Option<String>,
+    pub cause: String,
+    pub reason: Option<String>,
+    pub before: Option<Json>,
+    pub after: Json,
+    pub created_at: String,
+}
+
+impl HistoryEntry {
+    fn from_row(r: Row) -> HistoryEntry {
+        let json = |column| {
+            r.opt_text(column)
+                .and_then(|t| serde_json::from_str::<Json>(&t).ok())
+        };
+        HistoryEntry {
+            id: r.text("id"),
+            alias_name: r.text("alias_name"),
+            actor_project_id: r.opt_text("actor_project_id"),
+            actor_user_id: r.opt_text("actor_user_id"),
+            cause: r.text("cause"),
+            reason: r.opt_text("reason"),
+            before: json("before"),
+            after: json("after").unwrap_or(Json::Null),
+            created_at: r.text("created_at"),
+        }
+    }
+
+    pub fn to_json(&self) -> Json {
+        json!({
+            "id": self.id,
+            "alias": self.alias_name,
+            "project_id": self.actor_project_id,
+            "user_id": self.actor_user_id,
+            "cause": self.cause,
+            "reason": self.reason,
+            "before": self.before,
+            "after": self.after,
+            "created_at": self.created_at,
+        })
+    }
+}
+
+/// One page of the history of the alias called `name` (visible to the caller), oldest first.
+pub fn history(
+    db: &dyn Database,
+    caller: &Caller,
+    name: &str,
+    page: &crate::filters::Page,
+) -> ApiResult<crate::filters::Paged<HistoryEntry>> {
+    let alias = find(db, caller, name)?;
+    let query = crate::filters::ListQuery::new("alias_history")
+        .scope("alias_id = ?", vec![alias.id.as_str().into()]);
+    let rows = query.fetch(
+        db,
+        "id, alias_name, actor_project_id, actor_user_id, cause, reason, before, after, created_at",
+        page,
+    )?;
+    let items = rows.iter().map(HistoryEntry::from_row).collect();
+    Ok(crate::filters::Paged::of(
+        items,
+        page.limit,
+        |e: &HistoryEntry| e.id.clone(),
+    ))
 }
 
 pub fn delete(db: &dyn Database, caller: &Caller, name: &str) -> ApiResult<()> {
     in_transaction(db, |tx| {
         let alias = find_own(tx, caller, name)?;
+        crate::rollouts::refuse_if_running(tx, &alias)?;
         tx.execute(
             "DELETE FROM function_alias_routes WHERE alias_id = ?",
             &[alias.id.as_str().into()],

@@ -164,6 +164,9 @@ pub struct NewExecution {
     pub sync: bool,
     /// The stored input (see `executions::parse_input`).
     pub input: Option<Json>,
+    /// Through a routed alias, the same key always runs the same version (see
+    /// `rollouts::sticky_draw`); none draws at random.
+    pub routing_key: Option<String>,
 }
 
 impl NewExecution {

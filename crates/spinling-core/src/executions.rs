@@ -453,7 +453,7 @@ pub fn prepare(
         ExecutionTarget::Alias(name) => {
             let alias = aliases::find_own(db, caller, name)?;
             // A routed alias draws the version now; the execution records it.
-            let version = alias.pick_version()?;
+            let version = alias.pick_version(new.routing_key.as_deref())?;
             (alias.function_id, version, Some(name.clone()))
         }
         ExecutionTarget::Function { id, version } => (id.clone(), *version, None),
@@ -782,6 +782,7 @@ mod tests {
             description: None,
             sync: true,
             input: None,
+            routing_key: None,
         };
         let (execution, _job) = prepare(&db, &caller, &new).unwrap();
         let count = || functions::find(&db, &caller, fid.as_str()).unwrap().count;

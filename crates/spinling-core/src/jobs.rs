@@ -602,6 +602,7 @@ fn fire(db: &dyn Database, job: &Job, now: i64) -> ApiResult<Option<Fired>> {
                         .clone()
                         .map(|raw| json!({"__function_input": raw}))
                 }),
+            routing_key: None,
         };
         match executions::create_in(tx, &caller, &new) {
             Ok((execution, run)) => Ok(Some(Fired {
@@ -633,7 +634,8 @@ pub fn take_lease(db: &dyn Database, holder: &str, now: i64) -> ApiResult<bool> 
     let needed = db
         .execute(
             "SELECT COALESCE((SELECT until FROM scheduler_lease WHERE name = ?), 0) AS until,
-                    EXISTS (SELECT 1 FROM jobs WHERE status = 'running') AS busy",
+                    EXISTS (SELECT 1 FROM jobs WHERE status = 'running')
+                        OR EXISTS (SELECT 1 FROM alias_rollouts WHERE status = 'running') AS busy",
             &[LEASE.into()],
         )?
         .first()
@@ -685,12 +687,13 @@ pub fn release_lease(db: &dyn Database, holder: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// Whether some job is running (a loop with nothing to do ends).
+/// Whether some job is running, or some rollout (a loop with nothing to do ends).
 pub fn any_running(db: &dyn Database) -> ApiResult<bool> {
     Ok(db
         .execute("SELECT 1 FROM jobs WHERE status = 'running' LIMIT 1", &[])?
         .first()
-        .is_some())
+        .is_some()
+        || crate::rollouts::any_running(db)?)
 }
 
 #[cfg(test)]

@@ -24,7 +24,9 @@ pub mod limits;
 pub mod migrations;
 pub mod packages;
 mod redacted;
+pub mod rollouts;
 pub mod runtimes;
+pub mod stats;
 #[cfg(test)]
 mod testing;
 pub mod time;

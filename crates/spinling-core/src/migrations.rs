@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(9, "0009_package_writes.sql"),
     migration!(10, "0010_execution_count_triggers.sql"),
     migration!(11, "0011_package_digest_kind.sql"),
+    migration!(12, "0012_alias_history_and_rollouts.sql"),
 ];
 
 impl Migration {

@@ -636,6 +636,7 @@ mod tests {
             description: None,
             sync: true,
             input: None,
+            routing_key: None,
         };
         crate::executions::create(&db, &cache, &caller(), &execution).unwrap();
         assert_eq!(shown().count, 1);

@@ -256,6 +256,7 @@ pub fn invoke(
     cache: &dyn Cache,
     id: &str,
     params: Map<String, Json>,
+    routing_key: Option<String>,
     service_token: &dyn Fn() -> ApiResult<Option<String>>,
 ) -> ApiResult<(Execution, Job)> {
     let webhook = select(db, id)?.ok_or_else(|| not_found(id))?;
@@ -279,6 +280,7 @@ pub fn invoke(
             description: Some(format!("Created by Webhook {}", webhook.id)),
             sync: false,
             input: Some(Json::Object(params)),
+            routing_key,
         },
     )
 }

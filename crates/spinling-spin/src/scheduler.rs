@@ -130,6 +130,10 @@ pub fn run(
             Ok(_) => {}
             Err(e) => eprintln!("scheduler: tick failed: {}", e.log_line()),
         }
+        // Rollouts' decisions, each once across schedulers (issue 25).
+        if let Err(e) = spinling_core::rollouts::decide_due(db, now_unix()) {
+            eprintln!("scheduler: rollout decisions failed: {}", e.log_line());
+        }
         let now = now_unix();
         if !jobs::any_running(db).unwrap_or(true) {
             let _ = jobs::release_lease(db, &order.holder);

@@ -18,6 +18,7 @@ mod paging;
 mod release;
 mod replica_caches;
 mod replicas;
+mod rollouts;
 mod root;
 mod runtimes;
 mod sandbox;

@@ -1,10 +1,11 @@
 //! `/v1/aliases[/{name}]`.
 
-use super::{scoped_list, Env};
-use crate::aliases::{self, Alias};
+use super::{page_of, scoped_list, wrapped, Env};
+use crate::aliases::{self, Alias, HistoryEntry};
 use crate::commands::{AliasChanges, NewAlias, Routing};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse};
+use crate::rollouts::{self, RolloutPlan};
 use crate::types::{FunctionId, VersionRef};
 use crate::wire::{parse_body, Body, Field};
 
@@ -79,6 +80,44 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             "DELETE" => {
                 aliases::delete(db, caller, name)?;
                 Ok(ApiResponse::empty(204))
+            }
+            _ => Err(ApiError::method_not_allowed()),
+        },
+        ("GET", ["v1", "aliases", name, "history"]) => {
+            request.only_query_params(&crate::filters::PAGE_PARAMS)?;
+            let page = page_of(env, request)?;
+            Ok(wrapped(
+                env,
+                request,
+                "history",
+                &aliases::history(db, caller, name, &page)?,
+                HistoryEntry::to_json,
+            ))
+        }
+        (_, ["v1", "aliases", _, "history"]) => Err(ApiError::method_not_allowed()),
+        (method, ["v1", "aliases", name, "rollout"]) => match method {
+            "GET" => {
+                request.only_query_params(&[])?;
+                Ok(ApiResponse::ok(&rollouts::show(db, caller, name)?))
+            }
+            "POST" => {
+                request.only_query_params(&[])?;
+                let body = match env.settings.json_limits.parse(&request.body, "body")? {
+                    Ok(body) => body,
+                    Err(e) => {
+                        return Err(ApiError::bad_request(format!(
+                            "The body of a rollout is not JSON: {e}"
+                        )))
+                    }
+                };
+                let plan = RolloutPlan::parse(&body)?;
+                Ok(ApiResponse::created(&rollouts::start(
+                    db, caller, name, plan,
+                )?))
+            }
+            "DELETE" => {
+                request.only_query_params(&[])?;
+                Ok(ApiResponse::ok(&rollouts::abort(db, caller, name)?))
             }
             _ => Err(ApiError::method_not_allowed()),
         },

@@ -24,6 +24,11 @@ const FIELDS: &[Field] = &[
         read_only: false,
     },
     Field::text("description"),
+    Field {
+        name: "routing_key",
+        ty: FieldType::Text(crate::rollouts::MAX_ROUTING_KEY),
+        read_only: false,
+    },
     Field::text("status").read_only(),
     Field::text("result").read_only(),
 ];
@@ -40,6 +45,7 @@ fn new_execution(body: &Body, limits: &JsonLimits) -> ApiResult<NewExecution> {
         description: body.text("description"),
         sync: body.boolean("sync").unwrap_or(true),
         input: parse_input(body.text("input").as_deref(), limits)?,
+        routing_key: crate::rollouts::check_routing_key(body.text("routing_key"))?,
     })
 }
 

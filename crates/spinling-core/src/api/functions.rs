@@ -169,6 +169,18 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             Ok(ApiResponse::empty(202))
         }
         (_, ["v1", "functions", _, "detach"]) => Err(ApiError::method_not_allowed()),
+        ("GET", ["v1", "functions", id, "stats"]) => {
+            require_uuid_path(id)?;
+            request.only_query_params(&["since"])?;
+            let since = match request.query_param("since") {
+                Some(t) => crate::jobs::parse_time(t)?,
+                None => crate::time::now_unix() - crate::stats::DEFAULT_WINDOW_SECONDS,
+            };
+            Ok(ApiResponse::ok(&crate::stats::of_function(
+                db, caller, id, since,
+            )?))
+        }
+        (_, ["v1", "functions", _, "stats"]) => Err(ApiError::method_not_allowed()),
         _ => Err(ApiError::path_not_found()),
     }
 }

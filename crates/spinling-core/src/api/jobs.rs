@@ -93,7 +93,10 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             caller.require_admin()?;
             // No caller's token backs a job's run: Spinling's own fetches its package.
             let token = (env.service_token)()?;
-            let fired = jobs::tick(db, env.cache, now_unix())?;
+            let now = now_unix();
+            let fired = jobs::tick(db, env.cache, now)?;
+            // Rollouts decide in the same tick (issue 25).
+            let decided = crate::rollouts::decide_due(db, now)?;
             let public_url = env.settings.public_url.as_deref();
             let answer: Vec<_> = fired
                 .iter()
@@ -105,7 +108,10 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
                 let url = download_url(&run, request, public_url);
                 env.defer(run, url);
             }
-            Ok(ApiResponse::ok(&json!({ "fired": answer })))
+            let decided: Vec<_> = decided.iter().map(|d| d.to_json()).collect();
+            Ok(ApiResponse::ok(
+                &json!({ "fired": answer, "decided": decided }),
+            ))
         }
         (method, ["v1", "jobs", id]) => {
             require_uuid_path(id)?;

@@ -18,6 +18,9 @@ const FIELDS: &[Field] = &[
     Field::text("webhook_url").read_only(),
 ];
 
+/// The header of a webhook invoke that carries its routing key.
+pub const ROUTING_KEY_HEADER: &str = "x-routing-key";
+
 /// Qinling's exemption from authentication: `^/v1/webhooks/[a-f0-9-]+/invoke$`.
 pub fn is_open_path(request: &ApiRequest) -> bool {
     match request.segments().as_slice() {
@@ -133,7 +136,12 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         },
         ("POST", ["v1", "webhooks", id, "invoke"]) => {
             let params = invoke_params(env, request)?;
-            let (execution, job) = webhooks::invoke(db, env.cache, id, params, env.service_token)?;
+            // Sticky routing through a routed alias (issue 25).
+            let routing_key = crate::rollouts::check_routing_key(
+                request.header(ROUTING_KEY_HEADER).map(str::to_string),
+            )?;
+            let (execution, job) =
+                webhooks::invoke(db, env.cache, id, params, routing_key, env.service_token)?;
             let url =
                 super::executions::download_url(&job, request, env.settings.public_url.as_deref());
             env.defer(job, url);
