@@ -1,6 +1,7 @@
 //! The black-box tests, as one binary: one module per area of the API. Run one area with a
 //! filter on its module: `cargo test -p spinling-api-tests executions::`.
 
+mod address;
 mod aliases;
 mod bad_input;
 mod conditional;
@@ -20,6 +21,7 @@ mod replicas;
 mod root;
 mod runtimes;
 mod sandbox;
+mod tokens;
 mod versions;
 mod webhooks;
 mod workers;

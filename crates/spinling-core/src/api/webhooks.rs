@@ -136,8 +136,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         ("POST", ["v1", "webhooks", id, "invoke"]) => {
             let params = invoke_params(env, request)?;
             let (execution, job) = webhooks::invoke(db, env.cache, id, params, env.service_token)?;
-            let url =
-                super::executions::download_url(&job, request, env.settings.public_url.as_deref());
+            let url = super::executions::download_url(&job, env.base_url(request));
             env.defer(job, url);
             Ok(ApiResponse::json(
                 202,
