@@ -8,7 +8,7 @@
 
 use crate::cache::KeyValueScope;
 use crate::cors::AllowedOrigins;
-use crate::hosts::AllowedHosts;
+use crate::hosts::{AllowedHosts, SiteGuard};
 use crate::limits::{JsonLimits, MAX_JSON_DEPTH};
 use crate::redacted::Redacted;
 use crate::types::SqliteSynchronous;
@@ -172,10 +172,10 @@ pub struct Settings {
     /// The origins browsers may call the API from (CORS). Unset: any in auth mode
     /// `keystone`, none in auth mode `none`.
     pub cors_allowed_origins: AllowedOrigins,
-    /// In auth mode `none`, where no token protects the API: the hosts it may be addressed
-    /// as, whose pages may call it too (variable `allowed_hosts`, loopback names and
-    /// `public_url`'s host; see `hosts`). `None` in auth mode `keystone`: nothing is checked.
-    pub site_guard: Option<AllowedHosts>,
+    /// The hosts the API may be addressed as, in every auth mode (variable `allowed_hosts`,
+    /// loopback names and `public_url`'s host); in auth mode `none`, where no token protects
+    /// the API, also whose pages may call it. See `hosts`.
+    pub site_guard: SiteGuard,
     /// The most rows one page of a list holds (also a list's size without `?limit=`).
     pub max_page_size: usize,
     /// Whether every replica shares the key-value store, which bounds how long a cached
@@ -195,7 +195,7 @@ impl Default for Settings {
             max_request_body: 1024 * 1024,
             json_limits: JsonLimits::default(),
             cors_allowed_origins: AllowedOrigins::off(),
-            site_guard: Some(AllowedHosts::default()),
+            site_guard: SiteGuard::default(),
             max_page_size: 1000,
             key_value_scope: KeyValueScope::Replica,
         }
@@ -271,7 +271,10 @@ impl Settings {
         if let Some(url) = &settings.public_url {
             hosts = hosts.with_public_url(url);
         }
-        settings.site_guard = (!keystone).then_some(hosts);
+        settings.site_guard = SiteGuard {
+            hosts,
+            guards_origins: !keystone,
+        };
         Ok(settings)
     }
 

@@ -190,19 +190,24 @@ fn configured_cors_origins_hold_in_either_mode() {
 }
 
 #[test]
-fn hosts_are_guarded_in_auth_mode_none_only() {
+fn hosts_are_guarded_in_every_auth_mode_and_origins_in_mode_none() {
     let none = settings_of(&[
         ("allowed_hosts", "faas.lan"),
         ("public_url", "https://faas.example.org"),
     ])
     .unwrap();
-    let guard = none.site_guard.unwrap();
+    let guard = none.site_guard.hosts;
+    assert!(none.site_guard.guards_origins);
     assert!(guard.serves("faas.lan:3000"));
     assert!(guard.serves("faas.example.org"));
     assert!(guard.serves("localhost:3000"));
     assert!(!guard.serves("evil.example"));
-    let keystone = settings_of(&[("auth_mode", "keystone")]).unwrap();
-    assert_eq!(keystone.site_guard, None);
+    let keystone =
+        settings_of(&[("auth_mode", "keystone"), ("allowed_hosts", "faas.lan")]).unwrap();
+    assert!(!keystone.site_guard.guards_origins);
+    assert!(keystone.site_guard.hosts.serves("faas.lan:3000"));
+    assert!(keystone.site_guard.hosts.serves("localhost:3000"));
+    assert!(!keystone.site_guard.hosts.serves("attacker.example:9999"));
     let err = settings_of(&[("allowed_hosts", "http://faas.lan")]).unwrap_err();
     assert!(err.starts_with("variable allowed_hosts: "), "{err}");
 }

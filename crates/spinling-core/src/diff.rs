@@ -99,6 +99,9 @@ impl VersionDiff {
     }
 }
 
+/// How often a diff reads the current code again when an update replaced it meanwhile.
+const DIFF_TRIES: usize = 3;
+
 /// A file's CRC-32 and uncompressed size, by path.
 type Entries = BTreeMap<String, (u32, u64)>;
 
@@ -112,15 +115,37 @@ pub fn diff(
     from: VersionRef,
     to: VersionRef,
 ) -> ApiResult<VersionDiff> {
-    let before = snapshot(db, cache, caller, function_id, from)?;
-    let after = snapshot(db, cache, caller, function_id, to)?;
-    let files = if before.package_digest == after.package_digest {
-        Vec::new()
-    } else {
-        compare_files(
-            &entries(db, before.package_digest.as_deref())?,
-            &entries(db, after.package_digest.as_deref())?,
-        )
+    let mut tries = 0;
+    let (before, after, files) = loop {
+        let before = snapshot(db, cache, caller, function_id, from)?;
+        let after = snapshot(db, cache, caller, function_id, to)?;
+        if before.package_digest == after.package_digest {
+            break (before, after, Vec::new());
+        }
+        let files = entries(db, before.package_digest.as_deref()).and_then(|old| {
+            Ok(compare_files(
+                &old,
+                &entries(db, after.package_digest.as_deref())?,
+            ))
+        });
+        match files {
+            Ok(files) => break (before, after, files),
+            // The current code was replaced (and its old bytes deleted) between reading the
+            // function and its package: diff against the new code, as a download sends it.
+            Err(e) => {
+                tries += 1;
+                let changed = [(from, &before), (to, &after)]
+                    .into_iter()
+                    .any(|(which, seen)| {
+                        which == VersionRef::Current
+                            && snapshot(db, cache, caller, function_id, which)
+                                .is_ok_and(|now| now.package_digest != seen.package_digest)
+                    });
+                if !changed || tries == DIFF_TRIES {
+                    return Err(e);
+                }
+            }
+        }
     };
     let settings = before
         .settings()
@@ -395,5 +420,62 @@ mod tests {
         assert!(reader
             .seek(SeekFrom::Current(-(all.len() as i64) - 1))
             .is_err());
+    }
+
+    /// A database on which the function gets new code (and its old bytes are deleted) just
+    /// after the diff first looks up a package: another request's update, between the diff's
+    /// statements.
+    struct UpdatedWhileDiffed<'a> {
+        db: &'a TestDb,
+        fid: String,
+        lookups: std::cell::Cell<usize>,
+    }
+
+    impl crate::db::Database for UpdatedWhileDiffed<'_> {
+        fn execute(
+            &self,
+            sql: &str,
+            params: &[crate::db::Value],
+        ) -> Result<crate::db::Rows, crate::db::DbError> {
+            if sql.contains("FROM packages WHERE digest") {
+                self.lookups.set(self.lookups.get() + 1);
+                if self.lookups.get() == 2 {
+                    let changes = FunctionChanges {
+                        package: Some(zip_of(&[("a.py", b"three")]).into()),
+                        ..FunctionChanges::default()
+                    };
+                    update(self.db, &self.fid, changes);
+                }
+            }
+            self.db.execute(sql, params)
+        }
+    }
+
+    #[test]
+    fn a_diff_against_code_replaced_meanwhile_diffs_the_new_code() {
+        let db = TestDb::in_memory();
+        let fid = setup(&db, zip_of(&[("a.py", b"one")]));
+        publish(&db, &fid);
+        let changes = FunctionChanges {
+            package: Some(zip_of(&[("a.py", b"two!")]).into()),
+            ..FunctionChanges::default()
+        };
+        update(&db, &fid, changes);
+        let racing = UpdatedWhileDiffed {
+            db: &db,
+            fid: fid.clone(),
+            lookups: Default::default(),
+        };
+        let d = diff(
+            &racing,
+            &NoCache,
+            &caller("p"),
+            &fid,
+            v(1),
+            VersionRef::Current,
+        )
+        .unwrap();
+        assert_eq!(d.files.len(), 1);
+        assert_eq!(d.files[0].size_to, Some(5), "the code that replaced it");
     }
 }

@@ -132,8 +132,9 @@ pub fn parse_input(raw: Option<&str>, limits: &JsonLimits) -> ApiResult<Option<J
 }
 
 /// Everything a runtime needs to run one execution (spec §5's request, plus the runtime).
-/// Its `Debug` output redacts the token.
-#[derive(Clone, PartialEq)]
+/// Its `Debug` output redacts the token, and it is (de)serialised without it: the scheduler
+/// hands a job to the instance that runs it, which obtains its own.
+#[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Job {
     pub execution_id: ExecutionId,
     /// `spinling/wasm` or a worker's URL.
@@ -149,6 +150,7 @@ pub struct Job {
     pub package_md5: String,
     /// The caller's token, which the runtime presents to download the package (auth mode
     /// `keystone`; as Qinling, the worker acts on the caller's behalf).
+    #[serde(skip)]
     pub token: Option<String>,
 }
 
@@ -174,15 +176,20 @@ impl std::fmt::Debug for Job {
 }
 
 impl Job {
-    /// The body of `POST <worker>/execute`.
+    /// The body of `POST <worker>/execute`. An external worker gets as `function_id` the
+    /// name of the code ([`Job::code_id`]), not just of the function.
     pub fn worker_request(&self, download_url: &str) -> Json {
+        let function_id = match self.runtime_image == runtimes::BUILTIN_WASM_IMAGE {
+            true => self.function_id.to_string(),
+            false => self.code_id(),
+        };
         let mut request = json!({
             "execution_id": self.execution_id,
             "cpu": self.cpu,
             "memory_size": self.memory_size,
             "timeout": self.timeout,
             "input": self.input,
-            "function_id": self.function_id,
+            "function_id": function_id,
             "function_version": self.function_version,
             "entry": self.entry,
             "download_url": download_url,
@@ -193,6 +200,19 @@ impl Job {
             request["token"] = json!(token);
         }
         request
+    }
+
+    /// What an external worker is told the function is: `<function id>_<package md5>`, a name
+    /// of the code itself. Qinling's own Python runtime (its sidecar) downloads a function
+    /// id's package once and runs it ever after, as Qinling gave each version a pod of its
+    /// own; Spinling shares a worker among every version and update of a function, so the
+    /// id it sends changes whenever the code does, and two versions of one code share one
+    /// download. Only letters, digits, `-` and `_`: the sidecar cuts its path at the first dot.
+    pub fn code_id(&self) -> String {
+        match self.package_md5.is_empty() {
+            true => self.function_id.to_string(),
+            false => format!("{}_{}", self.function_id, self.package_md5),
+        }
     }
 
     /// The API path of the code this job runs (the function's for its current code).
@@ -909,6 +929,34 @@ mod tests {
             format!("/v1/functions/{function_id}/versions/2?download=true")
         );
         assert_eq!(job.worker_request("u")["download_url"], "u");
+        assert_eq!(job.worker_request("u")["function_id"], json!(function_id));
+    }
+
+    #[test]
+    fn an_external_worker_is_told_the_code_not_just_the_function() {
+        let function_id = FunctionId::generate();
+        let job = |md5: &str| Job {
+            execution_id: ExecutionId::generate(),
+            runtime_image: "http://127.0.0.1:9090".into(),
+            function_id: function_id.clone(),
+            function_version: VersionRef::from_wire(1).unwrap(),
+            entry: None,
+            cpu: 100,
+            memory_size: 1,
+            timeout: 1,
+            input: None,
+            package_md5: md5.into(),
+            token: None,
+        };
+        let v1 = job("0123456789abcdef0123456789abcdef").worker_request("u");
+        assert_eq!(
+            v1["function_id"],
+            format!("{function_id}_0123456789abcdef0123456789abcdef")
+        );
+        assert!(!v1["function_id"].as_str().unwrap().contains('.'));
+        let v2 = job("fedcba9876543210fedcba9876543210").worker_request("u");
+        assert_ne!(v1["function_id"], v2["function_id"]);
+        assert_eq!(v1["function_version"], 1);
     }
 
     #[test]

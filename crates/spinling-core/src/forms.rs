@@ -2,8 +2,8 @@
 //! `multipart/form-data` (with the `package` file), `application/x-www-form-urlencoded` or JSON.
 
 use crate::error::{ApiError, ApiResult};
-use crate::http::{parse_urlencoded, ApiRequest};
-use crate::limits::{check_form_fields, JsonLimits};
+use crate::http::ApiRequest;
+use crate::limits::{check_form_fields, urlencoded_form, JsonLimits};
 use crate::packages::{Checksums, ChecksumsInProgress, Upload};
 use bytes::Bytes;
 use memchr::memmem;
@@ -57,8 +57,7 @@ pub fn parse_function_form(request: &ApiRequest, limits: &JsonLimits) -> ApiResu
     if content_type == "application/x-www-form-urlencoded" {
         let text = std::str::from_utf8(body)
             .map_err(|_| ApiError::bad_request("Form body is not valid UTF-8."))?;
-        let fields = parse_urlencoded(text);
-        check_form_fields(fields.len())?;
+        let fields = urlencoded_form(text)?;
         return Ok(FunctionForm {
             fields: fields
                 .into_iter()

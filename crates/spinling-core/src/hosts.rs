@@ -105,24 +105,42 @@ impl AllowedHosts {
     }
 }
 
-/// Refuses, in auth mode `none` (where `site_guard` holds the hosts served), a request
-/// addressed to a host that is not allowed, or sent by a page of another site that is not one
-/// of the CORS `origins` (see the module's documentation).
+/// Where a request may come from, as the deployment says (see the module's documentation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteGuard {
+    /// The hosts this API is served as, in every auth mode: a request's `Host` is also where
+    /// links point and where external workers download packages (with a token) when
+    /// `public_url` is unset, so no caller may choose it.
+    pub hosts: AllowedHosts,
+    /// Auth mode `none`: pages of other sites are refused too (no token protects the API).
+    pub guards_origins: bool,
+}
+
+impl Default for SiteGuard {
+    fn default() -> Self {
+        SiteGuard {
+            hosts: AllowedHosts::default(),
+            guards_origins: true,
+        }
+    }
+}
+
+/// Refuses a request addressed to a host that is not allowed (in every auth mode) and, in auth
+/// mode `none`, one sent by a page of another site that is not one of the CORS `origins` (see
+/// the module's documentation).
 pub fn check_site(
-    site_guard: Option<&AllowedHosts>,
+    guard: &SiteGuard,
     origins: &AllowedOrigins,
     request: &ApiRequest,
 ) -> ApiResult<()> {
-    let Some(hosts) = site_guard else {
-        return Ok(());
-    };
+    let hosts = &guard.hosts;
     if !hosts.serves(&request.host) {
         return Err(ApiError::forbidden(format!(
             "Host '{}' is not allowed. Set the Spin variable allowed_hosts (or public_url) to serve it.",
             request.host
         )));
     }
-    let Some(origin) = request.header("origin") else {
+    let Some(origin) = request.header("origin").filter(|_| guard.guards_origins) else {
         return Ok(());
     };
     let origin_authority = origin
@@ -207,7 +225,7 @@ mod tests {
     /// Checks `request` in auth mode `none` with `hosts` allowed, without CORS.
     fn check(hosts: &str, request: &ApiRequest) -> ApiResult<()> {
         let hosts = AllowedHosts::parse(hosts).unwrap();
-        check_site(Some(&hosts), &AllowedOrigins::off(), request)
+        check_site(&none_mode(hosts), &AllowedOrigins::off(), request)
     }
 
     #[test]
@@ -322,15 +340,46 @@ mod tests {
     fn an_origin_allowed_for_cors_may_call() {
         let hosts = AllowedHosts::parse("").unwrap();
         let origins = AllowedOrigins::parse("https://app.example").unwrap();
-        let check =
-            |origin| check_site(Some(&hosts), &origins, &request("localhost", Some(origin)));
+        let guard = none_mode(hosts);
+        let check = |origin| check_site(&guard, &origins, &request("localhost", Some(origin)));
         assert!(check("https://app.example").is_ok());
         assert!(check("https://b.example").is_err());
     }
 
+    fn none_mode(hosts: AllowedHosts) -> SiteGuard {
+        SiteGuard {
+            hosts,
+            guards_origins: true,
+        }
+    }
+
+    fn keystone_mode(hosts: &str) -> SiteGuard {
+        SiteGuard {
+            hosts: AllowedHosts::parse(hosts).unwrap(),
+            guards_origins: false,
+        }
+    }
+
     #[test]
-    fn nothing_is_checked_without_a_guard() {
-        let request = request("evil.example", Some("https://evil.example"));
-        assert!(check_site(None, &AllowedOrigins::off(), &request).is_ok());
+    fn with_tokens_pages_of_other_sites_may_call() {
+        let request = request("localhost:3000", Some("https://evil.example"));
+        assert!(check_site(&keystone_mode(""), &AllowedOrigins::any(), &request).is_ok());
+    }
+
+    #[test]
+    fn with_tokens_a_foreign_host_is_refused_all_the_same() {
+        // It would otherwise choose where workers fetch packages with Spinling's token.
+        let guard = keystone_mode("faas.lan");
+        let err = check_site(
+            &guard,
+            &AllowedOrigins::any(),
+            &request("attacker.example:9999", None),
+        )
+        .unwrap_err();
+        assert_eq!(err.status(), 403);
+        assert!(err.message.contains("allowed_hosts"), "{}", err.message);
+        for host in ["faas.lan:443", "localhost:3000", "jobs.spin.internal"] {
+            assert!(check_site(&guard, &AllowedOrigins::any(), &request(host, None)).is_ok());
+        }
     }
 }

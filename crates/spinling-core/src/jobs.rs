@@ -414,7 +414,17 @@ fn update_at(
             Some(_) if job.pattern.is_none() => {
                 return Err(ApiError::bad_request("Can not change job type."));
             }
-            Some(p) => Some((p.to_string(), Pattern::parse(p)?)),
+            // As on create: a pattern must have a next tick, or the job would fire once more
+            // and then end without a word.
+            Some(p) => {
+                let parsed = Pattern::parse(p)?;
+                if parsed.next_after(now).is_none() {
+                    return Err(ApiError::bad_request(format!(
+                        "The specified pattern is not valid: {p}"
+                    )));
+                }
+                Some((p.to_string(), parsed))
+            }
         };
         let status = match changes.status.as_deref() {
             None => None,
@@ -678,22 +688,48 @@ pub fn hand_over_lease(db: &dyn Database, holder: &str, next: &str, now: i64) ->
     Ok(moved.first().is_some())
 }
 
-/// Gives up `holder`'s lease at once, so the next request may start a loop.
-pub fn release_lease(db: &dyn Database, holder: &str) -> ApiResult<()> {
-    db.execute(
-        "UPDATE scheduler_lease SET until = 0 WHERE name = ? AND holder = ?",
-        &[LEASE.into(), holder.into()],
-    )?;
-    Ok(())
+/// The health probe's look at the database: one read of the jobs (brought up to date first
+/// if the schema is missing), 503 if it cannot be made. The adapter then starts the
+/// scheduler's loop if a job is running and none is alive, as after any request that opened
+/// the database.
+pub fn check_health(db: &dyn Database) -> ApiResult<()> {
+    db.execute("SELECT 1 FROM jobs WHERE status = 'running' LIMIT 1", &[])
+        .map(drop)
+        .map_err(|e| {
+            eprintln!("health: the database cannot be read: {e}");
+            ApiError::new(
+                crate::error::ErrorKind::ServiceUnavailable,
+                "Database unavailable.",
+            )
+        })
 }
 
-/// Whether some job is running, or some rollout (a loop with nothing to do ends).
-pub fn any_running(db: &dyn Database) -> ApiResult<bool> {
+/// Whether `holder` holds the lease at `now`: a read, so that a stranger's loop request
+/// writes nothing.
+pub fn holds_lease(db: &dyn Database, holder: &str, now: i64) -> ApiResult<bool> {
     Ok(db
-        .execute("SELECT 1 FROM jobs WHERE status = 'running' LIMIT 1", &[])?
+        .execute(
+            "SELECT 1 FROM scheduler_lease WHERE name = ? AND holder = ? AND until > ?",
+            &[LEASE.into(), holder.into(), now.into()],
+        )?
         .first()
-        .is_some()
-        || crate::rollouts::any_running(db)?)
+        .is_some())
+}
+
+/// Gives up `holder`'s lease at once, so the next request may start a loop, if no job and no
+/// rollout is running: in one statement, so a job or rollout created after a look never finds
+/// the lease given up with no loop to fire it. True if given up.
+pub fn release_lease_if_idle(db: &dyn Database, holder: &str) -> ApiResult<bool> {
+    Ok(db
+        .execute(
+            "UPDATE scheduler_lease SET until = 0 WHERE name = ? AND holder = ?
+                 AND NOT EXISTS (SELECT 1 FROM jobs WHERE status = 'running')
+                 AND NOT EXISTS (SELECT 1 FROM alias_rollouts WHERE status = 'running')
+             RETURNING holder",
+            &[LEASE.into(), holder.into()],
+        )?
+        .first()
+        .is_some())
 }
 
 #[cfg(test)]

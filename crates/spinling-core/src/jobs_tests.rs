@@ -414,3 +414,93 @@ fn the_scheduler_lease_has_one_holder_at_a_time() {
     assert!(take_lease(&db, "d", T0 + 11 + LEASE_SECONDS).unwrap());
     assert!(!renew_lease(&db, "c", T0 + 12 + LEASE_SECONDS).unwrap());
 }
+
+#[test]
+fn only_the_holder_of_a_live_lease_holds_it() {
+    let db = TestDb::in_memory();
+    let fid = setup(&db);
+    let new = NewJob {
+        pattern: Some("* * * * *".into()),
+        ..new_job(&fid)
+    };
+    create_at(&db, &caller(), new, T0).unwrap();
+    assert!(!holds_lease(&db, "a", T0).unwrap(), "never taken");
+    assert!(take_lease(&db, "a", T0).unwrap());
+    assert!(holds_lease(&db, "a", T0 + 1).unwrap());
+    assert!(!holds_lease(&db, "stranger", T0 + 1).unwrap());
+    assert!(
+        !holds_lease(&db, "a", T0 + LEASE_SECONDS).unwrap(),
+        "expired"
+    );
+}
+
+#[test]
+fn the_lease_is_given_up_only_while_no_job_runs() {
+    let db = TestDb::in_memory();
+    let fid = setup(&db);
+    let new = NewJob {
+        pattern: Some("* * * * *".into()),
+        ..new_job(&fid)
+    };
+    let job = create_at(&db, &caller(), new, T0).unwrap();
+    assert!(take_lease(&db, "a", T0).unwrap());
+    // A job is running: the loop keeps its lease (and goes on ticking).
+    assert!(!release_lease_if_idle(&db, "a").unwrap());
+    assert!(holds_lease(&db, "a", T0 + 1).unwrap());
+    let pause = JobChanges {
+        status: Some("paused".into()),
+        ..JobChanges::default()
+    };
+    update_at(&db, &caller(), &job.id, &pause, T0).unwrap();
+    assert!(!release_lease_if_idle(&db, "b").unwrap(), "not b's lease");
+    assert!(release_lease_if_idle(&db, "a").unwrap());
+    assert!(!holds_lease(&db, "a", T0 + 1).unwrap());
+}
+
+#[test]
+fn an_update_to_a_pattern_that_never_matches_is_refused_as_on_create() {
+    let db = TestDb::in_memory();
+    let fid = setup(&db);
+    let never = "0 0 30 2 *";
+    let created = create_at(
+        &db,
+        &caller(),
+        NewJob {
+            pattern: Some(never.into()),
+            ..new_job(&fid)
+        },
+        T0,
+    );
+    let refused = (400, format!("The specified pattern is not valid: {never}"));
+    assert_eq!(message(created), refused);
+    let new = NewJob {
+        pattern: Some("* * * * *".into()),
+        ..new_job(&fid)
+    };
+    let job = create_at(&db, &caller(), new, T0).unwrap();
+    let changes = JobChanges {
+        pattern: Some(never.into()),
+        ..JobChanges::default()
+    };
+    assert_eq!(
+        message(update_at(&db, &caller(), &job.id, &changes, T0)),
+        refused
+    );
+    let paused = JobChanges {
+        status: Some("paused".into()),
+        ..JobChanges::default()
+    };
+    update_at(&db, &caller(), &job.id, &paused, T0).unwrap();
+    let resumed = JobChanges {
+        status: Some("running".into()),
+        ..changes
+    };
+    assert_eq!(
+        message(update_at(&db, &caller(), &job.id, &resumed, T0)),
+        refused
+    );
+    assert_eq!(
+        find(&db, &caller(), &job.id).unwrap().pattern.as_deref(),
+        Some("* * * * *")
+    );
+}

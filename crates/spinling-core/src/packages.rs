@@ -22,7 +22,9 @@
 //! or `publish` comes first and the collector then sees the digest referenced.
 //!
 //! A download of a large package stamps its digest the same way before it reads the
-//! package's row, so the chunks it is sending outlive a delete (see `StoredPackage`).
+//! package's row, in a row of its own (`download_stamp`), so the chunks it is sending outlive
+//! a delete, even when the same bytes are uploaded and published meanwhile (a publish drops
+//! its write's stamp only) (see `StoredPackage`).
 
 use crate::db::{Database, DbError, DbErrorKind, Value};
 use crate::error::{ApiError, ApiResult, ErrorKind};
@@ -343,7 +345,8 @@ fn publish_at(tx: &dyn Database, package: &Package, now: i64) -> ApiResult<()> {
             package.digest_kind.as_str().into(),
         ],
     )?;
-    // Referenced from this commit on: the stamp has done its work.
+    // Referenced from this commit on: the write's stamp has done its work. Only the write's:
+    // a download of the same bytes keeps its own (see `download_stamp`).
     tx.execute(
         "DELETE FROM package_writes WHERE digest = ?",
         &[package.digest.as_str().into()],
@@ -503,10 +506,34 @@ fn stamp(db: &dyn Database, digest: &str, now: i64) -> Result<(), DbError> {
     crate::db::with_short_busy_waits(db, || {
         db.execute(
             "INSERT OR REPLACE INTO package_writes (digest, started_at) VALUES (?, ?)",
-            &[digest.into(), Value::Integer(now)],
+            &[download_stamp(digest).into(), Value::Integer(now)],
         )
     })
     .map(drop)
+}
+
+/// The `package_writes` key of downloads' stamp on `digest`: a row apart from an upload's,
+/// so that the publish of an upload of the same bytes, which drops its own stamp, leaves a
+/// download in flight protected.
+fn download_stamp(digest: &str) -> String {
+    format!("{digest}{DOWNLOAD_SUFFIX}")
+}
+
+const DOWNLOAD_SUFFIX: &str = "+download";
+
+/// Whether a write or a download stamped `digest` within the grace period before `now`.
+fn stamped(tx: &dyn Database, digest: &str, now: i64) -> ApiResult<bool> {
+    Ok(tx
+        .execute(
+            "SELECT 1 FROM package_writes WHERE digest IN (?, ?) AND started_at > ?",
+            &[
+                digest.into(),
+                download_stamp(digest).into(),
+                Value::Integer(now - WRITE_GRACE_SECONDS),
+            ],
+        )?
+        .first()
+        .is_some())
 }
 
 /// See [`StoredPackage::pieces`].
@@ -670,7 +697,7 @@ fn is_referenced(tx: &dyn Database, digest: &str) -> ApiResult<bool> {
         .is_some())
 }
 
-/// Deletes every trace of `digest`: its row, its chunks and its write's stamp.
+/// Deletes every trace of `digest`: its row, its chunks and its stamps.
 fn delete_package(tx: &dyn Database, digest: &str) -> ApiResult<()> {
     for statement in [
         "DELETE FROM packages WHERE digest = ?",
@@ -679,6 +706,10 @@ fn delete_package(tx: &dyn Database, digest: &str) -> ApiResult<()> {
     ] {
         tx.execute(statement, &[digest.into()])?;
     }
+    tx.execute(
+        "DELETE FROM package_writes WHERE digest = ?",
+        &[download_stamp(digest).into()],
+    )?;
     Ok(())
 }
 
@@ -692,14 +723,7 @@ pub fn collect_garbage(tx: &dyn Database, digest: &str) -> ApiResult<()> {
 
 fn collect_garbage_at(tx: &dyn Database, digest: &str, now: i64) -> ApiResult<()> {
     if !is_referenced(tx, digest)? {
-        let being_written = tx
-            .execute(
-                "SELECT 1 FROM package_writes WHERE digest = ? AND started_at > ?",
-                &[digest.into(), Value::Integer(now - WRITE_GRACE_SECONDS)],
-            )?
-            .first()
-            .is_some();
-        match being_written {
+        match stamped(tx, digest, now)? {
             true => {
                 tx.execute("DELETE FROM packages WHERE digest = ?", &[digest.into()])?;
             }
@@ -719,15 +743,18 @@ fn sweep(tx: &dyn Database, now: i64) -> ApiResult<()> {
             Value::Integer(SWEEP_BATCH),
         ],
     )?;
-    for digest in stale.iter().map(|r| r.text(0)) {
-        match is_referenced(tx, &digest)? {
+    for key in stale.iter().map(|r| r.text(0)) {
+        let digest = key.strip_suffix(DOWNLOAD_SUFFIX).unwrap_or(&key);
+        // Referenced bytes, or bytes another write or download stamped since, stay: only
+        // this stale stamp goes.
+        match is_referenced(tx, digest)? || stamped(tx, digest, now)? {
             true => {
                 tx.execute(
                     "DELETE FROM package_writes WHERE digest = ?",
-                    &[digest.as_str().into()],
+                    &[key.as_str().into()],
                 )?;
             }
-            false => delete_package(tx, &digest)?,
+            false => delete_package(tx, digest)?,
         }
     }
     Ok(())
@@ -1128,6 +1155,34 @@ mod tests {
         publish_now(&db, &package, T);
         assert_eq!(load(&db, &package.digest).unwrap().unwrap(), package.bytes);
         assert_eq!(count(&db, "SELECT COUNT(*) FROM package_writes"), 0);
+    }
+
+    #[test]
+    fn a_download_in_flight_outlives_an_upload_of_the_same_bytes_and_every_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sender, updater) = two_connections(&dir);
+        let package = chunks_of(3, 6);
+        store(&sender, &package).unwrap();
+        let stored = StoredPackage::open(&sender, &package.digest)
+            .unwrap()
+            .unwrap();
+        let mut pieces = stored.pieces(&sender);
+        let mut sent = pieces.next().unwrap().unwrap();
+        // Meanwhile the same bytes are uploaded again (another function) and published...
+        write_chunks(&updater, &package, SqliteSynchronous::Full).unwrap();
+        crate::db::in_transaction(&updater, |tx| publish(tx, &package)).unwrap();
+        // ...and then every reference goes.
+        collect_garbage(&updater, &package.digest).unwrap();
+        assert_eq!(count(&updater, "SELECT COUNT(*) FROM packages"), 0);
+        for piece in pieces {
+            sent.extend(piece.unwrap());
+        }
+        assert_eq!(sent, package.bytes);
+        // A sweep once the download's stamp is stale takes them.
+        let later = crate::time::now_unix() + WRITE_GRACE_SECONDS + 1;
+        collect_garbage_at(&updater, "none", later).unwrap();
+        assert_eq!(count(&updater, "SELECT COUNT(*) FROM package_chunks"), 0);
+        assert_eq!(count(&updater, "SELECT COUNT(*) FROM package_writes"), 0);
     }
 
     #[test]

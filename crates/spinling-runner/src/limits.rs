@@ -94,6 +94,14 @@ impl Limiter {
             exhausted: None,
         }
     }
+
+    /// Why a run that wanted more memory than its limit ended.
+    pub(crate) fn memory_exhausted(&self) -> String {
+        format!(
+            "The function needed more than its memory limit of {} bytes.",
+            self.memory_bytes
+        )
+    }
 }
 
 impl ResourceLimiter for Limiter {
@@ -109,10 +117,7 @@ impl ResourceLimiter for Limiter {
             return Ok(false);
         }
         if desired > self.memory_bytes {
-            self.exhausted = Some(format!(
-                "The function needed more than its memory limit of {} bytes.",
-                self.memory_bytes
-            ));
+            self.exhausted = Some(self.memory_exhausted());
             return Err(LimiterError::ResourceLimiterDeniedAllocation);
         }
         Ok(true)

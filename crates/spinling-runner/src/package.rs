@@ -180,8 +180,8 @@ impl Prepared {
         });
         let engine = Engine::new(&config);
         let lifted = start::lift(&wasm);
-        let module = Module::new(&engine, &lifted.wasm)
-            .map_err(|err| PrepareError::InvalidModule(err.to_string()))?;
+        let module =
+            Module::new(&engine, &lifted.wasm).map_err(|err| invalid_module(&wasm, &err))?;
         let is_command = matches!(
             module.get_export("_start"),
             Some(ExternType::Func(ty)) if ty.params().is_empty() && ty.results().is_empty()
@@ -215,6 +215,30 @@ impl Prepared {
     pub(crate) fn start_export(&self) -> Option<&str> {
         self.start_export.as_deref()
     }
+}
+
+/// Why `wasm` is not a module wasmi can run, in one plain line: the engine's own message
+/// for a module that is broken, but a clear word for a file that is no WebAssembly module at
+/// all (the engine's message then dumps the bytes it expected and found).
+fn invalid_module(wasm: &[u8], err: &wasmi::Error) -> PrepareError {
+    const MAGIC: &[u8] = b"\0asm";
+    const CORE_VERSION: &[u8] = &[1, 0, 0, 0];
+    let reason = if !wasm.starts_with(MAGIC) {
+        "the file is not WebAssembly (a module starts with the bytes \\0asm)".to_string()
+    } else if wasm
+        .get(4..8)
+        .is_some_and(|version| version != CORE_VERSION)
+    {
+        "the file is not a WebAssembly core module of version 1 (a component, or another \
+         version); build the function for wasm32-wasip1"
+            .to_string()
+    } else {
+        err.to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    PrepareError::InvalidModule(reason)
 }
 
 /// Unzips the package, finds the entry (or its only `.wasm` file when `entry` is `None`) and

@@ -2,9 +2,12 @@
 
 use std::time::{Duration, Instant};
 
+use wasmi::errors::{ErrorKind, MemoryError, TableError};
 use wasmi::{Func, ResumableCall, Store, TrapCode};
 
-use crate::limits::{Limiter, RunLimits, FUEL_PER_SECOND, FUEL_SLICE, MAX_OUTPUT_BYTES};
+use crate::limits::{
+    Limiter, RunLimits, FUEL_PER_SECOND, FUEL_SLICE, MAX_OUTPUT_BYTES, MAX_TABLE_ELEMENTS,
+};
 use crate::wasi::{self, Host, OutOfTime};
 use crate::{PrepareError, Prepared};
 
@@ -185,6 +188,23 @@ fn judge(error: &wasmi::Error, limiter: &Limiter) -> (RunStatus, Option<i32>) {
     }
     if let Some(exhausted) = &limiter.exhausted {
         return (RunStatus::ResourceExhausted(exhausted.clone()), None);
+    }
+    // A memory (or table) declared larger than the host's address space, such as 65,536
+    // pages on wasm32, is refused by the engine before the limiter is asked: as much over the
+    // limit as it gets.
+    match error.kind() {
+        ErrorKind::Memory(MemoryError::MinimumSizeOverflow | MemoryError::MaximumSizeOverflow) => {
+            return (
+                RunStatus::ResourceExhausted(limiter.memory_exhausted()),
+                None,
+            )
+        }
+        ErrorKind::Table(TableError::MinimumSizeOverflow | TableError::MaximumSizeOverflow) => {
+            let reason =
+                format!("The function needed a table of more than {MAX_TABLE_ELEMENTS} elements.");
+            return (RunStatus::ResourceExhausted(reason), None);
+        }
+        _ => {}
     }
     let status = match error.as_trap_code() {
         Some(TrapCode::OutOfFuel) => RunStatus::Timeout,

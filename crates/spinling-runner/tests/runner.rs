@@ -476,3 +476,50 @@ fn a_large_function_runs_within_its_budget() {
     let outcome = run(&prepared(&wat), b"", &LIMITS);
     assert_eq!(outcome.status, RunStatus::Success, "{outcome:?}");
 }
+
+#[test]
+fn a_module_declaring_the_most_memory_there_is_ends_as_resource_exhaustion() {
+    let big = prepared(r#"(module (memory (export "memory") 65536) (func (export "_start")))"#);
+    let status = run(&big, b"", &LIMITS).status;
+    let RunStatus::ResourceExhausted(reason) = &status else {
+        panic!("{status:?}");
+    };
+    assert_eq!(
+        reason,
+        "The function needed more than its memory limit of 16777216 bytes."
+    );
+    // Nor does an unexported one, or a table of the most elements there are.
+    for wat in [
+        r#"(module (memory 65536) (func (export "_start")))"#,
+        r#"(module (memory (export "memory") 1) (table 4294967295 funcref) (func (export "_start")))"#,
+    ] {
+        let status = run(&prepared(wat), b"", &LIMITS).status;
+        assert!(
+            matches!(status, RunStatus::ResourceExhausted(_)),
+            "{wat}: {status:?}"
+        );
+    }
+}
+
+#[test]
+fn a_wasm_file_that_is_not_webassembly_is_refused_plainly() {
+    let message = |bytes: &[u8]| {
+        prepare(&zip_of(&[("main.wasm", bytes)]), None)
+            .unwrap_err()
+            .to_string()
+    };
+    let not_wasm = "Invalid WebAssembly module: the file is not WebAssembly (a module starts with the bytes \\0asm)";
+    assert_eq!(message(b"print('hello')\n"), not_wasm);
+    assert_eq!(message(b""), not_wasm);
+    assert!(message(b"\0asm\x0d\0\x01\0").contains("not a WebAssembly core module"));
+    // A broken module keeps the engine's word for it, on one line.
+    let broken = message(b"\0asm\x01\0\0\0\x01\xff\xff\xff");
+    assert!(
+        broken.starts_with("Invalid WebAssembly module: "),
+        "{broken}"
+    );
+    assert!(
+        !broken.contains('\n') && !broken.contains("expected=["),
+        "{broken}"
+    );
+}

@@ -88,9 +88,11 @@ impl Group {
         ..Group::new(api::versions::handle, groups::VERSIONS)
     };
     pub const ALIASES: Group = Group::new(api::aliases::handle, groups::ALIASES);
+    /// Also `GET /healthz`, open to anyone (probes have no token), which starts the loop.
     pub const JOBS: Group = Group {
         uses_cache: true,
         runs_scheduler: true,
+        open_path: api::jobs::is_open_path,
         ..Group::new(api::jobs::handle, groups::JOBS)
     };
     pub const EXECUTIONS: Group = Group {
@@ -180,16 +182,19 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
     };
     let mut head = request_head(&request);
     // First of all: a page of another site gets nothing from a laptop's API.
-    let site_guard = settings.site_guard.as_ref();
-    if let Err(e) = hosts::check_site(site_guard, &settings.cors_allowed_origins, &head) {
+    // In every auth mode: the Host decides where links point and, without `public_url`,
+    // where workers fetch packages with a token.
+    if let Err(e) = hosts::check_site(&settings.site_guard, &settings.cors_allowed_origins, &head) {
         return write_response(response_out, e.into()).await;
     }
     if let Some(public_url) = &settings.public_url {
         head.base_url = public_url.clone();
     }
-    // The scheduler's loop has no token: its lease's holder id opens it.
-    if group.runs_scheduler && scheduler::is_loop_request(&head) {
-        return serve_scheduler_loop(request, response_out, head, &settings, &variables).await;
+    // The scheduler's loop and runs have no token: the lease's holder id opens them.
+    if group.runs_scheduler
+        && (scheduler::is_loop_request(&head) || scheduler::is_run_request(&head))
+    {
+        return serve_scheduler(request, response_out, head, &settings, &variables).await;
     }
     // Before authentication, the body and storage: browsers send preflights without a token.
     if let Some(answer) = cors::preflight(&settings.cors_allowed_origins, &head) {
@@ -256,7 +261,7 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
     // request that opened the database anyway pays for the look at the lease: a read served
     // from the cache stays free of SQLite.
     if spin_db.as_ref().is_some_and(SpinDatabase::is_open) {
-        scheduler::kick(db, &request.base_url);
+        scheduler::kick(db);
     }
     send_response(response_out, with_cors(response), db).await;
     // An upload's connection left the checkpoint for after the answer (see `packages`).
@@ -267,9 +272,9 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
     env.run_deferred();
 }
 
-/// Answers a loop request of the scheduler whose holder holds the lease with 202 and then
-/// loops (see `scheduler`); any other gets a 404.
-async fn serve_scheduler_loop(
+/// Answers a loop or run request of the scheduler whose holder holds the lease with 202 and
+/// then loops, or runs the execution it hands over (see `scheduler`); any other gets a 404.
+async fn serve_scheduler(
     request: IncomingRequest,
     response_out: ResponseOutparam,
     mut head: ApiRequest,
@@ -280,13 +285,17 @@ async fn serve_scheduler_loop(
         Ok(body) => body,
         Err(e) => return write_response(response_out, e.into()).await,
     };
+    // No migration: a loop is only ever started on a database a request has opened, and a
+    // stranger's request must not write.
     let db = SpinDatabase::new();
-    if let Err(e) = migrate(&db) {
-        return write_response(response_out, ApiError::from(e).into()).await;
-    }
-    let Some(order) = scheduler::LoopOrder::accept(&db, &head.body) else {
-        return write_response(response_out, ApiError::path_not_found().into()).await;
+    let is_run = scheduler::is_run_request(&head);
+    let (order, run) = match is_run {
+        false => (scheduler::LoopOrder::accept(&db, &head.body), None),
+        true => (None, scheduler::RunOrder::accept(&db, &head.body)),
     };
+    if order.is_none() && run.is_none() {
+        return write_response(response_out, ApiError::path_not_found().into()).await;
+    }
     write_response(response_out, ApiResponse::empty(202)).await;
     let key_value = KeyValueCache::open(settings.key_value_scope);
     let executor = AllowedWorkers {
@@ -299,14 +308,13 @@ async fn serve_scheduler_loop(
             None
         })
     };
-    scheduler::run(
-        &db,
-        &key_value,
-        &order,
-        &executor,
-        settings.public_url.as_deref(),
-        &token,
-    );
+    let public_url = settings.public_url.as_deref();
+    if let Some(order) = order {
+        scheduler::run(&db, &key_value, &order, &executor, public_url, &token);
+    }
+    if let Some(run) = run {
+        scheduler::run_fired(&db, &executor, public_url, &token, run.run);
+    }
 }
 
 /// Packages travel in multipart bodies only: any other body is held to `max_request_body`.

@@ -442,3 +442,166 @@ fn a_recurring_job_fires_on_successive_ticks_by_itself() {
         (&json!("done"), &json!(0))
     );
 }
+
+/// The loop's path answers a stranger (no lease) with a 404 and writes nothing: not even the
+/// schema of a fresh database, so a flood of such requests takes no write lock.
+#[test]
+fn a_loop_request_without_the_lease_writes_nothing() {
+    let api = Api::start();
+    for _ in 0..3 {
+        api.post_json(
+            "/v1/jobs/scheduler",
+            &json!({"holder": "guess", "base_url": "http://attacker.example"}),
+        )
+        .assert_status(404);
+    }
+    assert_eq!(
+        api.query_database("SELECT count(*) FROM sqlite_master"),
+        ["0"]
+    );
+}
+
+/// As on create, a pattern that never matches is a 400 on update (it used to be taken, fire
+/// once more and leave the job silently `done`).
+#[test]
+fn an_update_to_a_pattern_that_never_matches_is_refused() {
+    let api = Api::start();
+    let fid = api.create_wasm_function(&package("a"), &[]);
+    let never = "0 0 30 2 *";
+    let message = format!("The specified pattern is not valid: {never}");
+    api.post_json("/v1/jobs", &json!({"function_id": fid, "pattern": never}))
+        .assert_error(400, &message);
+    let job = create_job(&api, json!({"function_id": fid, "pattern": "0 * * * *"}));
+    let id = job["id"].as_str().unwrap();
+    api.put_json(&format!("/v1/jobs/{id}"), &json!({"pattern": never}))
+        .assert_error(400, &message);
+    let after = api.get(&format!("/v1/jobs/{id}")).json();
+    assert_eq!(
+        (&after["pattern"], &after["next_execution_time"]),
+        (&job["pattern"], &job["next_execution_time"])
+    );
+}
+
+/// After a restart, a due job fires on time with no request but the health probe's: the
+/// probe (`GET /healthz`, no token) checks the database and starts the loop.
+#[test]
+fn after_a_restart_the_health_probe_alone_fires_a_due_job_on_time() {
+    let api = Api::start();
+    let fid = api.create_wasm_function(&example_package("hello"), &[]);
+    let job = create_job(&api, json!({"function_id": fid, "pattern": "0 0 * * *"}));
+    let id = job["id"].as_str().unwrap().to_string();
+    stop_the_scheduler_loop(&api);
+    let api = Api::start_in(api.stop(), &[]);
+    // As a killed instance leaves it: a lease that has just expired.
+    api.query_database("UPDATE scheduler_lease SET until = 0");
+    let due = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 4;
+    api.query_database(&format!(
+        "UPDATE jobs SET next_execution_time = '{}' WHERE id = '{id}'",
+        in_seconds(4)
+    ));
+    let fired = || {
+        api.query_database(&format!(
+            "SELECT created_at FROM executions WHERE description = 'Created by Job {id}'"
+        ))
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fired().is_empty() {
+        assert!(Instant::now() < deadline, "the job did not fire");
+        let health = api.get("/healthz");
+        health.assert_status(200);
+        assert_eq!(health.json(), json!({"status": "ok"}));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let created = unix(&fired()[0]);
+    assert!(
+        (due..=due + 3).contains(&created),
+        "due {due}, fired {created}"
+    );
+}
+
+/// The health probe needs no token, even in auth mode `keystone`.
+#[test]
+fn the_health_probe_needs_no_token() {
+    let api = Api::start_with(&[
+        ("auth_mode", "keystone"),
+        ("keystone_url", "http://127.0.0.1:9/v3"),
+        ("keystone_service_user", "spinling"),
+        ("keystone_service_password", "secret"),
+        ("keystone_service_project", "service"),
+    ]);
+    api.get("/healthz").assert_status(200);
+    api.get("/v1/jobs").assert_status(401);
+    api.post_json("/healthz", &json!({})).assert_status(405);
+}
+
+/// A function that sleeps `seconds` (WASI `poll_oneoff` on a relative clock) and prints
+/// `"ok"`.
+fn sleeper(seconds: u64) -> Vec<u8> {
+    spinling_api_tests::wat_package(&format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 400) "\"ok\"")
+  (func (export "_start")
+    (i64.store (i32.const 24) (i64.const {}))
+    (drop (call $poll (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 200)))
+    (i32.store (i32.const 300) (i32.const 400))
+    (i32.store (i32.const 304) (i32.const 4))
+    (drop (call $fd_write (i32.const 1) (i32.const 300) (i32.const 1) (i32.const 308)))))"#,
+        seconds * 1_000_000_000
+    ))
+}
+
+/// Jobs due together run side by side, each in an instance of its own: 20 jobs due the same
+/// second, on functions sleeping up to 10 s, each start within 3 s of their time (each ends
+/// within its sleep and 3 s of being fired), and a trivial one among them is not held up.
+#[test]
+fn jobs_due_together_run_side_by_side() {
+    let api = Api::start();
+    let sleeps: Vec<u64> = (0..20).map(|i| [0, 2, 4, 6, 8, 10][i % 6]).collect();
+    let functions: Vec<String> = [0, 2, 4, 6, 8, 10]
+        .iter()
+        .map(|s| api.create_wasm_function(&sleeper(*s), &[("timeout", "20")]))
+        .collect();
+    let jobs: Vec<String> = sleeps
+        .iter()
+        .map(|s| {
+            let fid = &functions[(*s / 2) as usize];
+            let job = create_job(
+                &api,
+                json!({"function_id": fid, "pattern": "0 0 * * *", "count": 1}),
+            );
+            job["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let due = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 3;
+    api.query_database(&format!(
+        "UPDATE jobs SET next_execution_time = '{}'",
+        in_seconds(3)
+    ));
+    for (job, sleep) in jobs.iter().zip(&sleeps) {
+        let execution = finished_executions_of(&api, job, 1, Duration::from_secs(60))
+            .pop()
+            .unwrap();
+        assert_eq!(execution["status"], "success", "{execution}");
+        let created = unix(execution["created_at"].as_str().unwrap());
+        let ended = unix(execution["updated_at"].as_str().unwrap());
+        assert!(
+            (due..=due + 3).contains(&created),
+            "due {due}, fired {created}"
+        );
+        assert!(
+            ended <= created + *sleep as i64 + 3,
+            "a {sleep} s run fired at {created} ended at {ended}: it waited for others"
+        );
+    }
+}

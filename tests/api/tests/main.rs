@@ -22,6 +22,7 @@ mod rollouts;
 mod root;
 mod runtimes;
 mod sandbox;
+mod tokens;
 mod versions;
 mod webhooks;
 mod workers;

@@ -123,3 +123,36 @@ fn a_package_that_is_not_the_execution_s_code_is_never_run() {
         )
     );
 }
+
+/// A module declaring all the memory there is (65,536 pages, 4 GiB: more than the runtime's
+/// own wasm32 address space) ends like any other over its limit, not with the engine's
+/// message; its log says which limit.
+#[test]
+fn a_module_declaring_the_most_memory_there_is_uses_too_much() {
+    let api = Api::start();
+    let fid = api.create_wasm_function(
+        &wat_package(r#"(module (memory (export "memory") 65536) (func (export "_start")))"#),
+        &[],
+    );
+    let (execution, _) = execute(&api, &fid);
+    assert_eq!(execution["status"], "failed", "{execution}");
+    assert_eq!(
+        output(&execution),
+        "Function execution failed because of too much resource consumption"
+    );
+}
+
+/// A package whose `.wasm` is not WebAssembly fails with a plain sentence, not the engine's
+/// dump of the bytes it expected.
+#[test]
+fn a_wasm_file_that_is_not_webassembly_fails_plainly() {
+    let api = Api::start();
+    let package = spinling_api_tests::zip_of(&[("main.wasm", b"print('hello')\n")]);
+    let fid = api.create_wasm_function(&package, &[]);
+    let (execution, _) = execute(&api, &fid);
+    assert_eq!(execution["status"], "failed", "{execution}");
+    assert_eq!(
+        output(&execution),
+        "Invalid WebAssembly module: the file is not WebAssembly (a module starts with the bytes \\0asm)"
+    );
+}

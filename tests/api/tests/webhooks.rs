@@ -658,3 +658,21 @@ mod keystone_mode {
         assert_eq!(output(&execution), "from the worker");
     }
 }
+
+/// A form-encoded invoke is held to the bounds of any form: 20,000 fields are a 400, and a
+/// body past `max_request_body` a 413, before anything runs.
+#[test]
+fn a_form_encoded_invoke_is_held_to_the_form_limits() {
+    let api = Api::start_with(&[("max_request_body", "65536")]);
+    let fid = api.create_wasm_function(&example_package("echo"), &[]);
+    let path = invoke_path(&create(&api, json!({"function_id": fid})));
+    let form = |n: usize| vec!["a=1"; n].join("&").into_bytes();
+    let form_type = "application/x-www-form-urlencoded";
+    api.post_raw(&path, form_type, &form(101))
+        .assert_error(400, "Request body has more than 100 form fields.");
+    api.post_raw(&path, form_type, &form(20_000))
+        .assert_status(413);
+    assert!(api.query_database("SELECT id FROM executions").is_empty());
+    api.post_raw(&path, form_type, &form(100))
+        .assert_status(202);
+}

@@ -3,6 +3,7 @@
 //! from the app itself. Executions are therefore created over a real socket: the download URL
 //! is built from the base URL the request reached the app through.
 
+#[allow(unused_imports)]
 use serde_json::{json, Value as Json};
 use spinling_api_tests::{repo_root, zip_of, Api, Reply};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -113,12 +114,14 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 
 /// The app, also served on a socket, with a worker runtime in front of `worker`.
 fn app_with_worker(worker: &Worker) -> (Api, SocketAddr, String) {
+    app_with_runtime(&worker.url)
+}
+
+/// The app, also served on a socket, with a runtime in front of the worker at `url`.
+fn app_with_runtime(url: &str) -> (Api, SocketAddr, String) {
     let api = Api::start();
     let addr = api.address();
-    let reply = api.post_json(
-        "/v1/runtimes",
-        &json!({"image": worker.url, "name": "python"}),
-    );
+    let reply = api.post_json("/v1/runtimes", &json!({"image": url, "name": "python"}));
     reply.assert_status(201);
     let runtime = reply.json();
     assert_eq!(runtime["status"], "available", "{runtime}");
@@ -279,4 +282,136 @@ fn a_worker_whose_host_is_no_longer_allowed_is_not_called() {
         "Runtime worker host 127.0.0.1 is no longer allowed; allowed hosts: localhost. \
          Set the Spin variable worker_hosts to run it."
     );
+}
+
+/// The same protocol against OpenStack Qinling's own Python runtime, unmodified
+/// (`/work/shared/qinling-runtime`, or `QINLING_RUNTIME`): its server and package sidecar on
+/// 127.0.0.1:9090 and :9091, started once per test run with its `start.sh` (a venv under
+/// `target/qinling-runtime`; it needs root and python3.11). Skipped, saying why, where it
+/// cannot start.
+mod qinling_runtime {
+    use super::{app_with_runtime, execute, python_function, python_package, result};
+    use serde_json::json;
+    use std::path::PathBuf;
+    use std::process::Command;
+    use std::sync::{Mutex, MutexGuard, OnceLock};
+
+    const URL: &str = "http://127.0.0.1:9090";
+
+    /// The runtime, started once; `None` (with the reason printed) where it cannot run. Its
+    /// ports are fixed, so the tests take turns.
+    fn runtime() -> Option<MutexGuard<'static, ()>> {
+        static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
+        static TURN: Mutex<()> = Mutex::new(());
+        let started = STARTED.get_or_init(|| {
+            let dir = std::env::var("QINLING_RUNTIME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| PathBuf::from("/work/shared/qinling-runtime"));
+            let start = dir.join("start.sh");
+            if !start.exists() {
+                return Err(format!("{} is missing", start.display()));
+            }
+            let state = spinling_api_tests::repo_root().join("target/qinling-runtime");
+            let output = Command::new(&start)
+                .env("STATE", &state)
+                .output()
+                .map_err(|e| format!("cannot run {}: {e}", start.display()))?;
+            match output.status.success() {
+                true => Ok(()),
+                false => Err(format!(
+                    "{} failed: {}{}",
+                    start.display(),
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                )),
+            }
+        });
+        match started {
+            Ok(()) => Some(TURN.lock().unwrap_or_else(|e| e.into_inner())),
+            Err(why) => {
+                eprintln!("SKIPPED: Qinling's runtime cannot run here: {why}");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn qinling_s_runtime_runs_a_function_with_its_log() {
+        let Some(_turn) = runtime() else { return };
+        let (api, addr, runtime) = app_with_runtime(URL);
+        let fid = python_function(
+            &api,
+            &runtime,
+            "def main(name=\"World\", **kwargs):\n    print(\"log line\")\n    \
+             return {\"greeting\": \"Hello, \" + name}\n",
+            &[],
+        );
+        let execution = execute(
+            addr,
+            json!({"function_id": fid, "input": "{\"name\": \"Q\"}"}),
+        );
+        assert_eq!(execution["status"], "success", "{execution}");
+        assert_eq!(
+            result(&execution)["output"],
+            json!({"greeting": "Hello, Q"})
+        );
+        let id = execution["id"].as_str().unwrap();
+        let log = api.get(&format!("/v1/executions/{id}/log")).text();
+        assert!(log.contains("log line"), "{log:?}");
+    }
+
+    #[test]
+    fn qinling_s_runtime_reports_an_exception_and_a_timeout() {
+        let Some(_turn) = runtime() else { return };
+        let (api, addr, runtime) = app_with_runtime(URL);
+        let raising = python_function(
+            &api,
+            &runtime,
+            "def main(**kwargs):\n    raise ValueError(\"no greeting today\")\n",
+            &[],
+        );
+        let execution = execute(addr, json!({"function_id": raising}));
+        assert_eq!(execution["status"], "failed", "{execution}");
+        assert_eq!(result(&execution)["output"], "no greeting today");
+        let sleeping = python_function(
+            &api,
+            &runtime,
+            "import time\n\ndef main(**kwargs):\n    time.sleep(30)\n",
+            &[("timeout", "1")],
+        );
+        let execution = execute(addr, json!({"function_id": sleeping}));
+        assert_eq!(execution["status"], "failed", "{execution}");
+        assert_eq!(result(&execution)["output"], "Function execution timeout.");
+    }
+
+    /// Its sidecar downloads a `function_id`'s package once and never again; Spinling names
+    /// the code in `function_id`, so every version and every update runs its own code on
+    /// this one shared worker.
+    #[test]
+    fn every_version_and_update_runs_its_own_code_on_qinling_s_runtime() {
+        let Some(_turn) = runtime() else { return };
+        let (api, addr, runtime) = app_with_runtime(URL);
+        let code = |n: i64| format!("def main(**kwargs):\n    return {n}\n");
+        let fid = python_function(&api, &runtime, &code(1), &[]);
+        let run = |version: i64| {
+            let execution = execute(
+                addr,
+                json!({"function_id": fid, "function_version": version}),
+            );
+            assert_eq!(execution["status"], "success", "{execution}");
+            result(&execution)["output"].clone()
+        };
+        assert_eq!(run(0), json!(1));
+        api.publish(&fid).assert_status(201);
+        api.update_package(&fid, &python_package(&code(2)))
+            .assert_status(200);
+        assert_eq!(run(0), json!(2), "the updated function");
+        api.publish(&fid).assert_status(201);
+        api.update_package(&fid, &python_package(&code(3)))
+            .assert_status(200);
+        assert_eq!(run(1), json!(1));
+        assert_eq!(run(2), json!(2));
+        assert_eq!(run(0), json!(3));
+        assert_eq!(run(1), json!(1), "again, all three downloaded");
+    }
 }

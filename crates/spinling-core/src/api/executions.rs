@@ -50,20 +50,36 @@ fn new_execution(body: &Body, limits: &JsonLimits) -> ApiResult<NewExecution> {
 }
 
 /// Where the runtime fetches the job's package: through service chaining for the built-in
-/// runtime; for an external worker, through this API's configured public URL, or else the
-/// URL the caller used.
-pub fn download_url(job: &Job, request: &ApiRequest, public_url: Option<&str>) -> String {
+/// runtime; for an external worker, under `base_url`: the configured public URL, or else the
+/// URL of a request whose `Host` was checked (see `hosts`), never one a caller chose.
+pub fn download_url(job: &Job, base_url: &str) -> String {
+    worker_download_url(job, Some(base_url)).unwrap_or_default()
+}
+
+/// As [`download_url`], for a run no request started (a job the scheduler's loop fired): an
+/// external worker needs `public_url`, since no caller's URL is kept; `None` without it.
+pub fn worker_download_url(job: &Job, public_url: Option<&str>) -> Option<String> {
     if job.runtime_image == BUILTIN_WASM_IMAGE {
         let component = match job.function_version {
             VersionRef::Current => "functions",
             VersionRef::Number(_) => "versions",
         };
-        format!("http://{component}.spin.internal{}", job.package_path())
+        Some(format!(
+            "http://{component}.spin.internal{}",
+            job.package_path()
+        ))
     } else {
-        let base = public_url.unwrap_or(&request.base_url);
-        format!("{}{}", base.trim_end_matches('/'), job.package_path())
+        let base = public_url?;
+        Some(format!(
+            "{}{}",
+            base.trim_end_matches('/'),
+            job.package_path()
+        ))
     }
 }
+
+/// Why a run the loop fired on an external worker fails when `public_url` is unset.
+pub const NO_PUBLIC_URL: &str = "No URL to give the worker for the package: a job's run keeps no caller's URL. Set the Spin variable public_url.";
 
 pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiResponse> {
     let (db, caller) = (env.db, &env.caller);
@@ -103,13 +119,13 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             let new = new_execution(&body, &env.settings.json_limits)?;
             if !new.sync {
                 let (execution, job) = executions::create(db, env.cache, caller, &new)?;
-                let url = download_url(&job, request, env.settings.public_url.as_deref());
+                let url = download_url(&job, env.base_url(request));
                 env.defer(job, url);
                 return Ok(ApiResponse::created(&execution.to_json()));
             }
             // Run first, then store the ended execution: one commit, not two.
             let (execution, job) = executions::prepare(db, caller, &new)?;
-            let url = download_url(&job, request, env.settings.public_url.as_deref());
+            let url = download_url(&job, env.base_url(request));
             let outcome = env.executor.execute(&job, &url);
             let ended = executions::record_ended(db, env.cache, &execution, outcome)?;
             Ok(ApiResponse::created(&ended.to_json()))
@@ -166,38 +182,31 @@ mod tests {
 
     #[test]
     fn the_builtin_runtime_downloads_by_service_chaining() {
-        let request = ApiRequest::new(
-            "POST",
-            "http://client.example/v1/executions",
-            vec![],
-            vec![],
-        );
         assert_eq!(
-            download_url(&job(BUILTIN_WASM_IMAGE, 0), &request, None),
+            download_url(&job(BUILTIN_WASM_IMAGE, 0), "http://client.example"),
             "http://functions.spin.internal/v1/functions/f?download=true"
         );
         assert_eq!(
-            download_url(&job(BUILTIN_WASM_IMAGE, 3), &request, None),
+            worker_download_url(&job(BUILTIN_WASM_IMAGE, 3), None).unwrap(),
             "http://versions.spin.internal/v1/functions/f/versions/3?download=true"
         );
     }
 
     #[test]
-    fn a_worker_downloads_from_the_public_url_when_one_is_set() {
-        let request = ApiRequest::new(
-            "POST",
-            "http://client.example/v1/executions",
-            vec![],
-            vec![],
-        );
+    fn a_worker_downloads_under_the_base_url_given() {
         let worker = job("http://w:9090", 1);
         assert_eq!(
-            download_url(&worker, &request, None),
-            "http://client.example/v1/functions/f/versions/1?download=true"
+            download_url(&worker, "http://localhost:3000"),
+            "http://localhost:3000/v1/functions/f/versions/1?download=true"
         );
         assert_eq!(
-            download_url(&worker, &request, Some("https://faas.example.org")),
+            worker_download_url(&worker, Some("https://faas.example.org/")).unwrap(),
             "https://faas.example.org/v1/functions/f/versions/1?download=true"
         );
+    }
+
+    #[test]
+    fn a_worker_run_no_request_started_needs_the_public_url() {
+        assert_eq!(worker_download_url(&job("http://w:9090", 1), None), None);
     }
 }

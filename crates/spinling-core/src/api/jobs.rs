@@ -1,5 +1,6 @@
 //! `/v1/jobs[/{id}]`, and `POST /v1/jobs/tick`: one scheduler tick, for an external
-//! scheduler (admin-only in auth mode `keystone`).
+//! scheduler (admin-only in auth mode `keystone`); and `GET /healthz`, open to anyone: the
+//! probe that checks the database and, through it, keeps the scheduler's loop alive.
 
 use super::executions::download_url;
 use super::{scoped_list, Env};
@@ -71,9 +72,20 @@ fn job_changes(body: &Body) -> ApiResult<JobChanges> {
     })
 }
 
+/// The health endpoint needs no token: probes have none.
+pub fn is_open_path(request: &ApiRequest) -> bool {
+    request.segments() == ["healthz"]
+}
+
 pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiResponse> {
     let (db, caller) = (env.db, &env.caller);
     match (request.method.as_str(), path) {
+        ("GET" | "HEAD", ["healthz"]) => {
+            request.only_query_params(&[])?;
+            jobs::check_health(db)?;
+            Ok(ApiResponse::ok(&json!({"status": "ok"})))
+        }
+        (_, ["healthz"]) => Err(ApiError::method_not_allowed()),
         ("GET", ["v1", "jobs"]) => scoped_list(
             env,
             request,
@@ -97,7 +109,6 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             let fired = jobs::tick(db, env.cache, now)?;
             // Rollouts decide in the same tick (issue 25).
             let decided = crate::rollouts::decide_due(db, now)?;
-            let public_url = env.settings.public_url.as_deref();
             let answer: Vec<_> = fired
                 .iter()
                 .map(|f| json!({"job_id": f.job_id, "execution_id": f.execution.id}))
@@ -105,7 +116,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             for f in fired {
                 let mut run = f.run;
                 run.token = token.clone();
-                let url = download_url(&run, request, public_url);
+                let url = download_url(&run, env.base_url(request));
                 env.defer(run, url);
             }
             let decided: Vec<_> = decided.iter().map(|d| d.to_json()).collect();

@@ -41,6 +41,15 @@ pub struct Env<'a> {
 }
 
 impl Env<'_> {
+    /// Where this API is reached: `public_url`, or else the URL of the request, whose `Host`
+    /// the adapter checked (see `hosts`).
+    pub fn base_url<'r>(&'r self, request: &'r ApiRequest) -> &'r str {
+        self.settings
+            .public_url
+            .as_deref()
+            .unwrap_or(&request.base_url)
+    }
+
     pub fn defer(&self, job: Job, download_url: String) {
         self.deferred.borrow_mut().push((job, download_url));
     }

@@ -4,7 +4,8 @@
 use super::{scoped_list, Env};
 use crate::commands::{NewWebhook, WebhookChanges};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{parse_urlencoded, ApiRequest, ApiResponse};
+use crate::http::{ApiRequest, ApiResponse};
+use crate::limits::urlencoded_form;
 use crate::types::FunctionId;
 use crate::webhooks::{self, Webhook};
 use crate::wire::{parse_body, Body, Field};
@@ -84,9 +85,10 @@ fn invoke_params(env: &Env, request: &ApiRequest) -> ApiResult<Map<String, Json>
             }
         }
         "application/x-www-form-urlencoded" => {
+            // Held to the same bounds as any form (and JSON) a client sends.
             let text = String::from_utf8_lossy(&request.body);
             params.extend(
-                parse_urlencoded(&text)
+                urlencoded_form(&text)?
                     .into_iter()
                     .map(|(k, v)| (k, Json::String(v))),
             );
@@ -142,8 +144,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             )?;
             let (execution, job) =
                 webhooks::invoke(db, env.cache, id, params, routing_key, env.service_token)?;
-            let url =
-                super::executions::download_url(&job, request, env.settings.public_url.as_deref());
+            let url = super::executions::download_url(&job, env.base_url(request));
             env.defer(job, url);
             Ok(ApiResponse::json(
                 202,
