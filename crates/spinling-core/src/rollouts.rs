@@ -561,6 +561,26 @@ pub fn start(db: &dyn Database, caller: &Caller, name: &str, plan: RolloutPlan) 
             alias.function_id.as_str(),
             plan.to_version,
         )?;
+        // Promotion points the alias at the canary: no other alias may hold it (Qinling's
+        // one alias per function version).
+        let held = tx
+            .execute(
+                "SELECT name FROM function_aliases
+                 WHERE project_id = ? AND function_id = ? AND function_version = ?",
+                &[
+                    alias.project_id.as_str().into(),
+                    alias.function_id.as_str().into(),
+                    plan.to_version.get().into(),
+                ],
+            )?
+            .first()
+            .map(|r| r.text("name"));
+        if let Some(other) = held {
+            return Err(ApiError::conflict(format!(
+                "Version {} is already the version of FunctionAlias {other}; an alias cannot be promoted to it.",
+                plan.to_version
+            )));
+        }
         let rollout = Rollout {
             id: crate::id::new_id(),
             alias_id: alias.id.clone(),

@@ -12,8 +12,7 @@ const SUCCEEDS: &str = r#"(module (memory (export "memory") 1) (func (export "_s
 /// The same, with another body: a different package.
 const SUCCEEDS_TOO: &str = r#"(module (memory (export "memory") 1) (func (export "_start") nop))"#;
 /// Traps: a version whose every execution fails.
-const FAILS: &str =
-    r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#;
+const FAILS: &str = r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#;
 
 /// A function with version 1 (`first`) and version 2 (`second`), and alias `prod` at 1.
 fn function_with_two_versions(api: &Api, first: &str, second: &str) -> String {
@@ -79,7 +78,10 @@ fn tick_until(api: &Api, status: &str, step: i64, wait: Duration) -> Json {
         if shown["status"] == status && shown["step"] == step {
             return shown;
         }
-        assert!(Instant::now() < deadline, "not yet {status} {step}: {shown}");
+        assert!(
+            Instant::now() < deadline,
+            "not yet {status} {step}: {shown}"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 }
@@ -111,9 +113,15 @@ fn a_rollout_to_a_failing_version_rolls_back_after_enough_executions_and_not_bef
     }
     tick(&api);
     let shown = rollout(&api);
-    assert_eq!(shown["status"], "running", "3 failures are not enough: {shown}");
+    assert_eq!(
+        shown["status"], "running",
+        "3 failures are not enough: {shown}"
+    );
     assert_eq!(shown["current_step"]["canary"]["failures"], 3);
-    assert!(shown["next"].as_str().unwrap().contains("ends in"), "{shown}");
+    assert!(
+        shown["next"].as_str().unwrap().contains("ends in"),
+        "{shown}"
+    );
     // The fourth failure trips the rule, long before the step's hour is over.
     loop {
         if execute(&api, None)["function_version"] == 2 {
@@ -124,7 +132,10 @@ fn a_rollout_to_a_failing_version_rolls_back_after_enough_executions_and_not_bef
     let reason = shown["reason"].as_str().unwrap();
     assert!(reason.contains("failed 4 of 4"), "{reason}");
     let alias = api.get("/v1/aliases/prod").json();
-    assert_eq!((alias["function_version"].clone(), alias["routing"].clone()), (json!(1), json!({})));
+    assert_eq!(
+        (alias["function_version"].clone(), alias["routing"].clone()),
+        (json!(1), json!({}))
+    );
     assert_eq!(causes(&api), ["created", "rollout_started", "rollback"]);
     let history = api.get("/v1/aliases/prod/history").json()["history"].clone();
     assert_eq!(history[2]["reason"], reason);
@@ -145,30 +156,50 @@ fn a_healthy_rollout_promotes_through_every_step() {
         json!({"to_version": 2, "steps": [10, 50], "step_seconds": 1,
                "max_failure_rate": 0.05, "min_executions": 2}),
     );
-    let mut key = 0;
-    for (step, status, next_step) in [(1, "running", 2), (2, "promoted", 2)] {
-        let mut canary = 0;
-        while canary < 2 {
-            key += 1;
-            let e = execute(&api, Some(&format!("user-{key}")));
-            assert_eq!(e["status"], "success", "{e}");
-            if e["function_version"] == 2 {
-                canary += 1;
-            }
-        }
+    // Traffic, with a fresh key each time, and a tick after each execution (the app's own
+    // scheduler loop may decide first): every step must be seen, in order.
+    let mut seen: Vec<(String, i64)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for key in 0.. {
+        let e = execute(&api, Some(&format!("user-{key}")));
+        assert_eq!(e["status"], "success", "{e}");
+        tick(&api);
         let shown = rollout(&api);
-        assert_eq!(shown["step"], step, "{shown}");
-        tick_until(&api, status, next_step, Duration::from_secs(15));
+        let now = (
+            shown["status"].as_str().unwrap().to_string(),
+            shown["step"].as_i64().unwrap(),
+        );
+        if seen.last() != Some(&now) {
+            seen.push(now.clone());
+        }
+        if now.0 != "running" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not promoted: {shown}");
     }
+    assert_eq!(
+        seen,
+        [
+            ("running".to_string(), 1),
+            ("running".to_string(), 2),
+            ("promoted".to_string(), 2)
+        ]
+    );
     let alias = api.get("/v1/aliases/prod").json();
-    assert_eq!((alias["function_version"].clone(), alias["routing"].clone()), (json!(2), json!({})));
+    assert_eq!(
+        (alias["function_version"].clone(), alias["routing"].clone()),
+        (json!(2), json!({}))
+    );
     assert_eq!(
         causes(&api),
         ["created", "rollout_started", "rollout_step", "promotion"]
     );
     let shown = rollout(&api);
     assert_eq!(shown["weight"], 100.0);
-    assert!(shown["reason"].as_str().unwrap().contains("now points at version 2"));
+    assert!(shown["reason"]
+        .as_str()
+        .unwrap()
+        .contains("now points at version 2"));
 }
 
 #[test]
@@ -177,7 +208,10 @@ fn a_rollout_is_aborted_and_locks_its_alias_and_versions_while_it_runs() {
     let fid = function_with_two_versions(&api, SUCCEEDS, SUCCEEDS_TOO);
     api.get("/v1/aliases/prod/rollout")
         .assert_error(404, "Rollout not found [alias=prod]");
-    start_rollout(&api, json!({"to_version": 2, "steps": [25], "step_seconds": 3600}));
+    start_rollout(
+        &api,
+        json!({"to_version": 2, "steps": [25], "step_seconds": 3600}),
+    );
     api.post_json("/v1/aliases/prod/rollout", &json!({"to_version": 2}))
         .assert_error(409, "FunctionAlias prod already has a running rollout.");
     let locked = "FunctionAlias prod has a running rollout; abort it first (DELETE /v1/aliases/prod/rollout).";
@@ -192,7 +226,10 @@ fn a_rollout_is_aborted_and_locks_its_alias_and_versions_while_it_runs() {
     aborted.assert_status(200);
     assert_eq!(aborted.json()["status"], "aborted");
     let alias = api.get("/v1/aliases/prod").json();
-    assert_eq!((alias["function_version"].clone(), alias["routing"].clone()), (json!(1), json!({})));
+    assert_eq!(
+        (alias["function_version"].clone(), alias["routing"].clone()),
+        (json!(1), json!({}))
+    );
     api.delete("/v1/aliases/prod/rollout").assert_error(
         409,
         "The rollout of FunctionAlias prod is not running (it is aborted).",
@@ -209,7 +246,10 @@ fn a_rollout_request_is_checked() {
     function_with_two_versions(&api, SUCCEEDS, SUCCEEDS_TOO);
     api.post_json("/v1/aliases/nope/rollout", &json!({"to_version": 2}))
         .assert_error(404, "FunctionAlias not found [name=nope]");
-    let reply = api.post_json("/v1/aliases/prod/rollout", &json!({"to_version": 2, "steps": [50, 10]}));
+    let reply = api.post_json(
+        "/v1/aliases/prod/rollout",
+        &json!({"to_version": 2, "steps": [50, 10]}),
+    );
     reply.assert_status(400);
     assert!(reply.json()["faultstring"]
         .as_str()
@@ -244,11 +284,19 @@ fn a_routing_key_always_runs_the_same_version_and_keys_spread() {
         let key = format!("customer-{i}");
         let first = execute(&api, Some(&key))["function_version"].clone();
         for _ in 0..2 {
-            assert_eq!(execute(&api, Some(&key))["function_version"], first, "{key}");
+            assert_eq!(
+                execute(&api, Some(&key))["function_version"],
+                first,
+                "{key}"
+            );
         }
         seen.insert(first.as_i64().unwrap());
     }
-    assert_eq!(seen.into_iter().collect::<Vec<_>>(), [1, 2], "keys spread by the weights");
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        [1, 2],
+        "keys spread by the weights"
+    );
     // A webhook invoke carries it in a header.
     let webhook = api.post_json("/v1/webhooks", &json!({"function_alias": "prod"}));
     webhook.assert_status(201);
@@ -258,7 +306,10 @@ fn a_routing_key_always_runs_the_same_version_and_keys_spread() {
             let invoked = api.request(
                 "POST",
                 &format!("/v1/webhooks/{id}/invoke"),
-                &[("content-type", "application/json"), ("x-routing-key", "customer-3")],
+                &[
+                    ("content-type", "application/json"),
+                    ("x-routing-key", "customer-3"),
+                ],
                 b"{}".to_vec(),
             );
             invoked.assert_status(202);
@@ -267,7 +318,10 @@ fn a_routing_key_always_runs_the_same_version_and_keys_spread() {
         })
         .collect();
     let direct = execute(&api, Some("customer-3"))["function_version"].clone();
-    assert!(versions.iter().all(|v| *v == direct), "{versions:?} {direct}");
+    assert!(
+        versions.iter().all(|v| *v == direct),
+        "{versions:?} {direct}"
+    );
     let reply = api.post_json(
         "/v1/executions",
         &json!({"function_alias": "prod", "routing_key": "x".repeat(256)}),
@@ -315,17 +369,27 @@ fn a_functions_stats_give_each_versions_numbers() {
         );
         reply.assert_status(201);
     }
-    let reply = api.get(&format!("/v1/functions/{fid}/stats?since=2000-01-01T00:00:00Z"));
+    let reply = api.get(&format!(
+        "/v1/functions/{fid}/stats?since=2000-01-01T00:00:00Z"
+    ));
     reply.assert_status(200);
     let stats = reply.json();
     let versions = stats["versions"].as_array().unwrap();
     assert_eq!(versions.len(), 2, "{stats}");
     assert_eq!(
-        (versions[0]["function_version"].clone(), versions[0]["executions"].clone(), versions[0]["failures"].clone()),
+        (
+            versions[0]["function_version"].clone(),
+            versions[0]["executions"].clone(),
+            versions[0]["failures"].clone()
+        ),
         (json!(1), json!(3), json!(0))
     );
     assert_eq!(
-        (versions[1]["function_version"].clone(), versions[1]["executions"].clone(), versions[1]["failures"].clone()),
+        (
+            versions[1]["function_version"].clone(),
+            versions[1]["executions"].clone(),
+            versions[1]["failures"].clone()
+        ),
         (json!(2), json!(2), json!(2))
     );
     assert!(versions[0]["duration"]["p50"].is_number(), "{stats}");
