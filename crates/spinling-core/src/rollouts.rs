@@ -36,7 +36,8 @@ pub const WILSON_Z: f64 = 1.959_963_984_540_054;
 /// The lower bound of the 95 % Wilson score interval of a rate of `failures` out of `n`
 /// (0 when `n` is 0).
 pub fn wilson_lower_bound(failures: i64, n: i64) -> f64 {
-    if n <= 0 {
+    // No failures: the bound is 0 exactly (the formula leaves a rounding crumb).
+    if n <= 0 || failures <= 0 {
         return 0.0;
     }
     let (f, n) = (failures.clamp(0, n) as f64, n as f64);
