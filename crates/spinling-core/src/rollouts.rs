@@ -36,7 +36,8 @@ pub const WILSON_Z: f64 = 1.959_963_984_540_054;
 /// The lower bound of the 95 % Wilson score interval of a rate of `failures` out of `n`
 /// (0 when `n` is 0).
 pub fn wilson_lower_bound(failures: i64, n: i64) -> f64 {
-    if n <= 0 {
+    // No failures: the bound is 0 exactly (the formula leaves a rounding crumb).
+    if n <= 0 || failures <= 0 {
         return 0.0;
     }
     let (f, n) = (failures.clamp(0, n) as f64, n as f64);
@@ -561,6 +562,26 @@ pub fn start(db: &dyn Database, caller: &Caller, name: &str, plan: RolloutPlan) 
             alias.function_id.as_str(),
             plan.to_version,
         )?;
+        // Promotion points the alias at the canary: no other alias may hold it (Qinling's
+        // one alias per function version).
+        let held = tx
+            .execute(
+                "SELECT name FROM function_aliases
+                 WHERE project_id = ? AND function_id = ? AND function_version = ?",
+                &[
+                    alias.project_id.as_str().into(),
+                    alias.function_id.as_str().into(),
+                    plan.to_version.get().into(),
+                ],
+            )?
+            .first()
+            .map(|r| r.text("name"));
+        if let Some(other) = held {
+            return Err(ApiError::conflict(format!(
+                "Version {} is already the version of FunctionAlias {other}; an alias cannot be promoted to it.",
+                plan.to_version
+            )));
+        }
         let rollout = Rollout {
             id: crate::id::new_id(),
             alias_id: alias.id.clone(),
