@@ -55,7 +55,7 @@ pub fn trips(failures: i64, n: i64, max_rate: f64) -> bool {
 }
 
 /// The fewest failures out of `n` executions that trip the rule for `max_rate` (none if even
-/// `n` failures do not): the table in the README.
+/// `n` failures do not): the table in docs/releasing.md.
 pub fn fewest_failures_that_trip(n: i64, max_rate: f64) -> Option<i64> {
     (0..=n).find(|f| trips(*f, n, max_rate))
 }

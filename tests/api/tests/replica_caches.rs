@@ -1,4 +1,4 @@
-//! Cached version reads on two replicas (`key_value_scope`; README.md, "Running several
+//! Cached version reads on two replicas (`key_value_scope`; docs/operations.md, "Running several
 //! replicas"): two `spin up` processes on one libSQL server, each with its own
 //! key-value store (Spin's default file) or both on one Redis. With their own stores a write on
 //! one replica is seen on the other within 2 s; with one Redis, at once.
