@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use wasmi::errors::{ErrorKind, MemoryError, TableError};
+use wasmi::errors::{ErrorKind, InstantiationError, MemoryError, TableError};
 use wasmi::{Func, ResumableCall, Store, TrapCode};
 
 use crate::limits::{
@@ -192,14 +192,26 @@ fn judge(error: &wasmi::Error, limiter: &Limiter) -> (RunStatus, Option<i32>) {
     // A memory (or table) declared larger than the host's address space, such as 65,536
     // pages on wasm32, is refused by the engine before the limiter is asked: as much over the
     // limit as it gets.
-    match error.kind() {
-        ErrorKind::Memory(MemoryError::MinimumSizeOverflow | MemoryError::MaximumSizeOverflow) => {
+    // Instantiation reports the same refusals wrapped in its own error.
+    let (memory, table) = match error.kind() {
+        ErrorKind::Memory(memory) => (Some(memory), None),
+        ErrorKind::Table(table) => (None, Some(table)),
+        ErrorKind::Instantiation(InstantiationError::FailedToInstantiateMemory(memory)) => {
+            (Some(memory), None)
+        }
+        ErrorKind::Instantiation(InstantiationError::FailedToInstantiateTable(table)) => {
+            (None, Some(table))
+        }
+        _ => (None, None),
+    };
+    match (memory, table) {
+        (Some(MemoryError::MinimumSizeOverflow | MemoryError::MaximumSizeOverflow), _) => {
             return (
                 RunStatus::ResourceExhausted(limiter.memory_exhausted()),
                 None,
             )
         }
-        ErrorKind::Table(TableError::MinimumSizeOverflow | TableError::MaximumSizeOverflow) => {
+        (_, Some(TableError::MinimumSizeOverflow | TableError::MaximumSizeOverflow)) => {
             let reason =
                 format!("The function needed a table of more than {MAX_TABLE_ELEMENTS} elements.");
             return (RunStatus::ResourceExhausted(reason), None);

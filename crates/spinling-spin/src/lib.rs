@@ -399,9 +399,6 @@ async fn read_body(
     let declared = head
         .header("content-length")
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(too_large(limit));
-    }
     let unreadable =
         |e: String| ApiError::bad_request(format!("Could not read the request body: {e}"));
     let incoming = request
@@ -410,6 +407,9 @@ async fn read_body(
     let stream = incoming
         .stream()
         .map_err(|()| unreadable("already read".into()))?;
+    if declared.is_some_and(|length| length > limit) {
+        return Err(refuse_too_large(&stream, limit));
+    }
     // The declared length at once, so the body is not copied as it grows; and large reads:
     // the SDK's body stream asks for 16 KiB at a time, thousands of host calls for a package.
     let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit) as usize);
@@ -417,7 +417,7 @@ async fn read_body(
         match stream.blocking_read(BODY_READ_SIZE) {
             Ok(piece) => {
                 if body.len() as u64 + piece.len() as u64 > limit {
-                    return Err(too_large(limit));
+                    return Err(refuse_too_large(&stream, limit));
                 }
                 body.extend_from_slice(&piece);
                 if let Some(hasher) = package_hasher.as_deref_mut() {
@@ -431,6 +431,24 @@ async fn read_body(
         }
     }
     Ok(body.into())
+}
+
+/// How much of a refused body is still read (and dropped) before the 413 is sent.
+const REFUSED_BODY_DRAIN: usize = 16 << 20;
+
+/// The 413 for a body over `limit`, after reading what is left of it, up to
+/// [`REFUSED_BODY_DRAIN`]: Spin closes the connection once the handler returns, and a close
+/// with unread bytes resets it, so a client still sending would lose the answer to a
+/// connection reset. A larger body is cut off all the same.
+fn refuse_too_large(stream: &wasi::io::streams::InputStream, limit: u64) -> ApiError {
+    let mut drained = 0;
+    while drained < REFUSED_BODY_DRAIN {
+        match stream.blocking_read(BODY_READ_SIZE) {
+            Ok(piece) => drained += piece.len(),
+            Err(_) => break,
+        }
+    }
+    too_large(limit)
 }
 
 pub async fn write_response(response_out: ResponseOutparam, response: ApiResponse) {

@@ -3,9 +3,10 @@
 //! `SPINLING_TEST_REPLICAS=1`, by two `spin up` replicas on Redis and libSQL (see `replicas`).
 
 use serde_json::{json, Value as Json};
-use std::io::Write;
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use serde_json;
 pub use spinling_test_support::{hostile, incompressible, wat_package, zip_of};
@@ -522,4 +523,55 @@ pub fn example_package(name: &str) -> Vec<u8> {
         )
     });
     zip_of(&[(&format!("{name}.wasm"), &wasm)])
+}
+
+/// A worker on loopback that answers every ping, and every `POST /execute` with `reply`.
+pub fn fake_worker(reply: Vec<u8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let reply = Arc::new(reply);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let reply = Arc::clone(&reply);
+            std::thread::spawn(move || answer(stream, &reply));
+        }
+    });
+    url
+}
+
+/// Answers one request of `fake_worker`.
+fn answer(stream: TcpStream, reply: &[u8]) {
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_err() || line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0u8; length];
+    let _ = reader.read_exact(&mut body);
+    let body: &[u8] = if request_line.starts_with("GET /ping") {
+        b"pong"
+    } else {
+        reply
+    };
+    let mut stream = reader.into_inner();
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(body);
 }

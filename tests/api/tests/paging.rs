@@ -3,64 +3,11 @@
 //! say where they were cut; a worker's reply is read only up to a cap.
 
 use serde_json::{json, Value as Json};
-use spinling_api_tests::{listed_version_numbers, package, Api};
+use spinling_api_tests::{fake_worker, listed_version_numbers, package, Api};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
 
 /// The base of the URLs the test client uses (see `Api::request`).
 const BASE: &str = "http://127.0.0.1:3000";
-
-/// A worker on loopback that answers every ping, and every `POST /execute` with `reply`.
-fn fake_worker(reply: Vec<u8>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let reply = Arc::new(reply);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let reply = Arc::clone(&reply);
-            std::thread::spawn(move || answer(stream, &reply));
-        }
-    });
-    url
-}
-
-fn answer(stream: TcpStream, reply: &[u8]) {
-    let mut reader = BufReader::new(stream);
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
-        return;
-    }
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).is_err() || line.trim().is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0u8; length];
-    let _ = reader.read_exact(&mut body);
-    let body: &[u8] = if request_line.starts_with("GET /ping") {
-        b"pong"
-    } else {
-        reply
-    };
-    let mut stream = reader.into_inner();
-    let _ = write!(
-        stream,
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(body);
-}
 
 /// A function on a worker runtime that answers `reply` to every execution.
 fn worker_function(api: &Api, reply: &Json) -> String {

@@ -238,3 +238,27 @@ fn the_current_code_download_is_not_declared_immutable() {
     downloaded.assert_status(200);
     assert_eq!(downloaded.header("cache-control"), None);
 }
+
+#[test]
+fn a_diff_against_the_current_code_during_package_updates_is_never_a_server_error() {
+    let api = Api::start();
+    let packages = [1, 2].map(|seed| zip_of(&[("lib.bin", &incompressible(seed, 3 << 20))]));
+    let fid = api.create_wasm_function(&packages[0], &[]);
+    api.publish(&fid).assert_status(201);
+    let updating = std::sync::atomic::AtomicBool::new(true);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 1..=40 {
+                api.update_package(&fid, &packages[i % 2])
+                    .assert_status(200);
+            }
+            updating.store(false, std::sync::atomic::Ordering::SeqCst);
+        });
+        let mut diffs = 0;
+        while updating.load(std::sync::atomic::Ordering::SeqCst) || diffs < 40 {
+            let reply = diff(&api, &fid, "1", "0");
+            assert_eq!(reply.status, 200, "diff {diffs}: {}", reply.text());
+            diffs += 1;
+        }
+    });
+}

@@ -93,10 +93,9 @@ fn in_keystone_mode_loopback_allowed_hosts_and_public_url_s_host_are_served() {
 #[test]
 fn the_loop_gives_a_worker_no_caller_s_url() {
     let api = Api::start();
-    let runtime = api.post_json(
-        "/v1/runtimes",
-        &json!({"image": "http://127.0.0.1:9", "name": "gone"}),
-    );
+    // A worker that answers: the run must fail before it is asked anything but its ping.
+    let worker = spinling_api_tests::fake_worker(br#"{"output": "ran"}"#.to_vec());
+    let runtime = api.post_json("/v1/runtimes", &json!({"image": worker, "name": "fake"}));
     runtime.assert_status(201);
     let runtime = runtime.json()["id"].as_str().unwrap().to_string();
     let package = spinling_api_tests::zip_of(&[("main.py", b"def main(**kw):\n    return 1\n")]);
