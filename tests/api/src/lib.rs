@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use serde_json;
-pub use spinling_test_support::{hostile, incompressible, wat_package, zip_of};
+pub use spinling_test_support::{hostile, incompressible, multipart, wat_package, zip_of};
 
 pub mod keystone;
 pub mod replicas;
@@ -412,30 +412,6 @@ pub fn listed_version_numbers(page: &Json) -> Vec<i64> {
         .iter()
         .map(|v| v["version_number"].as_i64().unwrap())
         .collect()
-}
-
-/// A multipart/form-data body with text fields and an optional `package` file part.
-pub fn multipart(fields: &[(&str, &str)], package: Option<&[u8]>) -> (String, Vec<u8>) {
-    let boundary = "spinling-test-boundary-7MA4YWxkTrZu0gW";
-    let mut body = Vec::new();
-    for (name, value) in fields {
-        write!(
-            body,
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-        )
-        .unwrap();
-    }
-    if let Some(package) = package {
-        write!(
-            body,
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"package\"; filename=\"package.zip\"\r\nContent-Type: application/zip\r\n\r\n"
-        )
-        .unwrap();
-        body.extend_from_slice(package);
-        body.extend_from_slice(b"\r\n");
-    }
-    write!(body, "--{boundary}--\r\n").unwrap();
-    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 /// A small distinct package per `tag`.

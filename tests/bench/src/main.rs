@@ -25,8 +25,7 @@ use serde_json::{json, Value as Json};
 use spin::{repo_root, SpinUp};
 use spinling_test_support::incompressible;
 use spinling_test_support::rig::{RedisServer, SqldServer};
-use spinling_test_support::zip_of;
-use std::io::Write;
+use spinling_test_support::{multipart, zip_of};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -211,31 +210,6 @@ fn header() {
 
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-/// A multipart/form-data body with `fields` and a `package` file: (content type, body).
-fn multipart(fields: &[(&str, &str)], package: Option<&[u8]>) -> (String, Vec<u8>) {
-    let boundary = "spinling-bench-boundary-7MA4YWxkTrZu0gW";
-    let mut body = Vec::new();
-    for (name, value) in fields {
-        write!(
-            body,
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-        )
-        .unwrap();
-    }
-    if let Some(package) = package {
-        write!(
-            body,
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"package\"; \
-             filename=\"package.zip\"\r\nContent-Type: application/zip\r\n\r\n"
-        )
-        .unwrap();
-        body.extend_from_slice(package);
-        body.extend_from_slice(b"\r\n");
-    }
-    write!(body, "--{boundary}--\r\n").unwrap();
-    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 /// The package of an example function (`examples/<name>`, built for wasm32-wasip1).

@@ -69,3 +69,27 @@ pub fn assert_every_test_file_is_a_module(tests_dir: &std::path::Path) {
         tests_dir.display()
     );
 }
+
+/// A multipart/form-data body with text fields and an optional `package` file part.
+pub fn multipart(fields: &[(&str, &str)], package: Option<&[u8]>) -> (String, Vec<u8>) {
+    let boundary = "spinling-test-boundary-7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        write!(
+            body,
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        )
+        .unwrap();
+    }
+    if let Some(package) = package {
+        write!(
+            body,
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"package\"; filename=\"package.zip\"\r\nContent-Type: application/zip\r\n\r\n"
+        )
+        .unwrap();
+        body.extend_from_slice(package);
+        body.extend_from_slice(b"\r\n");
+    }
+    write!(body, "--{boundary}--\r\n").unwrap();
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
