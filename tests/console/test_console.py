@@ -220,3 +220,26 @@ def test_the_sections_are_reachable_with_the_keyboard_alone(page, base_url):
     expect(page).to_have_url(base_url + "/ui/#/jobs")
     expect(page.get_by_role("heading", level=1)).to_have_text("Jobs")
     expect(page.get_by_role("link", name="Jobs")).to_have_attribute("aria-current", "page")
+
+
+def test_a_rollout_is_started_followed_and_aborted_from_the_aliases_tab(page, base_url, api, runtime_id):
+    fn = api.function(runtime_id, "hello")
+    api.publish(fn["id"])
+    api.new_code(fn["id"], "echo")
+    api.publish(fn["id"])
+    name = f"canary-{uuid.uuid4().hex[:6]}"
+    api.call("POST", "/aliases", {"name": name, "function_id": fn["id"], "function_version": 1})
+    open_function(page, base_url, fn["id"], "aliases")
+    start = page.get_by_role("form", name=f"Start a rollout of {name}")
+    expect(start.get_by_label("To version")).to_have_value("2")
+    start.get_by_role("button", name="Start rollout").click()
+    expect(page.get_by_role("heading", name="Rollout to v2: running")).to_be_visible()
+    rollout = api.call("GET", f"/aliases/{name}/rollout")
+    assert (rollout["status"], rollout["weight"]) == ("running", 10)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Abort rollout of {name}").click()
+    expect(page.get_by_role("heading", name="Rollout to v2: aborted")).to_be_visible()
+    alias = api.call("GET", f"/aliases/{name}")
+    assert (alias["function_version"], alias["routing"]) == (1, {})
+    history = api.call("GET", f"/aliases/{name}/history")
+    assert "rollout_started" in str(history)
