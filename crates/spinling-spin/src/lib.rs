@@ -407,7 +407,11 @@ async fn read_body(
     let stream = incoming
         .stream()
         .map_err(|()| unreadable("already read".into()))?;
-    if declared.is_some_and(|length| length > limit) {
+    if let Some(length) = declared.filter(|length| *length > limit) {
+        // A body far over any size worth reading is refused without waiting for it.
+        if length > limit + REFUSED_BODY_DRAIN as u64 {
+            return Err(too_large(limit));
+        }
         return Err(refuse_too_large(&stream, limit));
     }
     // The declared length at once, so the body is not copied as it grows; and large reads:
@@ -439,7 +443,8 @@ const REFUSED_BODY_DRAIN: usize = 16 << 20;
 /// The 413 for a body over `limit`, after reading what is left of it, up to
 /// [`REFUSED_BODY_DRAIN`]: Spin closes the connection once the handler returns, and a close
 /// with unread bytes resets it, so a client still sending would lose the answer to a
-/// connection reset. A larger body is cut off all the same.
+/// connection reset. A larger body is cut off all the same, and one announced larger than
+/// that is refused before it is read.
 fn refuse_too_large(stream: &wasi::io::streams::InputStream, limit: u64) -> ApiError {
     let mut drained = 0;
     while drained < REFUSED_BODY_DRAIN {
