@@ -6,8 +6,6 @@
 #[allow(unused_imports)]
 use serde_json::json;
 use spinling_api_tests::{Api, Reply};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 const WEBHOOK: &str = "0d2a8e6c-3e51-4f5a-8c3e-111111111111";
@@ -25,37 +23,21 @@ fn keystone_app(extra: &[(&str, &str)]) -> Api {
     Api::start_with(&variables)
 }
 
-/// `POST <path>` with exactly this `Host`, over the app's socket.
-fn post_as(addr: SocketAddr, host: &str, path: &str) -> Reply {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
+/// `POST <path>` with an empty JSON body, addressed to this `Host`.
+fn post_as(api: &Api, host: &str, path: &str) -> Reply {
+    let request = http::Request::post(path)
+        .header("host", host)
+        .header("content-type", "application/json")
+        .body(b"{}".to_vec())
         .unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n\
-         content-length: 2\r\nconnection: close\r\n\r\n{{}}"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete HTTP response");
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    Reply {
-        status: head.split(' ').nth(1).unwrap().parse().unwrap(),
-        headers: http::HeaderMap::new(),
-        body: raw[split + 4..].to_vec(),
-    }
+    api.send(request)
 }
 
 #[test]
 fn in_keystone_mode_a_foreign_host_is_refused_before_an_invoke_runs() {
     let api = keystone_app(&[]);
     let reply = post_as(
-        api.address(),
+        &api,
         "attacker.example:9999",
         &format!("/v1/webhooks/{WEBHOOK}/invoke"),
     );
@@ -73,7 +55,6 @@ fn in_keystone_mode_loopback_allowed_hosts_and_public_url_s_host_are_served() {
         ("allowed_hosts", "faas.lan"),
         ("public_url", "https://faas.example.org"),
     ]);
-    let addr = api.address();
     let path = format!("/v1/webhooks/{WEBHOOK}/invoke");
     for host in [
         "127.0.0.1:3000",
@@ -82,9 +63,9 @@ fn in_keystone_mode_loopback_allowed_hosts_and_public_url_s_host_are_served() {
         "faas.example.org",
     ] {
         // Served: the invoke finds no such webhook.
-        assert_eq!(post_as(addr, host, &path).status, 404, "{host}");
+        assert_eq!(post_as(&api, host, &path).status, 404, "{host}");
     }
-    assert_eq!(post_as(addr, "faas.lan.evil.example", &path).status, 403);
+    assert_eq!(post_as(&api, "faas.lan.evil.example", &path).status, 403);
 }
 
 /// A job on an external worker, fired by the loop with `public_url` unset: the loop keeps no
