@@ -22,7 +22,7 @@
 //! and the run's paths; another caller gets a 404 there, answered after one read, with no
 //! write.
 
-use crate::outbound::{call, Call};
+use crate::outbound::{call, Call, CallError, Reply};
 use spinling_core::api::executions::{worker_download_url, NO_PUBLIC_URL};
 use spinling_core::cache::Cache;
 use spinling_core::db::Database;
@@ -75,20 +75,24 @@ pub fn kick(db: &dyn Database) {
 /// Asks a fresh instance of the jobs component to loop as `holder`. On failure the lease
 /// simply expires, and a later request tries again.
 fn start(holder: &str) {
-    let body = serde_json::json!({ "holder": holder }).to_string();
-    let url = format!("http://jobs.spin.internal{LOOP_PATH}");
-    let sent = call(&Call {
-        method: Method::Post,
-        url: &url,
-        headers: &[("content-type", "application/json")],
-        body: body.as_bytes(),
-        timeout_ns: START_TIMEOUT_NS,
-    });
-    match sent {
+    match post_to_jobs(LOOP_PATH, &serde_json::json!({ "holder": holder })) {
         Ok(reply) if reply.status == 202 => {}
         Ok(reply) => eprintln!("scheduler: the jobs component answered {}", reply.status),
         Err(e) => eprintln!("scheduler: could not start a loop: {e:?}"),
     }
+}
+
+/// Posts `body` to `path` of a fresh instance of the jobs component (service chaining), which
+/// answers 202 at once and works after its response.
+fn post_to_jobs(path: &str, body: &serde_json::Value) -> Result<Reply, CallError> {
+    let body = body.to_string();
+    call(&Call {
+        method: Method::Post,
+        url: &format!("http://jobs.spin.internal{path}"),
+        headers: &[("content-type", "application/json")],
+        body: body.as_bytes(),
+        timeout_ns: START_TIMEOUT_NS,
+    })
 }
 
 /// What a loop request carries.
@@ -163,16 +167,10 @@ pub fn run(
 /// Hands a fired execution to a fresh instance of the jobs component, which answers at once
 /// and runs it after its response ([`RunOrder`]); the job back if none took it.
 fn dispatch(holder: &str, run: executions::Job) -> Result<(), Box<executions::Job>> {
-    let body = serde_json::json!({ "holder": holder, "run": run }).to_string();
-    let url = format!("http://jobs.spin.internal{RUN_PATH}");
-    let sent = call(&Call {
-        method: Method::Post,
-        url: &url,
-        headers: &[("content-type", "application/json")],
-        body: body.as_bytes(),
-        timeout_ns: START_TIMEOUT_NS,
-    });
-    match sent {
+    match post_to_jobs(
+        RUN_PATH,
+        &serde_json::json!({ "holder": holder, "run": run }),
+    ) {
         Ok(reply) if reply.status == 202 => Ok(()),
         Ok(reply) => {
             eprintln!(
