@@ -14,9 +14,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
-use spinling_core::cache::{prepared_key, Cache, KeyValueScope};
 use spinling_core::error::ApiError;
-use spinling_core::http::{ApiRequest, ApiResponse};
+use spinling_core::store::cache::{prepared_key, Cache, KeyValueScope};
+use spinling_core::web::http::{ApiRequest, ApiResponse};
 use spinling_runner::worker::{module_for, run_job, ExecuteRequest};
 use spinling_spin::outbound::{call, Call};
 use spinling_spin::KeyValueCache;

@@ -163,7 +163,9 @@ mod tests {
 
     #[test]
     fn a_database_failure_is_a_generic_500_that_keeps_its_cause_for_the_log() {
-        let error = ApiError::from(crate::db::DbError::from_sqlite_message("disk I/O error"));
+        let error = ApiError::from(crate::store::db::DbError::from_sqlite_message(
+            "disk I/O error",
+        ));
         assert_eq!(error, ApiError::internal("Internal server error."));
         assert!(std::error::Error::source(&error).is_some());
         assert_eq!(

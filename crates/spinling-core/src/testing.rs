@@ -1,18 +1,18 @@
 //! Fixtures the core's unit tests share.
 
-use crate::commands::NewFunction;
-use crate::config::Settings;
-use crate::context::Caller;
-use crate::db::testing::TestDb;
-use crate::db::Database;
-use crate::functions;
-use crate::types::{CodeSource, FunctionId};
+use crate::domain::commands::NewFunction;
+use crate::domain::context::Caller;
+use crate::domain::functions;
+use crate::domain::types::{CodeSource, FunctionId};
+use crate::store::db::testing::TestDb;
+use crate::store::db::Database;
+use crate::web::config::Settings;
 use serde_json::json;
 
 /// A migrated database with the built-in runtime `r` and a function of `caller`'s project on
 /// it, running `package`; returns the function's id.
 pub fn package_function(db: &TestDb, caller: &Caller, package: Vec<u8>) -> FunctionId {
-    crate::migrations::migrate(db).unwrap();
+    crate::store::migrations::migrate(db).unwrap();
     db.execute(
         "INSERT OR IGNORE INTO runtimes (id, image, status, project_id, created_at)
          VALUES ('r', 'spinling/wasm', 'available', 'p', 'now')",

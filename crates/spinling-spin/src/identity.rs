@@ -2,7 +2,7 @@
 //! `allowed_outbound_hosts` must admit `keystone_url`).
 
 use crate::outbound::{call, Call};
-use spinling_core::auth::{IdentityRequest, IdentityResponse, IdentityTransport};
+use spinling_core::web::auth::{IdentityRequest, IdentityResponse, IdentityTransport};
 use wasi::http::types::Method;
 
 /// Keystone answers in tens of milliseconds; a caller should not wait long for a dead one.

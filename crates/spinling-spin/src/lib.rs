@@ -15,21 +15,21 @@ use identity::HttpIdentity;
 use spin_sdk::http::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
-use spinling_core::api::{self, Env, Handler};
-use spinling_core::auth::Keystone;
-use spinling_core::cache::{Cache, NoCache};
-use spinling_core::config::{groups, AuthMode, Reads, Settings, Variables};
-use spinling_core::context::Caller;
-use spinling_core::cors;
-use spinling_core::db::Database;
+use spinling_core::domain::context::Caller;
+use spinling_core::domain::runtimes::AllowedWorkers;
+use spinling_core::domain::types::SqliteSynchronous;
 use spinling_core::error::{ApiError, ErrorKind};
-use spinling_core::forms::PackageHasher;
-use spinling_core::hosts;
-use spinling_core::http::{ApiRequest, ApiResponse, Body, Bytes};
-use spinling_core::migrations::{migrate, SelfMigrating};
-use spinling_core::runtimes::AllowedWorkers;
+use spinling_core::store::cache::{Cache, NoCache};
+use spinling_core::store::db::Database;
+use spinling_core::store::migrations::{migrate, SelfMigrating};
 use spinling_core::time::now_unix;
-use spinling_core::types::SqliteSynchronous;
+use spinling_core::web::api::{self, Env, Handler};
+use spinling_core::web::auth::Keystone;
+use spinling_core::web::config::{groups, AuthMode, Reads, Settings, Variables};
+use spinling_core::web::cors;
+use spinling_core::web::forms::PackageHasher;
+use spinling_core::web::hosts;
+use spinling_core::web::http::{ApiRequest, ApiResponse, Body, Bytes};
 use wasi::io::streams::StreamError;
 
 /// Room for the multipart framing and form fields around an uploaded package.
@@ -267,7 +267,7 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
     // An upload's connection left the checkpoint for after the answer (see `packages`).
     let may_have_uploaded = group.takes_packages && request.content_type() == "multipart/form-data";
     if may_have_uploaded && spin_db.as_ref().is_some_and(SpinDatabase::is_open) {
-        spinling_core::packages::checkpoint(db);
+        spinling_core::store::packages::checkpoint(db);
     }
     env.run_deferred();
 }
@@ -563,7 +563,7 @@ fn send_whole(
 
 async fn send_pieces(
     sink: &mut (impl futures::Sink<Vec<u8>, Error = StreamError> + Unpin),
-    pieces: spinling_core::packages::Pieces<'_>,
+    pieces: spinling_core::store::packages::Pieces<'_>,
 ) -> Result<(), String> {
     for piece in pieces {
         let piece = piece.map_err(|e| e.log_line())?;

@@ -23,13 +23,13 @@
 //! write.
 
 use crate::outbound::{call, Call, CallError, Reply};
-use spinling_core::api::executions::{worker_download_url, NO_PUBLIC_URL};
-use spinling_core::cache::Cache;
-use spinling_core::db::Database;
-use spinling_core::executions::{self, complete, Executor, WorkerFailure};
-use spinling_core::http::ApiRequest;
-use spinling_core::jobs;
+use spinling_core::domain::executions::{self, complete, Executor, WorkerFailure};
+use spinling_core::domain::jobs;
+use spinling_core::store::cache::Cache;
+use spinling_core::store::db::Database;
 use spinling_core::time::now_unix;
+use spinling_core::web::api::executions::{worker_download_url, NO_PUBLIC_URL};
+use spinling_core::web::http::ApiRequest;
 use std::time::Duration;
 use wasi::http::types::Method;
 
@@ -141,7 +141,7 @@ pub fn run(
             Err(e) => eprintln!("scheduler: tick failed: {}", e.log_line()),
         }
         // Rollouts' decisions, each once across schedulers (issue 25).
-        if let Err(e) = spinling_core::rollouts::decide_due(db, now_unix()) {
+        if let Err(e) = spinling_core::domain::rollouts::decide_due(db, now_unix()) {
             eprintln!("scheduler: rollout decisions failed: {}", e.log_line());
         }
         let now = now_unix();

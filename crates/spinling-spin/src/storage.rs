@@ -3,8 +3,8 @@
 
 use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{Connection, Error, Value as SpinValue};
-use spinling_core::cache::{Cache, KeyValueScope};
-use spinling_core::db::{Database, DbError, DbErrorKind, Rows, Value};
+use spinling_core::store::cache::{Cache, KeyValueScope};
+use spinling_core::store::db::{Database, DbError, DbErrorKind, Rows, Value};
 use std::cell::{OnceCell, RefCell};
 
 /// Opened on first use: a read served from the cache never touches SQLite. Dropped after a

@@ -1,11 +1,11 @@
 //! Spinling's own `spin.toml` held against what each of its components reads in code
-//! (`spinling_core::config::groups`): a component is given every variable it reads (one it
+//! (`spinling_core::web::config::groups`): a component is given every variable it reads (one it
 //! is not given would silently read as its default), and no other.
 
 use std::collections::BTreeSet;
 
 use spinling_api_tests::repo_root;
-use spinling_core::config::{groups, Reads};
+use spinling_core::web::config::{groups, Reads};
 
 /// Each component of the app, with the variables its endpoint group reads.
 const COMPONENTS: &[(&str, Reads)] = &[

@@ -1,0 +1,210 @@
+//! Who is calling, and which projects' rows a list of theirs shows.
+
+use crate::error::{ApiError, ApiResult};
+use crate::redacted::Redacted;
+use crate::web::http::{parse_bool, ApiRequest};
+use std::fmt;
+
+/// The caller as Qinling's request context sees it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The effective project: every row a caller creates belongs to it.
+    pub project_id: String,
+    pub is_admin: bool,
+    /// False in auth mode `none`: as Qinling with auth disabled, no policy is checked.
+    pub policy_enforced: bool,
+    /// The caller's validated token, which runtimes present to download the package of an
+    /// execution on the caller's behalf (auth mode `keystone` only).
+    pub token: Option<String>,
+    /// Spinling's own Keystone service account (`keystone_service_user`), which runtimes
+    /// present to fetch the package of an execution no caller's token backs (webhook
+    /// invokes): it may download any project's package, and is an ordinary caller otherwise.
+    pub is_service: bool,
+}
+
+impl fmt::Debug for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Caller")
+            .field("project_id", &self.project_id)
+            .field("is_admin", &self.is_admin)
+            .field("policy_enforced", &self.policy_enforced)
+            .field("token", &self.token.as_ref().map(|_| Redacted))
+            .field("is_service", &self.is_service)
+            .finish()
+    }
+}
+
+impl Caller {
+    /// Auth mode `none`: everyone is project `default`; `X-Roles: admin` still marks an
+    /// admin (for visibility rules), and no policy is enforced.
+    pub fn unauthenticated(request: &ApiRequest) -> Caller {
+        let is_admin = request
+            .header("x-roles")
+            .is_some_and(|roles| roles.split(',').any(|r| r.trim() == "admin"));
+        Caller {
+            project_id: "default".into(),
+            is_admin,
+            policy_enforced: false,
+            token: None,
+            is_service: false,
+        }
+    }
+
+    /// Acts in `project_id` for a request that carries no token of its own (a webhook
+    /// invoke): not an admin; `token`, if any, is Spinling's service token, which the
+    /// runtime presents to fetch the package.
+    pub fn acting_for(project_id: &str, policy_enforced: bool, token: Option<String>) -> Caller {
+        Caller {
+            project_id: project_id.into(),
+            is_admin: false,
+            policy_enforced,
+            token,
+            is_service: false,
+        }
+    }
+
+    /// Who reads a package for a download: Spinling's service account reads any
+    /// project's (as an admin would, for this read only); anyone else is themselves.
+    pub fn package_reader(&self) -> Caller {
+        Caller {
+            is_admin: self.is_admin || self.is_service,
+            ..self.clone()
+        }
+    }
+
+    /// Admin-only operations (runtime writes, detach, `all_projects` lists).
+    pub fn require_admin(&self) -> ApiResult<()> {
+        if self.policy_enforced && !self.is_admin {
+            Err(ApiError::not_allowed())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether a row of `project_id` may be read by id: own rows, or any row for an admin.
+    pub fn may_read(&self, project_id: &str) -> bool {
+        self.is_admin || self.project_id == project_id
+    }
+}
+
+/// Which projects a list shows, after Qinling's `get_project_params` rules (with
+/// `all_projects` parsed as a real boolean).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListScope {
+    Project(String),
+    AllProjects,
+}
+
+impl ListScope {
+    pub fn from_request(caller: &Caller, request: &ApiRequest) -> ApiResult<ListScope> {
+        let mut all_projects = match request.query_param("all_projects") {
+            None => false,
+            Some(v) => parse_bool(v).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Invalid input for field/attribute all_projects. Value: '{v}'. Wrong type. Expected a boolean."
+                ))
+            })?,
+        };
+        let mut project = caller.project_id.clone();
+        if let Some(requested) = request.query_param("project_id") {
+            if caller.is_admin {
+                all_projects = true;
+                project = requested.to_string();
+            }
+        }
+        if all_projects {
+            caller.require_admin()?;
+            if request.query_param("project_id").is_some() && caller.is_admin {
+                return Ok(ListScope::Project(project));
+            }
+            return Ok(ListScope::AllProjects);
+        }
+        Ok(ListScope::Project(project))
+    }
+
+    /// The project to filter by, or none.
+    pub fn project(&self) -> Option<&str> {
+        match self {
+            ListScope::Project(p) => Some(p),
+            ListScope::AllProjects => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(url: &str) -> ApiRequest {
+        ApiRequest::new("GET", url, vec![], vec![])
+    }
+
+    fn user(policy: bool) -> Caller {
+        Caller {
+            project_id: "p1".into(),
+            is_admin: false,
+            policy_enforced: policy,
+            token: None,
+            is_service: false,
+        }
+    }
+
+    #[test]
+    fn all_projects_false_means_false() {
+        let scope = ListScope::from_request(&user(true), &request("http://h/x?all_projects=false"))
+            .unwrap();
+        assert_eq!(scope, ListScope::Project("p1".into()));
+    }
+
+    #[test]
+    fn all_projects_is_admin_only_when_policy_is_enforced() {
+        let err = ListScope::from_request(&user(true), &request("http://h/x?all_projects=true"))
+            .unwrap_err();
+        assert_eq!(err.status(), 403);
+        assert_eq!(err.message, "Operation not allowed");
+    }
+
+    #[test]
+    fn without_policy_all_projects_is_allowed() {
+        let scope =
+            ListScope::from_request(&user(false), &request("http://h/x?all_projects=1")).unwrap();
+        assert_eq!(scope, ListScope::AllProjects);
+    }
+
+    #[test]
+    fn a_normal_user_cannot_list_another_project_by_id() {
+        let scope =
+            ListScope::from_request(&user(true), &request("http://h/x?project_id=p2")).unwrap();
+        assert_eq!(scope, ListScope::Project("p1".into()));
+    }
+
+    #[test]
+    fn an_admin_may_list_one_other_project() {
+        let admin = Caller {
+            is_admin: true,
+            ..user(true)
+        };
+        let scope = ListScope::from_request(&admin, &request("http://h/x?project_id=p2")).unwrap();
+        assert_eq!(scope, ListScope::Project("p2".into()));
+    }
+
+    #[test]
+    fn a_garbage_boolean_is_a_bad_request() {
+        let err =
+            ListScope::from_request(&user(false), &request("http://h/x?all_projects=perhaps"))
+                .unwrap_err();
+        assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn a_caller_s_token_is_redacted_in_debug_output() {
+        let caller = Caller {
+            token: Some("gAAAAAB-secret-token".into()),
+            ..user(true)
+        };
+        let printed = format!("{caller:?}");
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(printed.contains("token: Some(<redacted>)"), "{printed}");
+        assert!(format!("{:?}", user(true)).contains("token: None"));
+    }
+}

@@ -1,0 +1,16 @@
+//! Qinling's resources and their rules: one module per resource, the vocabulary they share
+//! (`types`, `commands`, `context`), with no knowledge of HTTP.
+
+pub mod aliases;
+pub mod commands;
+pub mod context;
+pub mod diff;
+pub mod executions;
+pub mod functions;
+pub mod jobs;
+pub mod rollouts;
+pub mod runtimes;
+pub mod stats;
+pub mod types;
+pub mod versions;
+pub mod webhooks;

@@ -1,0 +1,8 @@
+//! Storage: the `Database` seam and its migrations, package bytes in chunks, listing and
+//! paging, and the key-value cache that may be lost at any time.
+
+pub mod cache;
+pub mod db;
+pub mod filters;
+pub mod migrations;
+pub mod packages;

@@ -1,0 +1,143 @@
+//! The HTTP handlers of each endpoint group: parse the request, call the domain, render the
+//! result. Each Spin component serves one group by calling its `handle`.
+
+pub mod aliases;
+pub mod executions;
+pub mod functions;
+pub mod jobs;
+pub mod root;
+pub mod runtimes;
+pub mod versions;
+pub mod webhooks;
+
+use crate::domain::context::{Caller, ListScope};
+use crate::domain::executions::{Executor, Job};
+use crate::domain::runtimes::WorkerProbe;
+use crate::error::{ApiError, ApiResult};
+use crate::store::cache::Cache;
+use crate::store::db::Database;
+use crate::store::filters::{next_link, Page, Paged};
+use crate::web::config::Settings;
+use crate::web::http::{parse_bool, ApiRequest, ApiResponse};
+use crate::web::limits::check_query;
+use serde_json::Value as Json;
+use std::cell::RefCell;
+
+/// What a handler works with besides the request.
+pub struct Env<'a> {
+    pub db: &'a dyn Database,
+    /// Hot reads are cached here; writes forget what they change.
+    pub cache: &'a dyn Cache,
+    pub caller: Caller,
+    pub settings: Settings,
+    pub workers: &'a dyn WorkerProbe,
+    pub executor: &'a dyn Executor,
+    /// Spinling's own Keystone token (none in auth mode `none`), for executions that no
+    /// caller's token backs: the runtime presents it to fetch their package.
+    pub service_token: &'a dyn Fn() -> ApiResult<Option<String>>,
+    /// Jobs to run once the response is sent (asynchronous executions), with their
+    /// package URLs.
+    pub deferred: RefCell<Vec<(Job, String)>>,
+}
+
+impl Env<'_> {
+    /// Where this API is reached: `public_url`, or else the URL of the request, whose `Host`
+    /// the adapter checked (see `hosts`).
+    pub fn base_url<'r>(&'r self, request: &'r ApiRequest) -> &'r str {
+        self.settings
+            .public_url
+            .as_deref()
+            .unwrap_or(&request.base_url)
+    }
+
+    pub fn defer(&self, job: Job, download_url: String) {
+        self.deferred.borrow_mut().push((job, download_url));
+    }
+
+    /// Runs the deferred jobs, recording each outcome.
+    pub fn run_deferred(&self) {
+        for (job, url) in self.deferred.take() {
+            let outcome = self.executor.execute(&job, &url);
+            if let Err(e) = crate::domain::executions::complete(self.db, &job, outcome) {
+                eprintln!(
+                    "could not record the end of execution {}: {e}",
+                    job.execution_id
+                );
+            }
+        }
+    }
+}
+
+/// A handler of one endpoint group, given the request and its decoded path segments.
+pub type Handler = fn(&Env, &ApiRequest, &[&str]) -> ApiResult<ApiResponse>;
+
+/// Runs a handler, if the query is within its limits, and turns any error into its Qinling
+/// error response.
+pub fn respond(handler: Handler, env: &Env, request: &ApiRequest) -> ApiResponse {
+    let segments = request.segments();
+    let path: Vec<&str> = segments.iter().map(String::as_str).collect();
+    check_query(request)
+        .and_then(|()| handler(env, request, &path))
+        .unwrap_or_else(ApiResponse::from)
+}
+
+/// `{"<key>": [...]}`: Qinling wraps every list. When more rows follow this page, `"next"`
+/// links to the next one (an absolute URL under the public URL, or else the URL the client
+/// used); Qinling's clients ignore it.
+pub fn wrapped<T>(
+    env: &Env,
+    request: &ApiRequest,
+    key: &str,
+    page: &Paged<T>,
+    render: impl Fn(&T) -> Json,
+) -> ApiResponse {
+    let mut body = serde_json::Map::new();
+    body.insert(
+        key.into(),
+        Json::Array(page.items.iter().map(render).collect()),
+    );
+    if let Some(marker) = &page.next_marker {
+        let base = env
+            .settings
+            .public_url
+            .as_deref()
+            .unwrap_or(&request.base_url);
+        body.insert(
+            "next".into(),
+            Json::String(next_link(request, base, marker)),
+        );
+    }
+    ApiResponse::ok(&Json::Object(body))
+}
+
+/// A list of one project-scoped resource (`?all_projects=`/`?project_id=`, `?limit=`/
+/// `?marker=`), wrapped under `key` as Qinling does.
+fn scoped_list<T>(
+    env: &Env,
+    request: &ApiRequest,
+    key: &str,
+    list: impl FnOnce(&ListScope, &Page) -> ApiResult<Paged<T>>,
+    render: impl Fn(&T) -> Json,
+) -> ApiResult<ApiResponse> {
+    request.only_query_params(&["all_projects", "project_id", "limit", "marker"])?;
+    let scope = ListScope::from_request(&env.caller, request)?;
+    let page = page_of(env, request)?;
+    Ok(wrapped(env, request, key, &list(&scope, &page)?, render))
+}
+
+/// The page a list request asks for, within the deployment's maximum page size.
+fn page_of(env: &Env, request: &ApiRequest) -> ApiResult<Page> {
+    Page::from_request(request, env.settings.max_page_size)
+}
+
+/// Whether `?download=` asks for the package bytes.
+fn wants_download(request: &ApiRequest) -> ApiResult<bool> {
+    match request.query_param("download") {
+        None => Ok(false),
+        Some(v) => parse_bool(v).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Invalid input for field/attribute download. Value: '{v}'. Wrong type. Expected a boolean."
+            ))
+        }),
+    }
+}
