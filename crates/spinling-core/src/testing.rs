@@ -3,10 +3,10 @@
 use crate::domain::commands::NewFunction;
 use crate::domain::context::Caller;
 use crate::domain::functions;
+use crate::domain::rules::Rules;
 use crate::domain::types::{CodeSource, FunctionId};
 use crate::store::db::testing::TestDb;
 use crate::store::db::Database;
-use crate::web::config::Settings;
 use serde_json::json;
 
 /// A migrated database with the built-in runtime `r` and a function of `caller`'s project on
@@ -31,7 +31,7 @@ pub fn package_function(db: &TestDb, caller: &Caller, package: Vec<u8>) -> Funct
         runtime_id: Some("r".into()),
         package: Some(package.into()),
     };
-    functions::create(db, caller, &Settings::default(), new)
+    functions::create(db, caller, &Rules::default(), new)
         .unwrap()
         .id
 }

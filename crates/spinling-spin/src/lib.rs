@@ -17,14 +17,14 @@ use spin_sdk::http::{
 };
 use spinling_core::domain::context::Caller;
 use spinling_core::domain::runtimes::AllowedWorkers;
-use spinling_core::domain::types::SqliteSynchronous;
 use spinling_core::error::{ApiError, ErrorKind};
 use spinling_core::store::cache::{Cache, NoCache};
 use spinling_core::store::db::Database;
+use spinling_core::store::durability::SqliteSynchronous;
 use spinling_core::store::migrations::{migrate, SelfMigrating};
 use spinling_core::time::now_unix;
 use spinling_core::web::api::{self, Env, Handler};
-use spinling_core::web::auth::Keystone;
+use spinling_core::web::auth::{caller_without_auth, Keystone};
 use spinling_core::web::config::{groups, AuthMode, Reads, Settings, Variables};
 use spinling_core::web::cors;
 use spinling_core::web::forms::PackageHasher;
@@ -125,10 +125,10 @@ fn caller(
     cache: &dyn Cache,
 ) -> Result<Caller, ApiError> {
     if !group.authenticates || (group.open_path)(request) {
-        return Ok(Caller::unauthenticated(request));
+        return Ok(caller_without_auth(request));
     }
     match AuthMode::from_variables(variables).map_err(configuration_error)? {
-        AuthMode::None => Ok(Caller::unauthenticated(request)),
+        AuthMode::None => Ok(caller_without_auth(request)),
         AuthMode::Keystone(config) => Keystone {
             config: &config,
             transport: &HttpIdentity,
@@ -240,9 +240,9 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
         false => &NoCache,
     };
     // `worker_hosts` is checked again when a job runs, not only when its runtime was created.
-    let worker_settings = settings.clone();
+    let worker_rules = settings.rules.clone();
     let executor = AllowedWorkers {
-        settings: &worker_settings,
+        rules: &worker_rules,
         executor: &HttpExecutor,
     };
     let service_token = || service_token(&variables, &key_value);
@@ -299,7 +299,7 @@ async fn serve_scheduler(
     write_response(response_out, ApiResponse::empty(202)).await;
     let key_value = KeyValueCache::open(settings.key_value_scope);
     let executor = AllowedWorkers {
-        settings,
+        rules: &settings.rules,
         executor: &HttpExecutor,
     };
     let token = || {
@@ -320,7 +320,10 @@ async fn serve_scheduler(
 /// Packages travel in multipart bodies only: any other body is held to `max_request_body`.
 fn body_limit(group: Group, settings: &Settings, head: &ApiRequest) -> u64 {
     if group.takes_packages && head.content_type() == "multipart/form-data" {
-        settings.max_package_size.saturating_add(FORM_OVERHEAD)
+        settings
+            .rules
+            .max_package_size
+            .saturating_add(FORM_OVERHEAD)
     } else {
         settings.max_request_body
     }
@@ -336,11 +339,11 @@ fn open_database(request: &ApiRequest, settings: &Settings) -> Result<SpinDataba
         // SQLite Spin bundles through rusqlite keeps; the benchmark checks a fresh connection
         // says so), so only NORMAL costs a statement. A backend without the pragma (libSQL
         // remote) ignores it.
-        if settings.sqlite_synchronous != SqliteSynchronous::Full {
+        if settings.rules.sqlite_synchronous != SqliteSynchronous::Full {
             let _ = db.execute(
                 &format!(
                     "PRAGMA synchronous = {}",
-                    settings.sqlite_synchronous.pragma_value()
+                    settings.rules.sqlite_synchronous.pragma_value()
                 ),
                 &[],
             );

@@ -23,8 +23,9 @@
 //! write.
 
 use crate::outbound::{call, Call, CallError, Reply};
-use spinling_core::domain::executions::{self, complete, Executor, WorkerFailure};
+use spinling_core::domain::executions::complete;
 use spinling_core::domain::jobs;
+use spinling_core::domain::workers::{Executor, Job, WorkerFailure};
 use spinling_core::store::cache::Cache;
 use spinling_core::store::db::Database;
 use spinling_core::time::now_unix;
@@ -166,7 +167,7 @@ pub fn run(
 
 /// Hands a fired execution to a fresh instance of the jobs component, which answers at once
 /// and runs it after its response ([`RunOrder`]); the job back if none took it.
-fn dispatch(holder: &str, run: executions::Job) -> Result<(), Box<executions::Job>> {
+fn dispatch(holder: &str, run: Job) -> Result<(), Box<Job>> {
     match post_to_jobs(
         RUN_PATH,
         &serde_json::json!({ "holder": holder, "run": run }),
@@ -188,7 +189,7 @@ fn dispatch(holder: &str, run: executions::Job) -> Result<(), Box<executions::Jo
 
 /// A run request: an execution the loop fired, to run in this instance.
 pub struct RunOrder {
-    pub run: executions::Job,
+    pub run: Job,
 }
 
 impl RunOrder {
@@ -213,7 +214,7 @@ pub fn run_fired(
     executor: &dyn Executor,
     public_url: Option<&str>,
     service_token: &dyn Fn() -> Option<String>,
-    mut run: executions::Job,
+    mut run: Job,
 ) {
     run.token = service_token();
     let outcome = match worker_download_url(&run, public_url) {

@@ -3,10 +3,10 @@
 //! external worker (by URL).
 
 use crate::outbound::{call_within, Call, CallError};
-use spinling_core::domain::executions::{
-    Executor, Job, WorkerFailure, WorkerReply, MAX_WORKER_REPLY,
+use spinling_core::domain::runtimes::WorkerProbe;
+use spinling_core::domain::workers::{
+    Executor, Job, WorkerFailure, WorkerReply, BUILTIN_WASM_IMAGE, MAX_WORKER_REPLY,
 };
-use spinling_core::domain::runtimes::{WorkerProbe, BUILTIN_WASM_IMAGE};
 use wasi::http::types::Method;
 
 const SECOND_NS: u64 = 1_000_000_000;

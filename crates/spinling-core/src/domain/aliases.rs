@@ -63,7 +63,7 @@ impl Alias {
         if let Some(key) = routing_key {
             return Ok(self.routing.pick(
                 self.function_version,
-                crate::domain::rollouts::sticky_draw(key),
+                crate::domain::routing::sticky_draw(key),
             ));
         }
         let bits = getrandom::u64().map_err(|e| {
@@ -146,36 +146,6 @@ fn with_routing(db: &dyn Database, mut aliases: Vec<Alias>) -> ApiResult<Vec<Ali
         alias.routing = Routing::from_routes(routes);
     }
     Ok(aliases)
-}
-
-/// Whether an alias names version `number` of the function, as its own version or in its
-/// routing (such a version cannot be deleted).
-pub fn uses_version(
-    db: &dyn Database,
-    function_id: &str,
-    number: VersionNumber,
-) -> ApiResult<bool> {
-    let params = [function_id.into(), number.get().into()];
-    let uses = |table: &str| -> ApiResult<bool> {
-        Ok(db
-            .execute(
-                &format!(
-                    "SELECT 1 FROM {table} WHERE function_id = ? AND function_version = ? LIMIT 1"
-                ),
-                &params,
-            )?
-            .first()
-            .is_some())
-    };
-    let in_rollout = db
-        .execute(
-            "SELECT 1 FROM alias_rollouts WHERE status = 'running' AND function_id = ?
-                 AND (from_version = ? OR to_version = ?) LIMIT 1",
-            &[function_id.into(), number.get().into(), number.get().into()],
-        )?
-        .first()
-        .is_some();
-    Ok(in_rollout || uses("function_aliases")? || uses("function_alias_routes")?)
 }
 
 /// The caller's own alias called `name` (what executions resolve).
@@ -322,7 +292,7 @@ fn update_in(
     let changes_target =
         changes.function_id.is_some() || changes.version.is_some() || changes.routing.is_some();
     if changes_target {
-        crate::domain::rollouts::refuse_if_running(db, &alias)?;
+        crate::domain::references::refuse_if_rollout_runs(db, &alias.id, &alias.name)?;
     }
     if let Some(f) = &changes.function_id {
         alias.function_id = f.clone();
@@ -537,7 +507,7 @@ pub fn history(
 pub fn delete(db: &dyn Database, caller: &Caller, name: &str) -> ApiResult<()> {
     in_transaction(db, |tx| {
         let alias = find_own(tx, caller, name)?;
-        crate::domain::rollouts::refuse_if_running(tx, &alias)?;
+        crate::domain::references::refuse_if_rollout_runs(tx, &alias.id, &alias.name)?;
         tx.execute(
             "DELETE FROM function_alias_routes WHERE alias_id = ?",
             &[alias.id.as_str().into()],

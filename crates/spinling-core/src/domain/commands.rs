@@ -167,7 +167,7 @@ pub struct NewExecution {
     /// The stored input (see `executions::parse_input`).
     pub input: Option<Json>,
     /// Through a routed alias, the same key always runs the same version (see
-    /// `rollouts::sticky_draw`); none draws at random.
+    /// `routing::sticky_draw`); none draws at random.
     pub routing_key: Option<String>,
 }
 

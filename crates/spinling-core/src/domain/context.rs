@@ -2,7 +2,6 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::redacted::Redacted;
-use crate::web::http::{parse_bool, ApiRequest};
 use std::fmt;
 
 /// The caller as Qinling's request context sees it.
@@ -35,12 +34,9 @@ impl fmt::Debug for Caller {
 }
 
 impl Caller {
-    /// Auth mode `none`: everyone is project `default`; `X-Roles: admin` still marks an
-    /// admin (for visibility rules), and no policy is enforced.
-    pub fn unauthenticated(request: &ApiRequest) -> Caller {
-        let is_admin = request
-            .header("x-roles")
-            .is_some_and(|roles| roles.split(',').any(|r| r.trim() == "admin"));
+    /// Auth mode `none`: everyone is project `default`, an admin only for visibility rules
+    /// (`X-Roles: admin`), and no policy is enforced.
+    pub fn unauthenticated(is_admin: bool) -> Caller {
         Caller {
             project_id: "default".into(),
             is_admin,
@@ -96,32 +92,6 @@ pub enum ListScope {
 }
 
 impl ListScope {
-    pub fn from_request(caller: &Caller, request: &ApiRequest) -> ApiResult<ListScope> {
-        let mut all_projects = match request.query_param("all_projects") {
-            None => false,
-            Some(v) => parse_bool(v).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "Invalid input for field/attribute all_projects. Value: '{v}'. Wrong type. Expected a boolean."
-                ))
-            })?,
-        };
-        let mut project = caller.project_id.clone();
-        if let Some(requested) = request.query_param("project_id") {
-            if caller.is_admin {
-                all_projects = true;
-                project = requested.to_string();
-            }
-        }
-        if all_projects {
-            caller.require_admin()?;
-            if request.query_param("project_id").is_some() && caller.is_admin {
-                return Ok(ListScope::Project(project));
-            }
-            return Ok(ListScope::AllProjects);
-        }
-        Ok(ListScope::Project(project))
-    }
-
     /// The project to filter by, or none.
     pub fn project(&self) -> Option<&str> {
         match self {
@@ -135,10 +105,6 @@ impl ListScope {
 mod tests {
     use super::*;
 
-    fn request(url: &str) -> ApiRequest {
-        ApiRequest::new("GET", url, vec![], vec![])
-    }
-
     fn user(policy: bool) -> Caller {
         Caller {
             project_id: "p1".into(),
@@ -147,53 +113,6 @@ mod tests {
             token: None,
             is_service: false,
         }
-    }
-
-    #[test]
-    fn all_projects_false_means_false() {
-        let scope = ListScope::from_request(&user(true), &request("http://h/x?all_projects=false"))
-            .unwrap();
-        assert_eq!(scope, ListScope::Project("p1".into()));
-    }
-
-    #[test]
-    fn all_projects_is_admin_only_when_policy_is_enforced() {
-        let err = ListScope::from_request(&user(true), &request("http://h/x?all_projects=true"))
-            .unwrap_err();
-        assert_eq!(err.status(), 403);
-        assert_eq!(err.message, "Operation not allowed");
-    }
-
-    #[test]
-    fn without_policy_all_projects_is_allowed() {
-        let scope =
-            ListScope::from_request(&user(false), &request("http://h/x?all_projects=1")).unwrap();
-        assert_eq!(scope, ListScope::AllProjects);
-    }
-
-    #[test]
-    fn a_normal_user_cannot_list_another_project_by_id() {
-        let scope =
-            ListScope::from_request(&user(true), &request("http://h/x?project_id=p2")).unwrap();
-        assert_eq!(scope, ListScope::Project("p1".into()));
-    }
-
-    #[test]
-    fn an_admin_may_list_one_other_project() {
-        let admin = Caller {
-            is_admin: true,
-            ..user(true)
-        };
-        let scope = ListScope::from_request(&admin, &request("http://h/x?project_id=p2")).unwrap();
-        assert_eq!(scope, ListScope::Project("p2".into()));
-    }
-
-    #[test]
-    fn a_garbage_boolean_is_a_bad_request() {
-        let err =
-            ListScope::from_request(&user(false), &request("http://h/x?all_projects=perhaps"))
-                .unwrap_err();
-        assert_eq!(err.status(), 400);
     }
 
     #[test]

@@ -250,11 +250,11 @@ fn compare_files(before: &Entries, after: &Entries) -> Vec<FileChange> {
 mod tests {
     use super::*;
     use crate::domain::commands::FunctionChanges;
+    use crate::domain::rules::Rules;
     use crate::domain::types::VersionNumber;
     use crate::store::cache::NoCache;
     use crate::store::db::testing::TestDb;
     use crate::store::packages::{self, Package, CHUNK_SIZE};
-    use crate::web::config::Settings;
     use spinling_test_support::zip_of;
 
     fn caller(project: &str) -> Caller {
@@ -280,7 +280,7 @@ mod tests {
             db,
             &NoCache,
             &caller("p"),
-            &Settings::default(),
+            &Rules::default(),
             fid,
             None,
             None,
@@ -293,7 +293,7 @@ mod tests {
             db,
             &NoCache,
             &caller("p"),
-            &Settings::default(),
+            &Rules::default(),
             fid,
             changes,
             None,

@@ -2,14 +2,15 @@
 
 use crate::domain::commands::{FunctionChanges, NewFunction};
 use crate::domain::context::{Caller, ListScope};
+use crate::domain::forgetting::{forget_function, forget_versions};
+use crate::domain::rules::Rules;
 use crate::domain::runtimes;
 use crate::domain::types::{CodeSource, FunctionId, VersionRef};
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::store::cache::{forget_function, forget_versions, function_key, read_through, Cache};
+use crate::store::cache::{function_key, read_through, Cache};
 use crate::store::db::{in_transaction, Database, Row};
 use crate::store::packages::{self, Package, StoredPackage};
 use crate::time::now_timestamp;
-use crate::web::config::Settings;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
 
@@ -201,9 +202,9 @@ impl Function {
 
     /// The resource as a list shows it: `code` is a JSON-encoded string, as Qinling's.
     pub fn to_list_json(&self) -> Json {
-        self.to_json_with_code(Json::String(crate::web::wire::python_json(&Json::Object(
-            self.code.clone(),
-        ))))
+        self.to_json_with_code(Json::String(crate::domain::json::python_json(
+            &Json::Object(self.code.clone()),
+        )))
     }
 }
 
@@ -312,7 +313,7 @@ fn missing_package() -> ApiError {
 pub fn create(
     db: &dyn Database,
     caller: &Caller,
-    settings: &Settings,
+    rules: &Rules,
     new: NewFunction,
 ) -> ApiResult<Function> {
     let NewFunction {
@@ -347,7 +348,7 @@ pub fn create(
             let package = Package::from_upload(
                 bytes,
                 claimed_md5(&code)?.as_deref(),
-                settings.max_package_size,
+                rules.max_package_size,
             )?
             .keyed_as_stored(db)?;
             code.insert("md5sum".into(), Json::String(package.md5.clone()));
@@ -387,7 +388,7 @@ pub fn create(
     };
     // The bytes first, outside the transaction: it stays short however large they are.
     if let Some(package) = &package {
-        packages::write_chunks(db, package, settings.sqlite_synchronous)?;
+        packages::write_chunks(db, package, rules.sqlite_synchronous)?;
     }
     in_transaction(db, |tx| -> ApiResult<()> {
         if let Some(package) = &package {
@@ -486,7 +487,7 @@ pub fn update(
     db: &dyn Database,
     cache: &dyn Cache,
     caller: &Caller,
-    settings: &Settings,
+    rules: &Rules,
     id: &str,
     mut changes: FunctionChanges,
     if_match: Option<&str>,
@@ -503,14 +504,14 @@ pub fn update(
     check_update(&current, &changes, has_package)?;
     let new_package = match upload {
         Some(bytes) => Some(
-            Package::from_upload(bytes, changes.expected_md5(), settings.max_package_size)?
+            Package::from_upload(bytes, changes.expected_md5(), rules.max_package_size)?
                 .keyed_as_stored(db)?,
         ),
         None => None,
     };
     // The bytes first, outside the transaction: it stays short however large they are.
     if let Some(package) = &new_package {
-        packages::write_chunks(db, package, settings.sqlite_synchronous)?;
+        packages::write_chunks(db, package, rules.sqlite_synchronous)?;
     }
 
     let updated = in_transaction(db, |tx| -> ApiResult<Function> {
@@ -524,7 +525,7 @@ pub fn update(
                 .iter()
                 .any(|f| !matches!(*f, "name" | "description" | "timeout"))
         {
-            crate::domain::jobs::refuse_if_running_jobs_use_function(tx, id)?;
+            crate::domain::references::refuse_if_running_jobs_use_function(tx, id)?;
         }
         check_update(&function, &changes, has_package)?;
         let FunctionChanges {
@@ -607,7 +608,7 @@ pub fn update(
 pub fn delete(db: &dyn Database, cache: &dyn Cache, caller: &Caller, id: &str) -> ApiResult<()> {
     let numbers = in_transaction(db, |tx| {
         let function = find(tx, caller, id)?;
-        crate::domain::jobs::refuse_if_running_jobs_use_function(tx, id)?;
+        crate::domain::references::refuse_if_running_jobs_use_function(tx, id)?;
         for (table, what) in [
             ("webhooks", "webhook(s)"),
             ("function_aliases", "function alias(es)"),

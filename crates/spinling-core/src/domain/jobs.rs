@@ -11,12 +11,12 @@
 use crate::domain::commands::{ExecutionTarget, JobChanges, NewExecution, NewJob};
 use crate::domain::context::{Caller, ListScope};
 use crate::domain::executions::{self, Execution};
-use crate::domain::types::{FunctionId, VersionNumber, VersionRef};
+use crate::domain::json::JsonLimits;
+use crate::domain::types::{FunctionId, VersionRef};
 use crate::error::{ApiError, ApiResult};
 use crate::store::db::{in_transaction, Database, Row};
 use crate::store::filters::{ListQuery, Page, Paged};
 use crate::time::{format_timestamp, now_unix, parse_timestamp};
-use crate::web::limits::JsonLimits;
 use crate::{domain::aliases, domain::functions, domain::versions};
 use serde_json::{json, Value as Json};
 
@@ -494,54 +494,12 @@ pub fn delete(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// Version delete's guard (inside its transaction): a running or paused job of this exact
-/// version keeps it.
-pub fn refuse_if_jobs_use_version(
-    db: &dyn Database,
-    function_id: &str,
-    number: VersionNumber,
-) -> ApiResult<()> {
-    let used = db
-        .execute(
-            "SELECT 1 FROM jobs WHERE function_id = ? AND function_version = ?
-                 AND status IN ('running', 'paused') LIMIT 1",
-            &[function_id.into(), number.get().into()],
-        )?
-        .first()
-        .is_some();
-    match used {
-        true => Err(ApiError::forbidden(
-            "The function version is still associated with running job(s).",
-        )),
-        false => Ok(()),
-    }
-}
-
-/// Function delete's and code update's guard (inside their transactions): a job of the
-/// function that is not finished (Qinling's `Function.jobs`) keeps it. Jobs through an
-/// alias do not count, as in Qinling.
-pub fn refuse_if_running_jobs_use_function(db: &dyn Database, function_id: &str) -> ApiResult<()> {
-    let used = db
-        .execute(
-            "SELECT 1 FROM jobs WHERE function_id = ? AND status IN ('running', 'paused') LIMIT 1",
-            &[function_id.into()],
-        )?
-        .first()
-        .is_some();
-    match used {
-        true => Err(ApiError::forbidden(
-            "The function is still associated with running job(s).",
-        )),
-        false => Ok(()),
-    }
-}
-
 /// A job that fired: its execution, and the run to start.
 #[derive(Debug)]
 pub struct Fired {
     pub job_id: String,
     pub execution: Execution,
-    pub run: executions::Job,
+    pub run: crate::domain::workers::Job,
 }
 
 /// Fires every running job due at `now` (its next time is not after now), each once.

@@ -60,39 +60,6 @@ pub fn fewest_failures_that_trip(n: i64, max_rate: f64) -> Option<i64> {
     (0..=n).find(|f| trips(*f, n, max_rate))
 }
 
-/// A routing key's place in [0, 1): FNV-1a over its bytes, then SplitMix64's finaliser so
-/// that keys differing in a character spread over the whole range. Stable across builds,
-/// platforms and replicas.
-pub fn sticky_draw(key: &str) -> f64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in key.as_bytes() {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash ^= hash >> 30;
-    hash = hash.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    hash ^= hash >> 27;
-    hash = hash.wrapping_mul(0x94d0_49bb_1331_11eb);
-    hash ^= hash >> 31;
-    (hash >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// The most a routing key may be, in bytes.
-pub const MAX_ROUTING_KEY: usize = 255;
-
-/// A routing key as given (an execution's `routing_key`, a webhook invoke's header): at most
-/// [`MAX_ROUTING_KEY`] bytes; empty is none.
-pub fn check_routing_key(key: Option<String>) -> ApiResult<Option<String>> {
-    match key {
-        Some(k) if k.len() > MAX_ROUTING_KEY => Err(ApiError::bad_request(format!(
-            "Invalid input for field/attribute routing_key. Value: '{}...'. At most {MAX_ROUTING_KEY} bytes.",
-            k.chars().take(16).collect::<String>()
-        ))),
-        Some(k) if k.is_empty() => Ok(None),
-        other => Ok(other),
-    }
-}
-
 /// What a rollout request asks for, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RolloutPlan {
@@ -434,21 +401,6 @@ impl Rollout {
 
 fn not_found(name: &str) -> ApiError {
     ApiError::not_found(format!("Rollout not found [alias={name}]"))
-}
-
-fn locked(name: &str) -> ApiError {
-    ApiError::conflict(format!(
-        "FunctionAlias {name} has a running rollout; abort it first (DELETE /v1/aliases/{name}/rollout)."
-    ))
-}
-
-/// The guard of alias updates and deletes (inside their transaction): refuses while a
-/// rollout of `alias` runs.
-pub fn refuse_if_running(db: &dyn Database, alias: &Alias) -> ApiResult<()> {
-    match running_of(db, &alias.id)? {
-        Some(_) => Err(locked(&alias.name)),
-        None => Ok(()),
-    }
 }
 
 fn running_of(db: &dyn Database, alias_id: &str) -> ApiResult<Option<Rollout>> {

@@ -3,16 +3,13 @@
 
 use crate::domain::commands::{NewRuntime, RuntimeChanges};
 use crate::domain::context::Caller;
-use crate::domain::executions::{Executor, Job, WorkerFailure, WorkerReply};
+use crate::domain::rules::Rules;
 use crate::domain::types::{RuntimeId, RuntimeStatus};
+use crate::domain::workers::{Executor, Job, WorkerFailure, WorkerReply, BUILTIN_WASM_IMAGE};
 use crate::error::{ApiError, ApiResult};
 use crate::store::db::{in_transaction, Database, Row};
 use crate::time::now_timestamp;
-use crate::web::config::Settings;
 use serde_json::{json, Value as Json};
-
-/// The image name of the runtime built into Spinling.
-pub const BUILTIN_WASM_IMAGE: &str = "spinling/wasm";
 
 /// Asks an external worker whether it is up (`GET <url>/ping` answering 2xx).
 pub trait WorkerProbe {
@@ -118,7 +115,7 @@ pub fn list(
 /// must be on an allowed host and is `available` when it answers its ping.
 fn status_of_image(
     image: &str,
-    settings: &Settings,
+    rules: &Rules,
     probe: &dyn WorkerProbe,
 ) -> ApiResult<RuntimeStatus> {
     if image == BUILTIN_WASM_IMAGE {
@@ -129,10 +126,10 @@ fn status_of_image(
             "Invalid runtime image {image}: use \"{BUILTIN_WASM_IMAGE}\" or the http(s):// URL of a worker."
         ))
     })?;
-    if !settings.worker_host_allowed(&host) {
+    if !rules.worker_host_allowed(&host) {
         return Err(ApiError::bad_request(format!(
             "Runtime worker host {host} is not allowed; allowed hosts: {}.",
-            settings.worker_hosts.join(", ")
+            rules.worker_hosts.join(", ")
         )));
     }
     Ok(if probe.is_up(image) {
@@ -146,7 +143,7 @@ fn status_of_image(
 /// job runs: a runtime registered while the variable allowed its host is no longer called once
 /// the operator has narrowed it. Such an execution fails, saying why.
 pub struct AllowedWorkers<'a> {
-    pub settings: &'a Settings,
+    pub rules: &'a Rules,
     pub executor: &'a dyn Executor,
 }
 
@@ -154,10 +151,10 @@ impl Executor for AllowedWorkers<'_> {
     fn execute(&self, job: &Job, download_url: &str) -> Result<WorkerReply, WorkerFailure> {
         if job.runtime_image != BUILTIN_WASM_IMAGE {
             let host = worker_host(&job.runtime_image).unwrap_or_default();
-            if !self.settings.worker_host_allowed(&host) {
+            if !self.rules.worker_host_allowed(&host) {
                 return Err(WorkerFailure::Rejected(format!(
                     "Runtime worker host {host} is no longer allowed; allowed hosts: {}. Set the Spin variable worker_hosts to run it.",
-                    self.settings.worker_hosts.join(", ")
+                    self.rules.worker_hosts.join(", ")
                 )));
             }
         }
@@ -193,12 +190,12 @@ pub fn worker_host(url: &str) -> Option<String> {
 pub fn create(
     db: &dyn Database,
     caller: &Caller,
-    settings: &Settings,
+    rules: &Rules,
     probe: &dyn WorkerProbe,
     new: NewRuntime,
 ) -> ApiResult<Runtime> {
     caller.require_admin()?;
-    let status = status_of_image(&new.image, settings, probe)?;
+    let status = status_of_image(&new.image, rules, probe)?;
     let runtime = Runtime {
         id: new.id.unwrap_or_else(RuntimeId::generate),
         name: new.name,
@@ -237,7 +234,7 @@ pub fn create(
 pub fn update(
     db: &dyn Database,
     caller: &Caller,
-    settings: &Settings,
+    rules: &Rules,
     probe: &dyn WorkerProbe,
     id: &str,
     changes: &RuntimeChanges,
@@ -249,7 +246,7 @@ pub fn update(
     // before the write lock is taken, and the row is read and written in one transaction so
     // that a concurrent update of other fields is never written back over.
     let image = match &changes.image {
-        Some(image) => Some((status_of_image(image, settings, probe)?, image.clone())),
+        Some(image) => Some((status_of_image(image, rules, probe)?, image.clone())),
         None => None,
     };
     in_transaction(db, |tx| {
@@ -367,13 +364,13 @@ mod tests {
 
     #[test]
     fn a_worker_whose_host_is_no_longer_allowed_is_not_called() {
-        let settings = Settings {
+        let rules = Rules {
             worker_hosts: vec!["localhost".into()],
-            ..Settings::default()
+            ..Rules::default()
         };
         let inner = Succeeds(Default::default());
         let executor = AllowedWorkers {
-            settings: &settings,
+            rules: &rules,
             executor: &inner,
         };
         let failure = executor

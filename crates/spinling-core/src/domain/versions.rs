@@ -2,17 +2,17 @@
 //! runs with. Numbers start at 1 and are never reused, even after the newest is deleted.
 
 use crate::domain::context::Caller;
+use crate::domain::forgetting::{
+    forget_function, forget_prepared, forget_version_resources, forget_versions,
+};
 use crate::domain::functions::{self, Function};
+use crate::domain::rules::{Rules, VersionRetention};
 use crate::domain::types::{CodeSource, FunctionId, VersionNumber, VersionRef};
 use crate::error::{ApiError, ApiResult};
-use crate::store::cache::{
-    forget_function, forget_prepared, forget_version_resources, forget_versions, read_through,
-    version_key, version_list_key, Cache, NoCache,
-};
+use crate::store::cache::{read_through, version_key, version_list_key, Cache, NoCache};
 use crate::store::db::{in_transaction, Database, DbError, Row};
 use crate::store::packages::{self, StoredPackage};
 use crate::time::now_timestamp;
-use crate::web::config::{Settings, VersionRetention};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
 
@@ -152,7 +152,7 @@ const PUBLISH: &str = "INSERT INTO function_versions (id, function_id, version_n
 /// What a publish asks for.
 struct Publish<'a> {
     caller: &'a Caller,
-    settings: &'a Settings,
+    rules: &'a Rules,
     function_id: &'a str,
     description: Option<String>,
     /// The md5 the function's current package must have (Lambda's CodeSha256 check).
@@ -173,7 +173,7 @@ impl Publish<'_> {
                 self.caller.project_id.as_str().into(),
                 expected.clone().into(),
                 expected.into(),
-                self.settings.max_versions.into(),
+                self.rules.max_versions.into(),
             ],
         )?;
         Ok(rows.first().map(FunctionVersion::from_row))
@@ -191,14 +191,14 @@ pub fn publish_version(
     db: &dyn Database,
     cache: &dyn Cache,
     caller: &Caller,
-    settings: &Settings,
+    rules: &Rules,
     function_id: &str,
     description: Option<String>,
     expected_md5: Option<&str>,
 ) -> ApiResult<FunctionVersion> {
     let publish = Publish {
         caller,
-        settings,
+        rules,
         function_id,
         description,
         expected_md5,
@@ -233,10 +233,10 @@ enum Blocked {
     AtCap,
 }
 
-fn cap_reached(settings: &Settings) -> ApiError {
+fn cap_reached(rules: &Rules) -> ApiError {
     ApiError::forbidden(format!(
         "Can not exceed maximum number({}) of versions",
-        settings.max_versions
+        rules.max_versions
     ))
 }
 
@@ -269,10 +269,10 @@ fn why_not_published(db: &dyn Database, publish: &Publish) -> ApiResult<Blocked>
             )));
         }
     }
-    let prune = publish.settings.version_retention == VersionRetention::PruneOldest;
-    let at_cap = count_versions(db, publish.function_id)? >= publish.settings.max_versions;
+    let prune = publish.rules.version_retention == VersionRetention::PruneOldest;
+    let at_cap = count_versions(db, publish.function_id)? >= publish.rules.max_versions;
     if at_cap && !prune {
-        return Err(cap_reached(publish.settings));
+        return Err(cap_reached(publish.rules));
     }
     if let Some(latest) = newest(db, publish.function_id)?.filter(|v| v.same_as(&function)) {
         return Err(ApiError::forbidden(format!(
@@ -299,11 +299,10 @@ fn prune_and_publish(
     in_transaction(db, |tx| {
         let mut pruned = Vec::new();
         if why_not_published(tx, publish)? == Blocked::AtCap {
-            let excess =
-                count_versions(tx, publish.function_id)? - publish.settings.max_versions + 1;
+            let excess = count_versions(tx, publish.function_id)? - publish.rules.max_versions + 1;
             let victims = prunable(tx, publish.function_id, excess)?;
             if (victims.len() as i64) < excess {
-                return Err(cap_reached(publish.settings));
+                return Err(cap_reached(publish.rules));
             }
             for (number, id, _) in &victims {
                 tx.execute(
@@ -522,7 +521,7 @@ pub fn delete(
         })?;
         let version =
             select(tx, function_id, number)?.ok_or_else(|| not_found(function_id, number))?;
-        crate::domain::jobs::refuse_if_jobs_use_version(tx, function_id, number)?;
+        crate::domain::references::refuse_if_jobs_use_version(tx, function_id, number)?;
         let hooked = tx
             .execute(
                 "SELECT 1 FROM webhooks WHERE function_id = ? AND function_version = ? LIMIT 1",
@@ -536,7 +535,7 @@ pub fn delete(
             ));
         }
         // As an alias's own version or in its routing.
-        if crate::domain::aliases::uses_version(tx, function_id, number)? {
+        if crate::domain::references::alias_or_rollout_uses_version(tx, function_id, number)? {
             return Err(ApiError::forbidden(
                 "The function version is still associated with alias.",
             ));
@@ -587,7 +586,7 @@ mod tests {
             db,
             &NoCache,
             &caller(),
-            &Settings::default(),
+            &Rules::default(),
             fid,
             changes,
             None,
@@ -596,15 +595,7 @@ mod tests {
     }
 
     fn publish(db: &TestDb, fid: &str) -> ApiResult<FunctionVersion> {
-        publish_version(
-            db,
-            &NoCache,
-            &caller(),
-            &Settings::default(),
-            fid,
-            None,
-            None,
-        )
+        publish_version(db, &NoCache, &caller(), &Rules::default(), fid, None, None)
     }
 
     #[test]
@@ -616,16 +607,7 @@ mod tests {
         let fid = setup(&db);
         let shown = || functions::find_cached(&db, &cache, &caller(), &fid).unwrap();
         assert_eq!(shown().latest_version, 0);
-        publish_version(
-            &db,
-            &cache,
-            &caller(),
-            &Settings::default(),
-            &fid,
-            None,
-            None,
-        )
-        .unwrap();
+        publish_version(&db, &cache, &caller(), &Rules::default(), &fid, None, None).unwrap();
         assert_eq!(shown().latest_version, 1);
         let execution = NewExecution {
             id: None,
@@ -648,7 +630,7 @@ mod tests {
             &db,
             &cache,
             &caller(),
-            &Settings::default(),
+            &Rules::default(),
             &fid,
             renamed,
             None,
@@ -677,16 +659,7 @@ mod tests {
         // A read fills the cache; the next publish must not leave it stale.
         assert_eq!(listed(&cache).items.len(), 1);
         change_code(&db, &fid, b"two");
-        publish_version(
-            &db,
-            &cache,
-            &caller(),
-            &Settings::default(),
-            &fid,
-            None,
-            None,
-        )
-        .unwrap();
+        publish_version(&db, &cache, &caller(), &Rules::default(), &fid, None, None).unwrap();
         assert_eq!(listed(&cache).items.len(), 2);
         // Showing a version, then deleting it: it is gone from the cache too.
         find(&db, &cache, &caller(), &fid, number(2)).unwrap();
@@ -763,29 +736,28 @@ mod tests {
     fn the_cap_counts_existing_versions_not_numbers() {
         let db = TestDb::in_memory();
         let fid = setup(&db);
-        let settings = Settings {
+        let rules = Rules {
             max_versions: 1,
-            ..Settings::default()
+            ..Rules::default()
         };
-        publish_version(&db, &NoCache, &caller(), &settings, &fid, None, None).unwrap();
+        publish_version(&db, &NoCache, &caller(), &rules, &fid, None, None).unwrap();
         change_code(&db, &fid, b"two");
-        let err =
-            publish_version(&db, &NoCache, &caller(), &settings, &fid, None, None).unwrap_err();
+        let err = publish_version(&db, &NoCache, &caller(), &rules, &fid, None, None).unwrap_err();
         assert_eq!(err.message, "Can not exceed maximum number(1) of versions");
         delete(&db, &NoCache, &caller(), &fid, number(1)).unwrap();
         assert_eq!(
-            publish_version(&db, &NoCache, &caller(), &settings, &fid, None, None)
+            publish_version(&db, &NoCache, &caller(), &rules, &fid, None, None)
                 .unwrap()
                 .version_number,
             number(2)
         );
     }
 
-    fn pruning(max_versions: i64) -> Settings {
-        Settings {
+    fn pruning(max_versions: i64) -> Rules {
+        Rules {
             max_versions,
             version_retention: VersionRetention::PruneOldest,
-            ..Settings::default()
+            ..Rules::default()
         }
     }
 
@@ -807,9 +779,9 @@ mod tests {
         let fid = setup(&db);
         let current = functions::find(&db, &caller(), &fid).unwrap();
         let md5 = current.md5sum().unwrap().to_string();
-        let settings = Settings::default();
-        let err = publish_version(&db, &NoCache, &caller(), &settings, &fid, None, Some("abc"))
-            .unwrap_err();
+        let rules = Rules::default();
+        let err =
+            publish_version(&db, &NoCache, &caller(), &rules, &fid, None, Some("abc")).unwrap_err();
         assert_eq!(
             (err.status(), err.message),
             (
@@ -818,7 +790,7 @@ mod tests {
             )
         );
         assert!(numbers(&db, &fid).is_empty());
-        let v = publish_version(&db, &NoCache, &caller(), &settings, &fid, None, Some(&md5));
+        let v = publish_version(&db, &NoCache, &caller(), &rules, &fid, None, Some(&md5));
         assert_eq!(v.unwrap().version_number, number(1));
     }
 
@@ -826,12 +798,12 @@ mod tests {
     fn prune_oldest_deletes_the_oldest_unreferenced_version_and_its_bytes() {
         let db = TestDb::in_memory();
         let fid = setup(&db);
-        let settings = pruning(2);
+        let rules = pruning(2);
         for content in [b"two", b"six"] {
-            publish_version(&db, &NoCache, &caller(), &settings, &fid, None, None).unwrap();
+            publish_version(&db, &NoCache, &caller(), &rules, &fid, None, None).unwrap();
             change_code(&db, &fid, content);
         }
-        let v = publish_version(&db, &NoCache, &caller(), &settings, &fid, None, None).unwrap();
+        let v = publish_version(&db, &NoCache, &caller(), &rules, &fid, None, None).unwrap();
         assert_eq!(v.version_number, number(3));
         assert_eq!(numbers(&db, &fid), [2, 3]);
         let n = db.execute("SELECT COUNT(*) FROM packages", &[]).unwrap();
@@ -842,9 +814,9 @@ mod tests {
     fn prune_oldest_keeps_aliased_versions_and_refuses_when_all_are() {
         let db = TestDb::in_memory();
         let fid = setup(&db);
-        let settings = pruning(2);
+        let rules = pruning(2);
         for content in [b"two", b"six"] {
-            publish_version(&db, &NoCache, &caller(), &settings, &fid, None, None).unwrap();
+            publish_version(&db, &NoCache, &caller(), &rules, &fid, None, None).unwrap();
             change_code(&db, &fid, content);
         }
         let alias = |name: &str, version: i64| {
@@ -862,12 +834,11 @@ mod tests {
             .unwrap();
         };
         alias("one", 1);
-        publish_version(&db, &NoCache, &caller(), &settings, &fid, None, None).unwrap();
+        publish_version(&db, &NoCache, &caller(), &rules, &fid, None, None).unwrap();
         assert_eq!(numbers(&db, &fid), [1, 3]);
         alias("three", 3);
         change_code(&db, &fid, b"ten");
-        let err =
-            publish_version(&db, &NoCache, &caller(), &settings, &fid, None, None).unwrap_err();
+        let err = publish_version(&db, &NoCache, &caller(), &rules, &fid, None, None).unwrap_err();
         assert_eq!(err.message, "Can not exceed maximum number(2) of versions");
         assert_eq!(numbers(&db, &fid), [1, 3]);
     }
@@ -876,9 +847,9 @@ mod tests {
     fn prune_oldest_keeps_a_version_an_alias_routes_to() {
         let db = TestDb::in_memory();
         let fid = setup(&db);
-        let settings = pruning(2);
+        let rules = pruning(2);
         for content in [b"two", b"six"] {
-            publish_version(&db, &NoCache, &caller(), &settings, &fid, None, None).unwrap();
+            publish_version(&db, &NoCache, &caller(), &rules, &fid, None, None).unwrap();
             change_code(&db, &fid, content);
         }
         db.execute(
@@ -887,7 +858,7 @@ mod tests {
             &[fid.as_str().into()],
         )
         .unwrap();
-        publish_version(&db, &NoCache, &caller(), &settings, &fid, None, None).unwrap();
+        publish_version(&db, &NoCache, &caller(), &rules, &fid, None, None).unwrap();
         assert_eq!(numbers(&db, &fid), [1, 3]);
     }
 
@@ -904,7 +875,7 @@ mod tests {
             &db,
             &NoCache,
             &caller(),
-            &Settings::default(),
+            &Rules::default(),
             &fid,
             changes,
             None,
@@ -949,16 +920,8 @@ mod tests {
             token: None,
             is_service: false,
         };
-        let err = publish_version(
-            &db,
-            &NoCache,
-            &admin,
-            &Settings::default(),
-            &fid,
-            None,
-            None,
-        )
-        .unwrap_err();
+        let err = publish_version(&db, &NoCache, &admin, &Rules::default(), &fid, None, None)
+            .unwrap_err();
         assert_eq!(err.status(), 404);
     }
 

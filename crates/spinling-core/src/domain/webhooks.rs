@@ -7,8 +7,9 @@ use crate::domain::commands::{
     ExecutionTarget, NewExecution, NewWebhook, WebhookChanges, WebhookTarget,
 };
 use crate::domain::context::{Caller, ListScope};
-use crate::domain::executions::{self, Execution, Job};
+use crate::domain::executions::{self, Execution};
 use crate::domain::types::{FunctionId, VersionRef};
+use crate::domain::workers::Job;
 use crate::error::{ApiError, ApiResult};
 use crate::store::cache::Cache;
 use crate::store::db::{in_transaction, Database, Row};

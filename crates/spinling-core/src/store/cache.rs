@@ -19,7 +19,6 @@
 //! when those are deleted; validated tokens share a fixed set of slots (see `auth`). Nothing
 //! lists keys (`get_keys` is Redis' `KEYS *`).
 
-use crate::domain::types::{VersionNumber, VersionRef};
 use crate::error::ApiResult;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -182,41 +181,6 @@ pub fn prepared_key(function_id: &str, number: i64) -> String {
     format!("spinling:v1:prepared:{function_id}:{number}")
 }
 
-// What a write changed is forgotten by the domain operation that wrote it, after its commit
-// (never by a handler): these are its vocabulary.
-
-/// Forgets what is cached about a function's `versions` (their resources and the code
-/// prepared for them) and their list.
-pub fn forget_versions(cache: &dyn Cache, function_id: &str, versions: &[VersionRef]) {
-    let numbers: Vec<VersionNumber> = versions.iter().filter_map(|v| v.number()).collect();
-    forget_version_resources(cache, function_id, &numbers);
-    for version in versions {
-        forget_prepared(cache, function_id, *version);
-    }
-}
-
-/// Forgets the cached resources (not the prepared code) of versions `numbers` and their list:
-/// for a change of what a version shows, such as its execution `count`, or of the list.
-pub fn forget_version_resources(cache: &dyn Cache, function_id: &str, numbers: &[VersionNumber]) {
-    cache.delete(&generation_key(function_id));
-    cache.delete(&version_list_key(function_id));
-    for n in numbers {
-        cache.delete(&version_key(function_id, n.get()));
-    }
-}
-
-/// Forgets the cached function: for a change of its settings or code, its `count`, or its
-/// `latest_version` (a version published or deleted), and for its deletion.
-pub fn forget_function(cache: &dyn Cache, function_id: &str) {
-    cache.delete(&generation_key(function_id));
-    cache.delete(&function_key(function_id));
-}
-
-/// Forgets the module the built-in runtime prepared for `version` (detach).
-pub fn forget_prepared(cache: &dyn Cache, function_id: &str, version: VersionRef) {
-    cache.delete(&prepared_key(function_id, version.to_wire()));
-}
-
 #[cfg(test)]
 pub(crate) mod testing {
     use super::{Cache, KeyValueScope};
@@ -291,7 +255,7 @@ mod tests {
         // A reader reads the database, then a writer commits and forgets, then the reader
         // stores the answer it read before the commit.
         let load = || {
-            forget_function(&cache, "f");
+            cache.delete(&generation_key("f"));
             Ok(1)
         };
         assert_eq!(read_through(&cache, "f", "k", load).unwrap(), 1);
@@ -305,7 +269,7 @@ mod tests {
         read_through(&cache, "f", "a", || Ok(1)).unwrap();
         read_through(&cache, "f", "b", || Ok(1)).unwrap();
         read_through(&cache, "g", "c", || Ok(1)).unwrap();
-        forget_version_resources(&cache, "f", &[]);
+        cache.delete(&generation_key("f"));
         assert_eq!(read_through(&cache, "f", "a", || Ok(2)).unwrap(), 2);
         assert_eq!(read_through(&cache, "f", "b", || Ok(2)).unwrap(), 2);
         assert_eq!(read_through(&cache, "g", "c", || Ok(2)).unwrap(), 1);

@@ -4,7 +4,6 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::store::db::{Database, Row, Rows, Value};
-use crate::web::http::ApiRequest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Operator {
@@ -133,26 +132,6 @@ pub struct Page {
 }
 
 impl Page {
-    pub fn from_request(request: &ApiRequest, max_page_size: usize) -> ApiResult<Page> {
-        let limit = match request.query_param("limit") {
-            None => max_page_size,
-            // Digits only, not all zeros: any larger number is simply clamped.
-            Some(v) => Some(v)
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                .filter(|v| v.bytes().any(|b| b != b'0'))
-                .map(|v| v.parse::<usize>().unwrap_or(usize::MAX).min(max_page_size))
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "Invalid input for field/attribute limit. Value: '{v}'. Wrong type. Expected a positive integer."
-                    ))
-                })?,
-        };
-        Ok(Page {
-            limit: limit.max(1),
-            marker: request.query_param("marker").map(str::to_string),
-        })
-    }
-
     /// This page of `all`, a whole list in its order, whose rows `key` names as markers do.
     pub fn slice<T>(&self, all: Vec<T>, key: impl Fn(&T) -> String) -> ApiResult<Paged<T>> {
         let start = match &self.marker {
@@ -309,38 +288,6 @@ impl ListQuery {
     }
 }
 
-/// The absolute URL of the page after `marker`: the request's own path and query, with
-/// `marker` set, under `base_url` (the public URL, or the one the client used).
-pub fn next_link(request: &ApiRequest, base_url: &str, marker: &str) -> String {
-    let query: Vec<String> = request
-        .query
-        .iter()
-        .filter(|(k, _)| k != "marker")
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain(std::iter::once(("marker", marker)))
-        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
-        .collect();
-    format!(
-        "{}{}?{}",
-        base_url.trim_end_matches('/'),
-        request.path,
-        query.join("&")
-    )
-}
-
-/// `text` with every byte but RFC 3986's unreserved characters percent-encoded.
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,26 +359,6 @@ mod tests {
         );
     }
 
-    fn request(url: &str) -> ApiRequest {
-        ApiRequest::new("GET", url, vec![], vec![])
-    }
-
-    #[test]
-    fn a_limit_is_clamped_to_the_maximum_page_size_which_is_also_the_default() {
-        let page = |url| Page::from_request(&request(url), 50).unwrap();
-        assert_eq!(page("http://h/v1/functions").limit, 50);
-        assert_eq!(page("http://h/v1/functions?limit=7").limit, 7);
-        assert_eq!(
-            page("http://h/v1/functions?limit=99999999999999999999").limit,
-            50
-        );
-        for bad in ["0", "-3", "x", ""] {
-            let err =
-                Page::from_request(&request(&format!("http://h/x?limit={bad}")), 50).unwrap_err();
-            assert_eq!(err.status(), 400);
-        }
-    }
-
     #[test]
     fn a_slice_starts_after_its_marker_and_tells_whether_more_follow() {
         let page = |marker: Option<&str>| Page {
@@ -447,15 +374,6 @@ mod tests {
         assert_eq!(last.next_marker, None);
         let err = page(Some("4")).slice(vec![1, 2, 3, 5], key).unwrap_err();
         assert_eq!(err.message, "Marker not found [marker=4]");
-    }
-
-    #[test]
-    fn a_next_link_keeps_the_query_and_replaces_the_marker() {
-        let r = request("http://client/v1/executions?status=has:%25x&marker=old&limit=2");
-        assert_eq!(
-            next_link(&r, "https://faas.example.org/", "a b"),
-            "https://faas.example.org/v1/executions?status=has%3A%25x&limit=2&marker=a%20b"
-        );
     }
 
     #[test]

@@ -6,12 +6,13 @@
 //! (`tests/api/tests/manifest.rs` compares the two), so a variable a group reads is never
 //! missing from its component.
 
-use crate::domain::types::SqliteSynchronous;
+use crate::domain::json::{JsonLimits, MAX_JSON_DEPTH};
+use crate::domain::rules::{Rules, VersionRetention};
 use crate::redacted::Redacted;
 use crate::store::cache::KeyValueScope;
+use crate::store::durability::SqliteSynchronous;
 use crate::web::cors::AllowedOrigins;
 use crate::web::hosts::{AllowedHosts, SiteGuard};
-use crate::web::limits::{JsonLimits, MAX_JSON_DEPTH};
 use std::fmt;
 
 /// The variables one endpoint group reads, in named sets (see [`groups`]).
@@ -151,17 +152,8 @@ impl<'a> Variables<'a> {
 /// Deployment settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// How many versions a function may have at once.
-    pub max_versions: i64,
-    /// What publishing a version at the cap does (variable `version_retention`).
-    pub version_retention: VersionRetention,
-    /// The largest package accepted, in bytes.
-    pub max_package_size: u64,
-    /// Hosts an external worker runtime may live on (`*` for any).
-    pub worker_hosts: Vec<String>,
-    /// SQLite's `synchronous` for writes: `FULL` (every commit is on disk before the answer)
-    /// or `NORMAL` (in WAL mode, the last commits may be lost on power loss, never corrupted).
-    pub sqlite_synchronous: SqliteSynchronous,
+    /// What the domain's rules take from the deployment.
+    pub rules: Rules,
     /// The URL clients and workers reach this API at (e.g. `https://faas.example.org`); when
     /// unset, the URL the caller used. Workers download packages from it.
     pub public_url: Option<String>,
@@ -186,11 +178,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            max_versions: 10,
-            version_retention: VersionRetention::Reject,
-            max_package_size: 50 * 1024 * 1024,
-            worker_hosts: vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()],
-            sqlite_synchronous: SqliteSynchronous::default(),
+            rules: Rules::default(),
             public_url: None,
             max_request_body: 1024 * 1024,
             json_limits: JsonLimits::default(),
@@ -207,15 +195,16 @@ impl Settings {
     pub fn from_variables(variables: &Variables) -> Result<Settings, String> {
         let mut settings = Settings::default();
         if let Some(v) = variables.value("max_versions") {
-            settings.max_versions = v.parse().ok().filter(|n: &i64| *n >= 1).ok_or_else(|| {
-                format!("variable max_versions must be a positive integer, not {v:?}")
-            })?;
+            settings.rules.max_versions =
+                v.parse().ok().filter(|n: &i64| *n >= 1).ok_or_else(|| {
+                    format!("variable max_versions must be a positive integer, not {v:?}")
+                })?;
         }
         if let Some(v) = variables.value("version_retention") {
-            settings.version_retention = VersionRetention::parse(&v)?;
+            settings.rules.version_retention = VersionRetention::parse(&v)?;
         }
         if let Some(v) = variables.value("max_package_size") {
-            settings.max_package_size =
+            settings.rules.max_package_size =
                 v.parse().ok().filter(|n: &u64| *n >= 1).ok_or_else(|| {
                     format!(
                         "variable max_package_size must be a positive number of bytes, not {v:?}"
@@ -223,7 +212,7 @@ impl Settings {
                 })?;
         }
         if let Some(v) = variables.value("sqlite_synchronous") {
-            settings.sqlite_synchronous = SqliteSynchronous::parse(&v)?;
+            settings.rules.sqlite_synchronous = SqliteSynchronous::parse(&v)?;
         }
         if let Some(v) = variables.value("key_value_scope") {
             settings.key_value_scope = KeyValueScope::parse(&v)?;
@@ -237,7 +226,7 @@ impl Settings {
             settings.public_url = Some(v.trim_end_matches('/').to_string());
         }
         if let Some(v) = variables.value("worker_hosts") {
-            settings.worker_hosts = v
+            settings.rules.worker_hosts = v
                 .split(',')
                 .map(|h| h.trim().to_ascii_lowercase())
                 .filter(|h| !h.is_empty())
@@ -276,39 +265,6 @@ impl Settings {
             guards_origins: !keystone,
         };
         Ok(settings)
-    }
-
-    pub fn worker_host_allowed(&self, host: &str) -> bool {
-        let host = host.to_ascii_lowercase();
-        self.worker_hosts.iter().any(|allowed| {
-            allowed == "*"
-                || *allowed == host
-                || allowed
-                    .strip_prefix("*.")
-                    .is_some_and(|suffix| host.ends_with(&format!(".{suffix}")))
-        })
-    }
-}
-
-/// What publishing a version does when the function already has `max_versions` versions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VersionRetention {
-    /// Qinling's 403 `Can not exceed maximum number(N) of versions`.
-    Reject,
-    /// The oldest version nothing references (alias, alias routing, webhook, running or
-    /// paused job) is deleted in the publish's transaction; when none can go, the 403 stands.
-    PruneOldest,
-}
-
-impl VersionRetention {
-    pub fn parse(value: &str) -> Result<VersionRetention, String> {
-        match value.to_ascii_lowercase().as_str() {
-            "reject" => Ok(VersionRetention::Reject),
-            "prune_oldest" => Ok(VersionRetention::PruneOldest),
-            _ => Err(format!(
-                "variable version_retention must be reject or prune_oldest, not {value:?}"
-            )),
-        }
     }
 }
 

@@ -40,7 +40,10 @@ fn auth_mode_of(pairs: &[(&str, &str)]) -> Result<AuthMode, String> {
 fn settings_use_defaults_for_unset_variables() {
     assert_eq!(settings_of(&[]).unwrap(), Settings::default());
     assert_eq!(
-        settings_of(&[("max_versions", "3")]).unwrap().max_versions,
+        settings_of(&[("max_versions", "3")])
+            .unwrap()
+            .rules
+            .max_versions,
         3
     );
     assert_eq!(
@@ -60,7 +63,10 @@ fn settings_use_defaults_for_unset_variables() {
 #[test]
 fn a_blank_variable_is_unset() {
     assert_eq!(
-        settings_of(&[("max_versions", "  ")]).unwrap().max_versions,
+        settings_of(&[("max_versions", "  ")])
+            .unwrap()
+            .rules
+            .max_versions,
         10
     );
     let s = settings_of(&[("public_url", " https://faas.example.org/ ")]).unwrap();
@@ -110,9 +116,18 @@ fn a_read_asks_for_no_variable_only_writes_use() {
     let map: HashMap<String, String> = [("max_versions".to_string(), "3".to_string())].into();
     let get = |name: &str| map.get(name).cloned();
     let writes = Variables::new(EVERY, &get);
-    assert_eq!(Settings::from_variables(&writes).unwrap().max_versions, 3);
+    assert_eq!(
+        Settings::from_variables(&writes)
+            .unwrap()
+            .rules
+            .max_versions,
+        3
+    );
     let reads = Variables::new(EVERY, &get).for_reads();
-    assert_eq!(Settings::from_variables(&reads).unwrap().max_versions, 10);
+    assert_eq!(
+        Settings::from_variables(&reads).unwrap().rules.max_versions,
+        10
+    );
 }
 
 #[test]
@@ -123,14 +138,14 @@ fn a_setting_the_group_does_not_read_keeps_its_default() {
         Settings::from_variables,
     )
     .unwrap();
-    assert_eq!(s.max_versions, 10);
+    assert_eq!(s.rules.max_versions, 10);
     let s = read(
         groups::VERSIONS,
         &[("max_versions", "3")],
         Settings::from_variables,
     )
     .unwrap();
-    assert_eq!(s.max_versions, 3);
+    assert_eq!(s.rules.max_versions, 3);
 }
 
 #[test]
@@ -235,18 +250,6 @@ fn bad_limit_variables_are_configuration_errors() {
 }
 
 #[test]
-fn worker_hosts_match_exactly_or_by_wildcard_suffix() {
-    let s = Settings {
-        worker_hosts: vec!["*.example.org".into(), "w1".into()],
-        ..Settings::default()
-    };
-    assert!(s.worker_host_allowed("a.example.org"));
-    assert!(s.worker_host_allowed("W1"));
-    assert!(!s.worker_host_allowed("example.org"));
-    assert!(!s.worker_host_allowed("w2"));
-}
-
-#[test]
 fn auth_mode_defaults_to_none() {
     assert_eq!(auth_mode_of(&[]), Ok(AuthMode::None));
     assert_eq!(auth_mode_of(&[("auth_mode", "")]), Ok(AuthMode::None));
@@ -294,12 +297,13 @@ fn the_service_password_is_redacted_in_debug_output() {
 #[test]
 fn version_retention_is_reject_unless_prune_oldest_is_asked_for() {
     assert_eq!(
-        settings_of(&[]).unwrap().version_retention,
+        settings_of(&[]).unwrap().rules.version_retention,
         VersionRetention::Reject
     );
     assert_eq!(
         settings_of(&[("version_retention", "prune_oldest")])
             .unwrap()
+            .rules
             .version_retention,
         VersionRetention::PruneOldest
     );

@@ -1,14 +1,14 @@
 //! Form bodies for function create and update, which Qinling accepts as
 //! `multipart/form-data` (with the `package` file), `application/x-www-form-urlencoded` or JSON.
 
+use crate::domain::json::JsonLimits;
 use crate::error::{ApiError, ApiResult};
-use crate::store::packages::{Checksums, ChecksumsInProgress, Upload};
+use crate::store::packages::{BodyChecksums, ChecksumsInProgress, Upload};
 use crate::web::http::ApiRequest;
-use crate::web::limits::{check_form_fields, urlencoded_form, JsonLimits};
+use crate::web::limits::{check_form_fields, urlencoded_form};
 use bytes::Bytes;
 use memchr::memmem;
 use serde_json::Value as Json;
-use std::ops::Range;
 
 /// RFC 2046 §5.1.1: a boundary is 1 to 70 characters.
 const MAX_BOUNDARY: usize = 70;
@@ -159,13 +159,6 @@ fn parse_multipart(
     Ok(form)
 }
 
-/// The checksums of the stretch `range` of a request body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BodyChecksums {
-    pub range: Range<usize>,
-    pub checksums: Checksums,
-}
-
 /// Computes the checksums of a multipart body's `package` part while the body streams in:
 /// hashing a large upload then overlaps with receiving it, instead of following it.
 /// `parse_function_form` takes them only for a package found at exactly the same place in the
@@ -297,6 +290,7 @@ fn disposition(headers: &str) -> Option<(String, Option<String>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::packages::Checksums;
 
     fn request(content_type: &str, body: &[u8]) -> ApiRequest {
         ApiRequest::new(

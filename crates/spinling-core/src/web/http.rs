@@ -36,7 +36,7 @@ pub struct ApiRequest {
     pub host: String,
     /// The checksums of a multipart body's `package` part, computed while the body streamed
     /// in (`forms::PackageHasher`).
-    pub package_checksums: Option<crate::web::forms::BodyChecksums>,
+    pub package_checksums: Option<crate::store::packages::BodyChecksums>,
 }
 
 impl fmt::Debug for ApiRequest {

@@ -10,4 +10,5 @@ pub mod forms;
 pub mod hosts;
 pub mod http;
 pub mod limits;
+pub mod listing;
 pub mod wire;

@@ -1,9 +1,10 @@
 //! Typed JSON bodies as Qinling's WSME handlers validate them: unknown attributes, read-only
 //! attributes, wrong types and over-long strings are 400s with WSME's messages, never 500s.
 
+use crate::domain::json::JsonLimits;
 use crate::domain::types::{NotAUuid, VersionRef};
 use crate::error::{ApiError, ApiResult};
-use crate::web::limits::{JsonLimits, MAX_TEXT};
+use crate::web::limits::MAX_TEXT;
 use serde_json::{Map, Value as Json};
 
 /// Integers are kept inside SQLite's and Python's comfortable range; larger is "absurd".
@@ -286,45 +287,6 @@ pub fn require_uuid_path(value: &str) -> ApiResult<()> {
     }
 }
 
-/// Serialises JSON as Python's `json.dumps` does (`", "` and `": "` separators): the form
-/// in which Qinling embeds JSON in strings (a function's `code` in lists).
-pub fn python_json(value: &Json) -> String {
-    fn separator<W: ?Sized + std::io::Write>(w: &mut W, first: bool) -> std::io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            w.write_all(b", ")
-        }
-    }
-    struct PythonStyle;
-    impl serde_json::ser::Formatter for PythonStyle {
-        fn begin_array_value<W: ?Sized + std::io::Write>(
-            &mut self,
-            w: &mut W,
-            first: bool,
-        ) -> std::io::Result<()> {
-            separator(w, first)
-        }
-        fn begin_object_key<W: ?Sized + std::io::Write>(
-            &mut self,
-            w: &mut W,
-            first: bool,
-        ) -> std::io::Result<()> {
-            separator(w, first)
-        }
-        fn begin_object_value<W: ?Sized + std::io::Write>(
-            &mut self,
-            w: &mut W,
-        ) -> std::io::Result<()> {
-            w.write_all(b": ")
-        }
-    }
-    let mut out = Vec::new();
-    let mut serializer = serde_json::Serializer::with_formatter(&mut out, PythonStyle);
-    serde::Serialize::serialize(value, &mut serializer).expect("JSON values serialise");
-    String::from_utf8(out).expect("serde_json writes UTF-8")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,12 +303,6 @@ mod tests {
         parse_body(body.as_bytes(), &JsonLimits::default(), "body", FIELDS)
             .unwrap_err()
             .message
-    }
-
-    #[test]
-    fn python_style_json_has_spaced_separators() {
-        let v: Json = serde_json::from_str(r#"{"a": [1, 2], "b": {"c": null}}"#).unwrap();
-        assert_eq!(python_json(&v), r#"{"a": [1, 2], "b": {"c": null}}"#);
     }
 
     #[test]

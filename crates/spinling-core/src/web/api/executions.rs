@@ -2,14 +2,15 @@
 
 use super::{page_of, wrapped, Env};
 use crate::domain::commands::NewExecution;
-use crate::domain::context::ListScope;
-use crate::domain::executions::{self, parse_input, Execution, Job, MAX_INPUT};
-use crate::domain::runtimes::BUILTIN_WASM_IMAGE;
+use crate::domain::executions::{self, parse_input, Execution, MAX_INPUT};
+use crate::domain::json::JsonLimits;
 use crate::domain::types::{ExecutionId, FunctionId, VersionRef};
+use crate::domain::workers::Job;
+use crate::domain::workers::BUILTIN_WASM_IMAGE;
 use crate::error::{ApiError, ApiResult};
 use crate::store::filters::Filter;
 use crate::web::http::{ApiRequest, ApiResponse};
-use crate::web::limits::JsonLimits;
+use crate::web::listing::list_scope_of_request;
 use crate::web::wire::{parse_body, require_uuid_path, Body, Field, FieldType};
 
 const FIELDS: &[Field] = &[
@@ -26,7 +27,7 @@ const FIELDS: &[Field] = &[
     Field::text("description"),
     Field {
         name: "routing_key",
-        ty: FieldType::Text(crate::domain::rollouts::MAX_ROUTING_KEY),
+        ty: FieldType::Text(crate::domain::routing::MAX_ROUTING_KEY),
         read_only: false,
     },
     Field::text("status").read_only(),
@@ -45,7 +46,7 @@ fn new_execution(body: &Body, limits: &JsonLimits) -> ApiResult<NewExecution> {
         description: body.text("description"),
         sync: body.boolean("sync").unwrap_or(true),
         input: parse_input(body.text("input").as_deref(), limits)?,
-        routing_key: crate::domain::rollouts::check_routing_key(body.text("routing_key"))?,
+        routing_key: crate::domain::routing::check_routing_key(body.text("routing_key"))?,
     })
 }
 
@@ -97,7 +98,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
                 "limit",
                 "marker",
             ])?;
-            let scope = ListScope::from_request(caller, request)?;
+            let scope = list_scope_of_request(caller, request)?;
             let mut filters: Vec<Filter> = FILTERS
                 .into_iter()
                 .filter_map(|column| Some(Filter::parse(column, request.query_param(column)?)))

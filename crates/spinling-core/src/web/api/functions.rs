@@ -5,12 +5,13 @@ use crate::domain::commands::{FunctionChanges, NewFunction};
 use crate::domain::functions::{
     self, claimed_md5, source_of, Function, Limit, CPU, MAX_ENTRY, MEMORY, TIMEOUT,
 };
+use crate::domain::json::JsonLimits;
 use crate::domain::types::{CodeSource, VersionRef};
 use crate::domain::versions;
 use crate::error::{ApiError, ApiResult};
 use crate::web::forms::{parse_function_form, FunctionForm};
 use crate::web::http::{ApiRequest, ApiResponse};
-use crate::web::limits::{JsonLimits, MAX_TEXT};
+use crate::web::limits::MAX_TEXT;
 use crate::web::wire::{check_value, require_uuid_path, Field, FieldType};
 use serde_json::{Map, Value as Json};
 
@@ -135,7 +136,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         ("POST", ["v1", "functions"]) => {
             let limits = &env.settings.json_limits;
             let new = new_function(parse_function_form(request, limits)?, limits)?;
-            let function = functions::create(db, caller, &env.settings, new)?;
+            let function = functions::create(db, caller, &env.settings.rules, new)?;
             Ok(ApiResponse::created(&function.to_json()))
         }
         (_, ["v1", "functions"]) => Err(ApiError::method_not_allowed()),
@@ -153,8 +154,15 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             let limits = &env.settings.json_limits;
             let changes = function_changes(parse_function_form(request, limits)?, limits)?;
             let if_match = request.header("if-match");
-            let function =
-                functions::update(db, env.cache, caller, &env.settings, id, changes, if_match)?;
+            let function = functions::update(
+                db,
+                env.cache,
+                caller,
+                &env.settings.rules,
+                id,
+                changes,
+                if_match,
+            )?;
             Ok(with_etag(function))
         }
         ("DELETE", ["v1", "functions", id]) => {

@@ -11,15 +11,16 @@ pub mod versions;
 pub mod webhooks;
 
 use crate::domain::context::{Caller, ListScope};
-use crate::domain::executions::{Executor, Job};
 use crate::domain::runtimes::WorkerProbe;
+use crate::domain::workers::{Executor, Job};
 use crate::error::{ApiError, ApiResult};
 use crate::store::cache::Cache;
 use crate::store::db::Database;
-use crate::store::filters::{next_link, Page, Paged};
+use crate::store::filters::{Page, Paged};
 use crate::web::config::Settings;
 use crate::web::http::{parse_bool, ApiRequest, ApiResponse};
 use crate::web::limits::check_query;
+use crate::web::listing::{list_scope_of_request, next_link, page_of_request};
 use serde_json::Value as Json;
 use std::cell::RefCell;
 
@@ -120,14 +121,14 @@ fn scoped_list<T>(
     render: impl Fn(&T) -> Json,
 ) -> ApiResult<ApiResponse> {
     request.only_query_params(&["all_projects", "project_id", "limit", "marker"])?;
-    let scope = ListScope::from_request(&env.caller, request)?;
+    let scope = list_scope_of_request(&env.caller, request)?;
     let page = page_of(env, request)?;
     Ok(wrapped(env, request, key, &list(&scope, &page)?, render))
 }
 
 /// The page a list request asks for, within the deployment's maximum page size.
 fn page_of(env: &Env, request: &ApiRequest) -> ApiResult<Page> {
-    Page::from_request(request, env.settings.max_page_size)
+    page_of_request(request, env.settings.max_page_size)
 }
 
 /// Whether `?download=` asks for the package bytes.

@@ -57,7 +57,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             // Only an admin learns what the body lacks, as before.
             caller.require_admin()?;
             let new = new_runtime(&body)?;
-            let runtime = runtimes::create(db, caller, &env.settings, env.workers, new)?;
+            let runtime = runtimes::create(db, caller, &env.settings.rules, env.workers, new)?;
             Ok(ApiResponse::created(&runtime.to_json()))
         }
         (_, ["v1", "runtimes"]) => Err(ApiError::method_not_allowed()),
@@ -72,8 +72,14 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
                     let body =
                         parse_body(&request.body, &env.settings.json_limits, "runtime", FIELDS)?;
                     let changes = runtime_changes(&body);
-                    let runtime =
-                        runtimes::update(db, caller, &env.settings, env.workers, id, &changes)?;
+                    let runtime = runtimes::update(
+                        db,
+                        caller,
+                        &env.settings.rules,
+                        env.workers,
+                        id,
+                        &changes,
+                    )?;
                     Ok(ApiResponse::ok(&runtime.to_json()))
                 }
                 "DELETE" => {

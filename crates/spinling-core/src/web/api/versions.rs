@@ -70,7 +70,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
                 db,
                 env.cache,
                 caller,
-                &env.settings,
+                &env.settings.rules,
                 fid,
                 body.text("description"),
                 body.text("md5sum").as_deref(),

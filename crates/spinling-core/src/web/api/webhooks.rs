@@ -139,7 +139,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         ("POST", ["v1", "webhooks", id, "invoke"]) => {
             let params = invoke_params(env, request)?;
             // Sticky routing through a routed alias (issue 25).
-            let routing_key = crate::domain::rollouts::check_routing_key(
+            let routing_key = crate::domain::routing::check_routing_key(
                 request.header(ROUTING_KEY_HEADER).map(str::to_string),
             )?;
             let (execution, job) =

@@ -1,0 +1,46 @@
+//! Stamps: the rows that tell the collector a digest is being written or downloaded, and
+//! so must be left alone for the grace period.
+
+use crate::error::ApiResult;
+use crate::store::db::{Database, DbError, Value};
+
+/// How long the chunks of a digest whose write started are left alone by the collector,
+/// even when nothing refers to them: far longer than writing 50 MiB takes. Chunks of a killed
+/// writer stay this long.
+pub const WRITE_GRACE_SECONDS: i64 = 15 * 60;
+
+/// Stamps `digest` as being written at `now`: the collector leaves its chunks alone for
+/// [`WRITE_GRACE_SECONDS`] (see `collect_garbage`).
+pub(super) fn stamp(db: &dyn Database, digest: &str, now: i64) -> Result<(), DbError> {
+    crate::store::db::with_short_busy_waits(db, || {
+        db.execute(
+            "INSERT OR REPLACE INTO package_writes (digest, started_at) VALUES (?, ?)",
+            &[download_stamp(digest).into(), Value::Integer(now)],
+        )
+    })
+    .map(drop)
+}
+
+/// The `package_writes` key of downloads' stamp on `digest`: a row apart from an upload's,
+/// so that the publish of an upload of the same bytes, which drops its own stamp, leaves a
+/// download in flight protected.
+pub(super) fn download_stamp(digest: &str) -> String {
+    format!("{digest}{DOWNLOAD_SUFFIX}")
+}
+
+pub(super) const DOWNLOAD_SUFFIX: &str = "+download";
+
+/// Whether a write or a download stamped `digest` within the grace period before `now`.
+pub(super) fn stamped(tx: &dyn Database, digest: &str, now: i64) -> ApiResult<bool> {
+    Ok(tx
+        .execute(
+            "SELECT 1 FROM package_writes WHERE digest IN (?, ?) AND started_at > ?",
+            &[
+                digest.into(),
+                download_stamp(digest).into(),
+                Value::Integer(now - WRITE_GRACE_SECONDS),
+            ],
+        )?
+        .first()
+        .is_some())
+}
