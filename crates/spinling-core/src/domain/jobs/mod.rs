@@ -20,6 +20,15 @@ use crate::time::{format_timestamp, now_unix, parse_timestamp};
 use crate::{domain::aliases, domain::functions, domain::versions};
 use serde_json::{json, Value as Json};
 
+mod lease;
+mod timing;
+
+pub use lease::{
+    check_health, hand_over_lease, holds_lease, release_lease_if_idle, renew_lease, take_lease,
+    LEASE_SECONDS,
+};
+pub use timing::{parse_time, Pattern};
+
 /// How far ahead a job's first (or resumed) time must be, in seconds.
 pub const MIN_LEAD_SECONDS: i64 = 60;
 
@@ -156,89 +165,6 @@ impl Job {
             None => (count, JobStatus::Done, self.next_execution_time),
         }
     }
-}
-
-/// A five-field cron pattern (minute, hour, day of month, month, day of week), read in UTC
-/// with Vixie cron's rules (as Python's croniter, which Qinling uses).
-pub struct Pattern(croner::Cron);
-
-impl Pattern {
-    pub fn parse(text: &str) -> ApiResult<Pattern> {
-        let invalid =
-            || ApiError::bad_request(format!("The specified pattern is not valid: {text}"));
-        if text.split_whitespace().count() != 5 {
-            return Err(invalid());
-        }
-        croner::parser::CronParser::builder()
-            .seconds(croner::parser::Seconds::Disallowed)
-            .year(croner::parser::Year::Disallowed)
-            .build()
-            .parse(text)
-            .map(Pattern)
-            .map_err(|_| invalid())
-    }
-
-    /// The first tick strictly after `unix` (seconds), if any within croner's years.
-    pub fn next_after(&self, unix: i64) -> Option<i64> {
-        let start = chrono::DateTime::<chrono::Utc>::from_timestamp(unix, 0)?;
-        self.0
-            .find_next_occurrence(&start, false)
-            .ok()
-            .map(|t| t.timestamp())
-    }
-}
-
-/// Reads a job time as Python's `dateutil.parser.parse(..., ignoretz=True)` reads the usual
-/// forms: `YYYY-MM-DD`, then optionally `T` or a space and `HH:MM[:SS[.fraction]]`, then an
-/// optional `Z` or `±HH[:]MM`, which is ignored (the time is taken as UTC). Anything else
-/// gets dateutil's message.
-pub fn parse_time(text: &str) -> ApiResult<i64> {
-    parse_time_parts(text.trim())
-        .ok_or_else(|| ApiError::bad_request(format!("Unknown string format: {text}")))
-}
-
-fn parse_time_parts(text: &str) -> Option<i64> {
-    let (date, time) = match text.find(['T', 't', ' ']) {
-        Some(i) => (&text[..i], text[i + 1..].trim()),
-        None => (text, ""),
-    };
-    let digits = |s: &str, n: usize| {
-        (s.len() == n && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse::<i64>().ok())?
-    };
-    let mut parts = date.split('-');
-    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    let (year, month, day) = (digits(y, 4)?, digits(m, 2)?, digits(d, 2)?);
-    let clock = time
-        .trim_end_matches(['Z', 'z'])
-        .split(['+', '-'])
-        .next()
-        .unwrap_or_default()
-        .split('.')
-        .next()
-        .unwrap_or_default();
-    let (hour, minute, second) = match clock {
-        "" => (0, 0, 0),
-        clock => {
-            let mut hms = clock.split(':');
-            let hour = digits(hms.next()?, 2)?;
-            let minute = digits(hms.next()?, 2)?;
-            let second = match hms.next() {
-                Some(s) => digits(s, 2)?,
-                None => 0,
-            };
-            if hms.next().is_some() {
-                return None;
-            }
-            (hour, minute, second)
-        }
-    };
-    let stamp = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z");
-    let unix = parse_timestamp(&stamp)?;
-    // parse_timestamp allows the 31st of any month: a date that did not round-trip is none.
-    (format_timestamp(unix) == stamp).then_some(unix)
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -592,108 +518,5 @@ fn fire(db: &dyn Database, job: &Job, now: i64) -> ApiResult<Option<Fired>> {
     })
 }
 
-/// The name of the scheduler's lease row.
-const LEASE: &str = "jobs";
-
-/// How long a scheduler's lease lasts without renewal, in seconds: a loop that died is
-/// replaced by the first request after this.
-pub const LEASE_SECONDS: i64 = 15;
-
-/// Takes the scheduler's lease for `holder` if it is free (never taken, or expired) and some
-/// job is running; true if taken. Only one holder at a time, across every instance on the
-/// database.
-pub fn take_lease(db: &dyn Database, holder: &str, now: i64) -> ApiResult<bool> {
-    let needed = db
-        .execute(
-            "SELECT COALESCE((SELECT until FROM scheduler_lease WHERE name = ?), 0) AS until,
-                    EXISTS (SELECT 1 FROM jobs WHERE status = 'running')
-                        OR EXISTS (SELECT 1 FROM alias_rollouts WHERE status = 'running') AS busy",
-            &[LEASE.into()],
-        )?
-        .first()
-        .is_some_and(|r| r.int("until") <= now && r.bool("busy"));
-    if !needed {
-        return Ok(false);
-    }
-    let taken = db.execute(
-        "INSERT INTO scheduler_lease (name, holder, until) VALUES (?, ?, ?)
-         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
-             WHERE scheduler_lease.until <= ?
-         RETURNING holder",
-        &[
-            LEASE.into(),
-            holder.into(),
-            (now + LEASE_SECONDS).into(),
-            now.into(),
-        ],
-    )?;
-    Ok(taken.first().is_some_and(|r| r.text("holder") == holder))
-}
-
-/// Extends `holder`'s lease, even past its end if no one took it meanwhile; false if another
-/// holds it now.
-pub fn renew_lease(db: &dyn Database, holder: &str, now: i64) -> ApiResult<bool> {
-    let renewed = db.execute(
-        "UPDATE scheduler_lease SET until = ? WHERE name = ? AND holder = ? RETURNING holder",
-        &[(now + LEASE_SECONDS).into(), LEASE.into(), holder.into()],
-    )?;
-    Ok(renewed.first().is_some())
-}
-
-/// Hands `holder`'s lease to `next` (a fresh loop); false if `holder` no longer held it.
-pub fn hand_over_lease(db: &dyn Database, holder: &str, next: &str, now: i64) -> ApiResult<bool> {
-    let moved = db.execute(
-        "UPDATE scheduler_lease SET holder = ?, until = ? WHERE name = ? AND holder = ? AND until > ?
-         RETURNING holder",
-        &[next.into(), (now + LEASE_SECONDS).into(), LEASE.into(), holder.into(), now.into()],
-    )?;
-    Ok(moved.first().is_some())
-}
-
-/// The health probe's look at the database: one read of the jobs (brought up to date first
-/// if the schema is missing), 503 if it cannot be made. The adapter then starts the
-/// scheduler's loop if a job is running and none is alive, as after any request that opened
-/// the database.
-pub fn check_health(db: &dyn Database) -> ApiResult<()> {
-    db.execute("SELECT 1 FROM jobs WHERE status = 'running' LIMIT 1", &[])
-        .map(drop)
-        .map_err(|e| {
-            eprintln!("health: the database cannot be read: {e}");
-            ApiError::new(
-                crate::error::ErrorKind::ServiceUnavailable,
-                "Database unavailable.",
-            )
-        })
-}
-
-/// Whether `holder` holds the lease at `now`: a read, so that a stranger's loop request
-/// writes nothing.
-pub fn holds_lease(db: &dyn Database, holder: &str, now: i64) -> ApiResult<bool> {
-    Ok(db
-        .execute(
-            "SELECT 1 FROM scheduler_lease WHERE name = ? AND holder = ? AND until > ?",
-            &[LEASE.into(), holder.into(), now.into()],
-        )?
-        .first()
-        .is_some())
-}
-
-/// Gives up `holder`'s lease at once, so the next request may start a loop, if no job and no
-/// rollout is running: in one statement, so a job or rollout created after a look never finds
-/// the lease given up with no loop to fire it. True if given up.
-pub fn release_lease_if_idle(db: &dyn Database, holder: &str) -> ApiResult<bool> {
-    Ok(db
-        .execute(
-            "UPDATE scheduler_lease SET until = 0 WHERE name = ? AND holder = ?
-                 AND NOT EXISTS (SELECT 1 FROM jobs WHERE status = 'running')
-                 AND NOT EXISTS (SELECT 1 FROM alias_rollouts WHERE status = 'running')
-             RETURNING holder",
-            &[LEASE.into(), holder.into()],
-        )?
-        .first()
-        .is_some())
-}
-
 #[cfg(test)]
-#[path = "jobs_tests.rs"]
 mod tests;

@@ -14,83 +14,12 @@ use crate::time::now_timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
 
-/// Qinling's `[resource_limits]` defaults; a version snapshots the values in force.
-pub struct Limit {
-    pub field: &'static str,
-    label: &'static str,
-    unit: &'static str,
-    pub default: i64,
-    pub min: i64,
-    pub max: i64,
-}
+mod code;
+mod limits;
 
-pub const CPU: Limit = Limit {
-    field: "cpu",
-    label: "cpu",
-    unit: "millicpu",
-    default: 100,
-    min: 100,
-    max: 300,
-};
-pub const MEMORY: Limit = Limit {
-    field: "memory_size",
-    label: "memory",
-    unit: "bytes",
-    default: 33_554_432,
-    min: 33_554_432,
-    max: 134_217_728,
-};
-pub const TIMEOUT: Limit = Limit {
-    field: "timeout",
-    label: "timeout",
-    unit: "seconds",
-    default: 5,
-    min: 1,
-    max: 300,
-};
-
-/// The entry Qinling gives functions of external (Python) runtimes.
-pub const DEFAULT_ENTRY: &str = "main.main";
-/// The longest entry accepted, in characters.
-pub const MAX_ENTRY: usize = 80;
-
-impl Limit {
-    /// The limit's value given as `value`: an integer (or its text) within the range
-    /// (Qinling's messages).
-    pub fn check(&self, value: &Json) -> ApiResult<i64> {
-        // Wide enough that any integer, however large (Python's `int()` takes them all), is
-        // judged by the range; float-to-int casts saturate.
-        let n: i128 = match value {
-            Json::Number(n) => n
-                .as_i64()
-                .map(i128::from)
-                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i128)),
-            Json::String(s) => {
-                let digits = s.trim();
-                match digits.parse::<i128>() {
-                    Ok(n) => Some(n),
-                    Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => Some(i128::MAX),
-                    Err(e) if *e.kind() == std::num::IntErrorKind::NegOverflow => Some(i128::MIN),
-                    Err(_) => None,
-                }
-            }
-            _ => None,
-        }
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "Invalid {} resource specified. An integer is required.",
-                self.label
-            ))
-        })?;
-        match i64::try_from(n) {
-            Ok(n) if (self.min..=self.max).contains(&n) => Ok(n),
-            _ => Err(ApiError::bad_request(format!(
-                "{} resource limitation not within the allowable range: {} ~ {}({}).",
-                self.label, self.min, self.max, self.unit
-            ))),
-        }
-    }
-}
+use code::{check_swift, missing_package};
+pub use code::{claimed_md5, source_of};
+pub use limits::{Limit, CPU, DEFAULT_ENTRY, MAX_ENTRY, MEMORY, TIMEOUT};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Function {
@@ -269,45 +198,6 @@ pub fn list(
         page.limit,
         |f: &Function| f.id.to_string(),
     ))
-}
-
-/// The md5 a `code` object claims for its package.
-pub fn claimed_md5(code: &Map<String, Json>) -> ApiResult<Option<String>> {
-    match code.get("md5sum") {
-        None | Some(Json::Null) => Ok(None),
-        Some(Json::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ApiError::bad_request(
-            "Invalid input, code.md5sum must be a string.",
-        )),
-    }
-}
-
-/// The source a `code` object names.
-pub fn source_of(code: &Map<String, Json>) -> ApiResult<CodeSource> {
-    code.get("source")
-        .and_then(Json::as_str)
-        .and_then(CodeSource::parse)
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "Invalid code source specified, available sources: {}",
-                CodeSource::ALL
-            ))
-        })
-}
-
-fn check_swift(code: &Map<String, Json>) -> ApiResult<()> {
-    let swift = code.get("swift").and_then(Json::as_object);
-    let has = |k: &str| swift.and_then(|s| s.get(k)).is_some_and(|v| !v.is_null());
-    if !has("container") || !has("object") {
-        return Err(ApiError::bad_request(
-            "Both container and object must be provided for swift type function.",
-        ));
-    }
-    Err(ApiError::bad_request("Swift object not supported."))
-}
-
-fn missing_package() -> ApiError {
-    ApiError::bad_request("Package file is required for package type function.")
 }
 
 pub fn create(

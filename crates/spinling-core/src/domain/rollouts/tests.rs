@@ -1,3 +1,8 @@
+use super::plan::DEFAULT_MAX_FAILURE_RATE;
+use super::plan::DEFAULT_MIN_EXECUTIONS;
+use super::plan::DEFAULT_STEPS;
+use super::plan::DEFAULT_STEP_SECONDS;
+use super::rule::WILSON_Z;
 use super::*;
 
 const T0: i64 = 1_893_456_000;
