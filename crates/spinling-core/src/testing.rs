@@ -14,8 +14,8 @@ use serde_json::json;
 pub fn package_function(db: &TestDb, caller: &Caller, package: Vec<u8>) -> FunctionId {
     crate::store::migrations::migrate(db).unwrap();
     db.execute(
-        "INSERT OR IGNORE INTO runtimes (id, image, status, project_id, created_at)
-         VALUES ('r', 'spinling/wasm', 'available', 'p', 'now')",
+        "INSERT INTO runtimes (id, image, status, project_id, created_at)
+         VALUES ('r', 'spinling/wasm', 'available', 'p', 'now') ON CONFLICT DO NOTHING",
         &[],
     )
     .unwrap();

@@ -12,7 +12,7 @@ use crate::domain::types::{CodeSource, ExecutionId, ExecutionStatus, FunctionId,
 use crate::domain::workers::{Job, WorkerFailure, WorkerReply};
 use crate::error::{ApiError, ApiResult};
 use crate::store::cache::Cache;
-use crate::store::db::{in_transaction, with_short_busy_waits, Database, DbError, Row};
+use crate::store::db::{in_transaction, with_short_busy_waits, Database, DbError, Dialect, Row};
 use crate::store::filters::Filter;
 use crate::time::now_timestamp;
 use crate::{domain::aliases, domain::functions, domain::runtimes, domain::versions};
@@ -292,8 +292,9 @@ fn insert(
     };
     let stored = db.execute(
         &format!(
-            "INSERT OR IGNORE INTO executions ({COLUMNS}, logs)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+            "INSERT INTO executions ({COLUMNS}, logs)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
         ),
         &[
             (&execution.id).into(),
@@ -445,8 +446,11 @@ pub fn logs(db: &dyn Database, caller: &Caller, id: &str) -> ApiResult<String> {
 pub const MAX_PAGE_BYTES: i64 = 8 * 1024 * 1024;
 
 /// The size of what an execution's row puts on a list page.
-const ROW_SIZE: &str = "COALESCE(length(CAST(input AS BLOB)), 0)
-    + COALESCE(length(CAST(result AS BLOB)), 0) + COALESCE(length(CAST(output AS BLOB)), 0)";
+fn row_size(dialect: Dialect) -> String {
+    ["input", "result", "output"]
+        .map(|column| format!("COALESCE({}, 0)", dialect.byte_length(column)))
+        .join(" + ")
+}
 
 pub fn list(
     db: &dyn Database,
@@ -461,7 +465,8 @@ pub fn list(
     for filter in filters {
         query = query.filter(filter);
     }
-    let (rows, more) = query.fetch_within(db, COLUMNS, ROW_SIZE, page, MAX_PAGE_BYTES)?;
+    let (rows, more) =
+        query.fetch_within(db, COLUMNS, &row_size(db.dialect()), page, MAX_PAGE_BYTES)?;
     let mut items: Vec<Execution> = rows.iter().map(Execution::from_row).collect();
     settle_stale(db, &mut items)?;
     let next_marker = items.last().filter(|_| more).map(|e| e.id.to_string());

@@ -210,8 +210,8 @@ pub fn create(
     };
     let inserted = db.execute(
         &format!(
-            "INSERT OR IGNORE INTO runtimes ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
-             RETURNING id"
+            "INSERT INTO runtimes ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
+             ON CONFLICT DO NOTHING RETURNING id"
         ),
         &[
             (&runtime.id).into(),

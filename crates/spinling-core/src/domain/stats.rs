@@ -61,9 +61,12 @@ pub fn of_function(
 ) -> ApiResult<Json> {
     let function = functions::find(db, caller, function_id)?;
     let rows = db.execute(
-        "SELECT function_version, status, CAST(json_extract(result, '$.duration') AS TEXT) AS duration
-         FROM executions WHERE function_id = ? AND project_id = ? AND created_at >= ?
-         ORDER BY function_version",
+        &format!(
+            "SELECT function_version, status, {} AS duration
+             FROM executions WHERE function_id = ? AND project_id = ? AND created_at >= ?
+             ORDER BY function_version",
+            db.dialect().json_text("result", "duration")
+        ),
         &[
             function_id.into(),
             function.project_id.as_str().into(),

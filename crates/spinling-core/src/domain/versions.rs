@@ -10,7 +10,7 @@ use crate::domain::rules::{Rules, VersionRetention};
 use crate::domain::types::{CodeSource, FunctionId, VersionNumber, VersionRef};
 use crate::error::{ApiError, ApiResult};
 use crate::store::cache::{read_through, version_key, version_list_key, Cache, NoCache};
-use crate::store::db::{in_transaction, Database, DbError, Row};
+use crate::store::db::{in_transaction, Database, DbError, Dialect, Row};
 use crate::store::packages::{self, StoredPackage};
 use crate::time::now_timestamp;
 use serde::{Deserialize, Serialize};
@@ -126,16 +126,19 @@ fn newest(db: &dyn Database, function_id: &str) -> ApiResult<Option<FunctionVers
 /// The publish: one INSERT that checks every rule against the rows it reads. Parameters: the
 /// new id, description, created_at, the function's id and project, the md5 the client expects
 /// (twice; NULL: any), the cap.
-const PUBLISH: &str = "INSERT INTO function_versions (id, function_id, version_number,
+fn publish_sql(dialect: Dialect) -> String {
+    format!(
+        "INSERT INTO function_versions (id, function_id, version_number,
         description, count, code, package_digest, entry, cpu, memory_size, timeout, project_id,
         created_at, updated_at)
-     SELECT ?, f.id, f.version_seq + 1, ?, 0, f.code, f.package_digest, f.entry,
-            f.cpu, f.memory_size, f.timeout, f.project_id, ?, NULL
+     SELECT CAST(? AS TEXT), f.id, f.version_seq + 1, CAST(? AS TEXT), 0, f.code,
+            f.package_digest, f.entry, f.cpu, f.memory_size, f.timeout, f.project_id,
+            CAST(? AS TEXT), NULL
      FROM functions f
      WHERE f.id = ? AND f.project_id = ?
-       AND json_extract(f.code, '$.source') = 'package'
+       AND {source} = 'package'
        AND f.package_digest IS NOT NULL
-       AND (? IS NULL OR json_extract(f.code, '$.md5sum') IS ?)
+       AND (CAST(? AS TEXT) IS NULL OR {md5sum} IS NOT DISTINCT FROM ?)
        AND (SELECT COUNT(*) FROM function_versions c WHERE c.function_id = f.id) < ?
        AND NOT EXISTS (
            SELECT 1 FROM function_versions v
@@ -143,11 +146,15 @@ const PUBLISH: &str = "INSERT INTO function_versions (id, function_id, version_n
              AND v.version_number = (SELECT MAX(version_number)
                                      FROM function_versions
                                      WHERE function_id = f.id)
-             AND v.package_digest = f.package_digest AND v.entry IS f.entry
+             AND v.package_digest = f.package_digest AND v.entry IS NOT DISTINCT FROM f.entry
              AND v.cpu = f.cpu AND v.memory_size = f.memory_size
              AND v.timeout = f.timeout)
      RETURNING id, function_id, version_number, description, count, code, package_digest,
-        entry, cpu, memory_size, timeout, project_id, created_at, updated_at";
+        entry, cpu, memory_size, timeout, project_id, created_at, updated_at",
+        source = dialect.json_text("f.code", "source"),
+        md5sum = dialect.json_text("f.code", "md5sum"),
+    )
+}
 
 /// What a publish asks for.
 struct Publish<'a> {
@@ -164,7 +171,7 @@ impl Publish<'_> {
     fn insert(&self, db: &dyn Database) -> Result<Option<FunctionVersion>, DbError> {
         let expected = self.expected_md5.map(str::to_owned);
         let rows = db.execute(
-            PUBLISH,
+            &publish_sql(db.dialect()),
             &[
                 crate::id::new_id().into(),
                 self.description.clone().into(),

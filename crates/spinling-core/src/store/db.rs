@@ -1,6 +1,10 @@
 //! The storage seam. The domain speaks SQL through `Database`, a trait as small as Spin's
 //! SQLite interface (one statement per call), so the same code runs on Spin's SQLite, on a
-//! libSQL backend, and natively on rusqlite in unit tests.
+//! libSQL backend, on PostgreSQL, and natively on rusqlite in unit tests.
+//!
+//! The SQL is written in the subset SQLite and PostgreSQL both speak (`?` placeholders, which
+//! the PostgreSQL adapter numbers; `ON CONFLICT`; `RETURNING`; `IS NOT DISTINCT FROM`). The
+//! few things they say differently are asked of the backend's [`Dialect`].
 
 use crate::error::ApiError;
 use bytes::Bytes;
@@ -209,6 +213,42 @@ impl DbError {
         DbError { kind, message }
     }
 
+    /// Classifies a PostgreSQL error by its SQLSTATE `code`. A unique violation names its
+    /// columns as SQLite does (`table.column, …`), from the `table` and the `detail`
+    /// (`Key (a, b)=(…) already exists.`), so callers read one form.
+    pub fn from_postgres(
+        code: &str,
+        message: String,
+        detail: Option<&str>,
+        table: Option<&str>,
+    ) -> DbError {
+        let kind = match code {
+            "23505" => {
+                let columns = detail
+                    .and_then(|d| d.strip_prefix("Key ("))
+                    .and_then(|d| d.split_once(")="))
+                    .map(|(columns, _)| columns)
+                    .unwrap_or_default();
+                DbErrorKind::Unique {
+                    columns: columns
+                        .split(',')
+                        .map(|c| match table {
+                            Some(t) => format!("{t}.{}", c.trim()),
+                            None => c.trim().to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+            }
+            // serialization_failure, deadlock_detected, lock_not_available: try again.
+            "40001" | "40P01" | "55P03" => DbErrorKind::Busy,
+            // undefined_table, undefined_column.
+            "42P01" | "42703" => DbErrorKind::MissingSchema,
+            _ => DbErrorKind::Other,
+        };
+        DbError { kind, message }
+    }
+
     pub fn is_busy(&self) -> bool {
         self.kind == DbErrorKind::Busy
     }
@@ -246,9 +286,51 @@ impl From<DbError> for ApiError {
     }
 }
 
+/// Which SQL a backend speaks where SQLite and PostgreSQL differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// SQLite: Spin's local files, libSQL, rusqlite in tests.
+    #[default]
+    Sqlite,
+    PostgreSQL,
+}
+
+impl Dialect {
+    /// The column that orders a table's rows as they were inserted: SQLite's implicit `rowid`;
+    /// on PostgreSQL, the identity column `seq` every listed table has.
+    pub fn insertion_order(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "rowid",
+            Dialect::PostgreSQL => "seq",
+        }
+    }
+
+    /// The text of the top-level `key` of the JSON object in the TEXT column `column` (NULL
+    /// when there is none).
+    pub fn json_text(self, column: &str, key: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("CAST(json_extract({column}, '$.{key}') AS TEXT)"),
+            Dialect::PostgreSQL => format!("(CAST({column} AS jsonb) ->> '{key}')"),
+        }
+    }
+
+    /// The size in bytes of the TEXT column `column` (NULL when it is).
+    pub fn byte_length(self, column: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("length(CAST({column} AS BLOB))"),
+            Dialect::PostgreSQL => format!("octet_length({column})"),
+        }
+    }
+}
+
 pub trait Database {
     /// Runs one SQL statement with positional (`?`) parameters.
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError>;
+
+    /// The SQL the backend speaks where SQLite and PostgreSQL differ.
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
 
     /// Drops the connection, so that the next statement opens a fresh one: after a lost
     /// transaction, a libSQL connection's stream may be dead for good. A no-op for backends
@@ -281,7 +363,10 @@ pub fn with_short_busy_waits<T>(
 ) -> Result<T, DbError> {
     // Backends without the pragma (libSQL remote: its client refuses it) keep their own
     // waiting, and a busy answer from them is retried at the remote pace.
-    let local = db.execute("PRAGMA busy_timeout = 0", &[]).is_ok();
+    // PostgreSQL waits for locks itself; what it answers busy (a serialization failure, a
+    // deadlock) is retried at the remote pace.
+    let local =
+        db.dialect() == Dialect::Sqlite && db.execute("PRAGMA busy_timeout = 0", &[]).is_ok();
     let (tries, first_us, cap_us) = if local {
         (SHORT_BUSY_TRIES, 100, SHORT_BUSY_CAP_US)
     } else {
@@ -314,7 +399,8 @@ pub fn with_short_busy_waits<T>(
 /// again, each time on a fresh connection, before the client gets a 503.
 const LOST_TRANSACTION_RETRIES: u32 = 4;
 
-/// Runs `work` inside `BEGIN IMMEDIATE` … `COMMIT`: all of it or none of it. Taking the write
+/// Runs `work` in a write transaction (`BEGIN IMMEDIATE` … `COMMIT` on SQLite; see `begin`):
+/// all of it or none of it. Taking the write
 /// lock up front serialises writers (so "read the newest number, insert the next" cannot
 /// race) and a busy database is retried a bounded number of times.
 ///
@@ -367,6 +453,10 @@ struct TransactionConnection<'a> {
 }
 
 impl Database for TransactionConnection<'_> {
+    fn dialect(&self) -> Dialect {
+        self.db.dialect()
+    }
+
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
         if let Some(lost) = self.lost.borrow().as_ref() {
             return Err(lost.clone());
@@ -381,15 +471,39 @@ impl Database for TransactionConnection<'_> {
     }
 }
 
+/// The key of the PostgreSQL advisory lock every write transaction takes first.
+const WRITE_LOCK: i64 = 0x5350_494e_4c49_4e47; // "SPINLING"
+
 impl TransactionConnection<'_> {
+    /// Starts a write transaction that holds the database's write lock, as SQLite's
+    /// `BEGIN IMMEDIATE` does: writers run one at a time, so "read the newest number, insert
+    /// the next" cannot race. On PostgreSQL that lock is an advisory lock held to the end of
+    /// the transaction; and since Spin hands a pooled connection on without rolling back what
+    /// an instance that died left open, a `ROLLBACK` comes first (outside a transaction it
+    /// only warns).
+    fn begin(&self) -> Result<(), DbError> {
+        match self.dialect() {
+            Dialect::Sqlite => self.execute("BEGIN IMMEDIATE", &[]).map(drop),
+            Dialect::PostgreSQL => {
+                self.execute("ROLLBACK", &[])?;
+                self.execute("BEGIN", &[])?;
+                self.execute(
+                    "SELECT pg_advisory_xact_lock(?)",
+                    &[Value::Integer(WRITE_LOCK)],
+                )
+                .map(drop)
+            }
+        }
+    }
+
     fn run<T, E: From<DbError>>(
         &self,
         work: &mut impl FnMut(&dyn Database) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut attempt = 0;
         loop {
-            match self.execute("BEGIN IMMEDIATE", &[]) {
-                Ok(_) => break,
+            match self.begin() {
+                Ok(()) => break,
                 Err(e) if e.is_busy() && attempt < BUSY_RETRIES => {
                     attempt += 1;
                     std::thread::sleep(std::time::Duration::from_millis(5 << attempt.min(6)));

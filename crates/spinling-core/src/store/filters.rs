@@ -177,8 +177,9 @@ impl<T> Paged<T> {
     }
 }
 
-/// A list of one table's rows in the order they were inserted (SQLite's `rowid`: writers are
-/// serialised, so it grows in commit order), read a page at a time by keyset: a page starts
+/// A list of one table's rows in the order they were inserted (SQLite's `rowid`, PostgreSQL's
+/// `seq`: see `Dialect::insertion_order`; writers are serialised, so it grows in commit
+/// order), read a page at a time by keyset: a page starts
 /// after its marker row, so rows are neither missed nor repeated while others are added.
 /// (`created_at` has whole seconds only, and ids are random: ordering by them let a row
 /// created in the marker's second sort before it, never to be seen.)
@@ -258,10 +259,11 @@ impl ListQuery {
         count: usize,
     ) -> ApiResult<Rows> {
         let table = self.table;
+        let order = db.dialect().insertion_order();
         let mut conditions: Vec<String> = self.scope.clone();
         let mut params = self.scope_params.clone();
         if let Some(marker) = &page.marker {
-            let mut sql = format!("SELECT rowid AS seq FROM {table} WHERE id = ?");
+            let mut sql = format!("SELECT {order} AS seq FROM {table} WHERE id = ?");
             for condition in &self.scope {
                 sql.push_str(&format!(" AND ({condition})"));
             }
@@ -272,7 +274,7 @@ impl ListQuery {
                 .first()
                 .map(|r: Row| r.int("seq"))
                 .ok_or_else(|| marker_not_found(marker))?;
-            conditions.push("rowid > ?".into());
+            conditions.push(format!("{order} > ?"));
             params.push(Value::Integer(seq));
         }
         conditions.extend(self.filters.iter().cloned());
@@ -283,7 +285,7 @@ impl ListQuery {
             sql.push_str(condition);
             sql.push(')');
         }
-        sql.push_str(&format!(" ORDER BY rowid LIMIT {count}"));
+        sql.push_str(&format!(" ORDER BY {order} LIMIT {count}"));
         Ok(db.execute(&sql, &params)?)
     }
 }

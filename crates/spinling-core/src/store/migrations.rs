@@ -1,20 +1,23 @@
 //! The schema, created and migrated by the app itself: `spin up` on an empty directory just
 //! works, and an instance that finds an older schema brings it up to date.
 //!
-//! Migrations are numbered `.sql` files under `migrations/`, included at build time and
-//! append-only; each migration runs with its version bump in one `BEGIN IMMEDIATE`
-//! transaction, so two instances racing on a fresh database apply it once (and a statement
-//! that is not idempotent, such as `ALTER TABLE … ADD COLUMN`, runs exactly once). The hot path costs one
-//! `PRAGMA user_version` read for a write, and nothing for a read (see `SelfMigrating`).
+//! Migrations are numbered `.sql` files under `migrations/sqlite/` and `migrations/postgres/`
+//! (each database has its own), included at build time and append-only; each migration runs
+//! with its version bump in one write transaction, so two instances racing on a fresh database
+//! apply it once (and a statement that is not idempotent, such as `ALTER TABLE … ADD COLUMN`,
+//! runs exactly once). The hot path costs one read of the schema's version for a write
+//! (SQLite's `PRAGMA user_version`; PostgreSQL's table `spinling_schema`), and nothing for a
+//! read (see `SelfMigrating`).
 
-use crate::store::db::{in_transaction, Database, DbError, DbErrorKind};
+use crate::store::db::{in_transaction, Database, DbError, DbErrorKind, Dialect};
 
 /// One numbered step of the schema: a file `migrations/NNNN_name.sql` whose number is
 /// its version.
 pub struct Migration {
     pub version: i64,
-    /// The file's SQL: statements each ending with `;` at the end of a line (a trigger's
-    /// with `END;`), `--` comments on lines of their own.
+    /// The file's SQL: statements each ending with `;` at the end of a line (an SQLite
+    /// trigger's with `END;`, a PostgreSQL function's after its closing `$$`), `--` comments on
+    /// lines of their own.
     pub sql: &'static str,
 }
 
@@ -28,40 +31,54 @@ macro_rules! migration {
     };
 }
 
-pub const MIGRATIONS: &[Migration] = &[
-    migration!(1, "0001_schema.sql"),
-    migration!(2, "0002_executions.sql"),
-    migration!(3, "0003_version_seq_trigger.sql"),
-    migration!(4, "0004_execution_timeout.sql"),
-    migration!(5, "0005_webhooks.sql"),
-    migration!(6, "0006_jobs.sql"),
-    migration!(7, "0007_execution_output.sql"),
-    migration!(8, "0008_alias_routing.sql"),
-    migration!(9, "0009_package_writes.sql"),
-    migration!(10, "0010_execution_count_triggers.sql"),
-    migration!(11, "0011_package_digest_kind.sql"),
-    migration!(12, "0012_alias_history_and_rollouts.sql"),
+pub const SQLITE_MIGRATIONS: &[Migration] = &[
+    migration!(1, "sqlite/0001_schema.sql"),
+    migration!(2, "sqlite/0002_executions.sql"),
+    migration!(3, "sqlite/0003_version_seq_trigger.sql"),
+    migration!(4, "sqlite/0004_execution_timeout.sql"),
+    migration!(5, "sqlite/0005_webhooks.sql"),
+    migration!(6, "sqlite/0006_jobs.sql"),
+    migration!(7, "sqlite/0007_execution_output.sql"),
+    migration!(8, "sqlite/0008_alias_routing.sql"),
+    migration!(9, "sqlite/0009_package_writes.sql"),
+    migration!(10, "sqlite/0010_execution_count_triggers.sql"),
+    migration!(11, "sqlite/0011_package_digest_kind.sql"),
+    migration!(12, "sqlite/0012_alias_history_and_rollouts.sql"),
 ];
+
+pub const POSTGRES_MIGRATIONS: &[Migration] = &[migration!(1, "postgres/0001_schema.sql")];
+
+/// The migrations of the database `dialect` speaks.
+pub fn migrations_of(dialect: Dialect) -> &'static [Migration] {
+    match dialect {
+        Dialect::Sqlite => SQLITE_MIGRATIONS,
+        Dialect::PostgreSQL => POSTGRES_MIGRATIONS,
+    }
+}
 
 impl Migration {
     /// The statements of the file, one per `execute` (Spin's SQLite runs one at a time).
     pub fn statements(&self) -> Vec<String> {
         let mut statements = Vec::new();
         let mut current = String::new();
+        let mut in_dollar_quotes = false;
         for line in self.sql.lines() {
             let trimmed = line.trim();
-            if trimmed.is_empty() || trimmed.starts_with("--") {
+            if current.is_empty() && (trimmed.is_empty() || trimmed.starts_with("--")) {
                 continue;
             }
             current.push_str(line);
             current.push('\n');
+            if line.matches("$$").count() % 2 == 1 {
+                in_dollar_quotes = !in_dollar_quotes;
+            }
             let in_trigger = current
                 .trim_start()
                 .to_ascii_uppercase()
                 .starts_with("CREATE TRIGGER");
             let ends = match in_trigger {
                 true => trimmed.eq_ignore_ascii_case("END;"),
-                false => trimmed.ends_with(';'),
+                false => !in_dollar_quotes && trimmed.ends_with(';'),
             };
             if ends {
                 let statement = current.trim().trim_end_matches(';').trim_end().to_string();
@@ -78,16 +95,24 @@ impl Migration {
     }
 }
 
+/// The newest migration applied (0 on an empty database).
 fn schema_version(db: &dyn Database) -> Result<i64, DbError> {
-    Ok(db
-        .execute("PRAGMA user_version", &[])?
-        .first()
-        .map_or(0, |r| r.int(0)))
+    let read = match db.dialect() {
+        Dialect::Sqlite => db.execute("PRAGMA user_version", &[]),
+        Dialect::PostgreSQL => {
+            db.execute("SELECT COALESCE(MAX(version), 0) FROM spinling_schema", &[])
+        }
+    };
+    match read {
+        Ok(rows) => Ok(rows.first().map_or(0, |r| r.int(0))),
+        Err(e) if e.kind == DbErrorKind::MissingSchema => Ok(0),
+        Err(e) => Err(e),
+    }
 }
 
 /// Brings the schema up to the newest migration. Cheap when it is already there.
 pub fn migrate(db: &dyn Database) -> Result<(), DbError> {
-    migrate_to(db, MIGRATIONS)
+    migrate_to(db, migrations_of(db.dialect()))
 }
 
 pub fn migrate_to(db: &dyn Database, migrations: &[Migration]) -> Result<(), DbError> {
@@ -95,15 +120,36 @@ pub fn migrate_to(db: &dyn Database, migrations: &[Migration]) -> Result<(), DbE
     if schema_version(db)? >= newest {
         return Ok(());
     }
-    // Readers never wait for writers in WAL mode; a backend that cannot do it ignores this.
-    let _ = db.execute("PRAGMA journal_mode=WAL", &[]);
+    if db.dialect() == Dialect::Sqlite {
+        // Readers never wait for writers in WAL mode; a backend that cannot do it ignores this.
+        let _ = db.execute("PRAGMA journal_mode=WAL", &[]);
+    }
     in_transaction(db, |tx| {
+        if tx.dialect() == Dialect::PostgreSQL {
+            // Inside the transaction, which holds the write lock: a failed statement would
+            // abort it, so the version's table is made before it is read.
+            tx.execute(
+                "CREATE TABLE IF NOT EXISTS spinling_schema (version BIGINT NOT NULL)",
+                &[],
+            )?;
+        }
         let current = schema_version(tx)?;
         for migration in migrations.iter().filter(|m| m.version > current) {
             for statement in migration.statements() {
                 tx.execute(&statement, &[])?;
             }
-            tx.execute(&format!("PRAGMA user_version = {}", migration.version), &[])?;
+            match tx.dialect() {
+                Dialect::Sqlite => {
+                    tx.execute(&format!("PRAGMA user_version = {}", migration.version), &[])?;
+                }
+                Dialect::PostgreSQL => {
+                    tx.execute("DELETE FROM spinling_schema", &[])?;
+                    tx.execute(
+                        "INSERT INTO spinling_schema (version) VALUES (?)",
+                        &[migration.version.into()],
+                    )?;
+                }
+            }
         }
         Ok(())
     })
@@ -134,6 +180,9 @@ impl Database for SelfMigrating<'_> {
     fn reconnect(&self) {
         self.0.reconnect();
     }
+    fn dialect(&self) -> Dialect {
+        self.0.dialect()
+    }
 }
 
 #[cfg(test)]
@@ -147,7 +196,7 @@ mod tests {
         migrate(&db).unwrap();
         assert_eq!(
             schema_version(&db).unwrap(),
-            MIGRATIONS.last().unwrap().version
+            SQLITE_MIGRATIONS.last().unwrap().version
         );
         db.execute("SELECT id FROM function_versions", &[]).unwrap();
     }
@@ -161,7 +210,7 @@ mod tests {
         assert_eq!(rows.first().unwrap().int(0), 0);
         assert_eq!(
             schema_version(&db).unwrap(),
-            MIGRATIONS.last().unwrap().version
+            SQLITE_MIGRATIONS.last().unwrap().version
         );
     }
 
@@ -226,22 +275,43 @@ mod tests {
 
     #[test]
     fn every_migration_file_is_listed_under_its_number() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-        let mut files: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-            .collect();
-        files.sort();
-        assert_eq!(files.len(), MIGRATIONS.len(), "{files:?}");
-        for (file, migration) in files.iter().zip(MIGRATIONS) {
-            assert_eq!(
-                file[..4].parse::<i64>().unwrap(),
-                migration.version,
-                "{file}"
-            );
-            assert!(file.ends_with(".sql"), "{file}");
-            assert!(!migration.statements().is_empty(), "{file}");
+        for (folder, migrations) in [
+            ("sqlite", SQLITE_MIGRATIONS),
+            ("postgres", POSTGRES_MIGRATIONS),
+        ] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(folder);
+            let mut files: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+                .collect();
+            files.sort();
+            assert_eq!(files.len(), migrations.len(), "{files:?}");
+            for (file, migration) in files.iter().zip(migrations) {
+                assert_eq!(
+                    file[..4].parse::<i64>().unwrap(),
+                    migration.version,
+                    "{file}"
+                );
+                assert!(file.ends_with(".sql"), "{file}");
+                assert!(!migration.statements().is_empty(), "{file}");
+            }
         }
+    }
+
+    #[test]
+    fn a_postgres_function_body_stays_whole() {
+        let statements = POSTGRES_MIGRATIONS[0].statements();
+        let function = statements
+            .iter()
+            .find(|s| s.contains("FUNCTION function_versions_advance_seq()"))
+            .unwrap();
+        assert!(function.trim_end().ends_with("$$"), "{function}");
+        assert!(function.contains("RETURN NULL;"), "{function}");
+        assert!(statements
+            .iter()
+            .any(|s| s.starts_with("CREATE OR REPLACE TRIGGER function_versions_advance_seq")));
     }
 
     #[test]

@@ -7,3 +7,4 @@ pub mod durability;
 pub mod filters;
 pub mod migrations;
 pub mod packages;
+pub mod postgres;

@@ -468,7 +468,7 @@ fn fire(db: &dyn Database, job: &Job, now: i64) -> ApiResult<Option<Fired>> {
     in_transaction(db, |tx| {
         let moved = tx.execute(
             "UPDATE jobs SET count = ?, status = ?, next_execution_time = ?, updated_at = ?
-             WHERE id = ? AND status = 'running' AND next_execution_time = ? AND count IS ?
+             WHERE id = ? AND status = 'running' AND next_execution_time = ? AND count IS NOT DISTINCT FROM ?
              RETURNING id",
             &[
                 count.into(),

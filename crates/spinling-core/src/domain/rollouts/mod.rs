@@ -273,7 +273,8 @@ fn newest_of(db: &dyn Database, alias: &Alias) -> ApiResult<Option<Rollout>> {
         .execute(
             &format!(
                 "SELECT {COLUMNS} FROM alias_rollouts WHERE alias_id = ?
-                 ORDER BY rowid DESC LIMIT 1"
+                 ORDER BY {order} DESC LIMIT 1",
+                order = db.dialect().insertion_order()
             ),
             &[alias.id.as_str().into()],
         )?
@@ -286,7 +287,7 @@ fn newest_of(db: &dyn Database, alias: &Alias) -> ApiResult<Option<Rollout>> {
 fn counts(db: &dyn Database, rollout: &Rollout, version: VersionRef) -> ApiResult<Counts> {
     let row = db.execute(
         "SELECT COUNT(*) AS executions,
-                COALESCE(SUM(status IN ('failed', 'error')), 0) AS failures
+                COALESCE(SUM(CASE WHEN status IN ('failed', 'error') THEN 1 ELSE 0 END), 0) AS failures
          FROM executions
          WHERE project_id = ? AND created_at >= ? AND function_alias = ? AND function_id = ?
              AND function_version = ? AND status != 'running'",

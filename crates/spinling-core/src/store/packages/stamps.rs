@@ -14,7 +14,8 @@ pub const WRITE_GRACE_SECONDS: i64 = 15 * 60;
 pub(super) fn stamp(db: &dyn Database, digest: &str, now: i64) -> Result<(), DbError> {
     crate::store::db::with_short_busy_waits(db, || {
         db.execute(
-            "INSERT OR REPLACE INTO package_writes (digest, started_at) VALUES (?, ?)",
+            "INSERT INTO package_writes (digest, started_at) VALUES (?, ?)
+             ON CONFLICT (digest) DO UPDATE SET started_at = excluded.started_at",
             &[download_stamp(digest).into(), Value::Integer(now)],
         )
     })

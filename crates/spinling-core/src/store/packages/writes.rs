@@ -6,7 +6,7 @@ use super::collector::sweep;
 use super::package::Package;
 use super::reads::package_row;
 use crate::error::{ApiError, ApiResult};
-use crate::store::db::{Database, Value};
+use crate::store::db::{Database, Dialect, Value};
 use crate::store::durability::SqliteSynchronous;
 use bytes::Bytes;
 
@@ -17,7 +17,8 @@ pub(super) fn insert_chunk(
     data: Bytes,
 ) -> ApiResult<()> {
     db.execute(
-        "INSERT OR IGNORE INTO package_chunks (digest, seq, data) VALUES (?, ?, ?)",
+        "INSERT INTO package_chunks (digest, seq, data) VALUES (?, ?, ?)
+         ON CONFLICT DO NOTHING",
         &[digest.into(), Value::Integer(seq), Value::Blob(data)],
     )?;
     Ok(())
@@ -46,7 +47,8 @@ pub(super) fn write_chunks_at(
     }
     crate::store::db::with_short_busy_waits(db, || {
         db.execute(
-            "INSERT OR REPLACE INTO package_writes (digest, started_at) VALUES (?, ?)",
+            "INSERT INTO package_writes (digest, started_at) VALUES (?, ?)
+             ON CONFLICT (digest) DO UPDATE SET started_at = excluded.started_at",
             &[package.digest.as_str().into(), Value::Integer(now)],
         )
     })?;
@@ -57,7 +59,8 @@ pub(super) fn write_chunks_at(
     let written = crate::store::db::with_short_busy_waits(db, || {
         for (seq, data) in package.chunks().skip(next.get()) {
             db.execute(
-                "INSERT OR IGNORE INTO package_chunks (digest, seq, data) VALUES (?, ?, ?)",
+                "INSERT INTO package_chunks (digest, seq, data) VALUES (?, ?, ?)
+         ON CONFLICT DO NOTHING",
                 &[
                     package.digest.as_str().into(),
                     Value::Integer(seq),
@@ -70,10 +73,7 @@ pub(super) fn write_chunks_at(
     })
     .map_err(ApiError::from);
     if relaxed {
-        let _ = db.execute(
-            &format!("PRAGMA synchronous = {}", durability.pragma_value()),
-            &[],
-        );
+        restore_durability(db, durability);
     }
     written
 }
@@ -84,8 +84,13 @@ pub(super) fn write_chunks_at(
 /// corrupts. Nor does this connection checkpoint the log as it grows, chunk by chunk and
 /// again at the publish's commit: `checkpoint` does it once, after the answer. A backend
 /// without these pragmas (libSQL remote) refuses them and keeps its own durability: nothing
-/// depends on them.
+/// depends on them. On PostgreSQL, the chunk writes' commits skip the wait for the log's
+/// flush (`synchronous_commit = off`), for the same reason: the publish's commit, which does
+/// wait, flushes the log up to itself, and every chunk with it.
 pub(super) fn relax_durability(db: &dyn Database) -> bool {
+    if db.dialect() == Dialect::PostgreSQL {
+        return db.execute("SET synchronous_commit = off", &[]).is_ok();
+    }
     let wal = db
         .execute("PRAGMA journal_mode", &[])
         .ok()
@@ -97,11 +102,25 @@ pub(super) fn relax_durability(db: &dyn Database) -> bool {
     }
 }
 
+/// Puts the connection back to the durability `write_chunks_at` relaxed.
+fn restore_durability(db: &dyn Database, durability: SqliteSynchronous) {
+    let _ = match db.dialect() {
+        Dialect::PostgreSQL => db.execute("SET synchronous_commit = on", &[]),
+        Dialect::Sqlite => db.execute(
+            &format!("PRAGMA synchronous = {}", durability.pragma_value()),
+            &[],
+        ),
+    };
+}
+
 /// Copies the log of an upload's connection into the database (SQLite's checkpoint, which
 /// that connection skipped): call after the answer is sent, so that the upload does not wait
 /// for it. Without it, the next commit of any connection does it. A backend without the
 /// pragma ignores it.
 pub fn checkpoint(db: &dyn Database) {
+    if db.dialect() == Dialect::PostgreSQL {
+        return;
+    }
     let _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)", &[]);
 }
 
@@ -128,8 +147,8 @@ pub(super) fn publish_at(tx: &dyn Database, package: &Package, now: i64) -> ApiR
         }
     }
     tx.execute(
-        "INSERT OR IGNORE INTO packages (digest, size, md5, chunk_count, created_at, digest_kind)
-         VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO packages (digest, size, md5, chunk_count, created_at, digest_kind)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         &[
             package.digest.as_str().into(),
             Value::Integer(package.bytes.len() as i64),
