@@ -19,7 +19,7 @@ use spinling_core::domain::context::Caller;
 use spinling_core::domain::runtimes::AllowedWorkers;
 use spinling_core::error::{ApiError, ErrorKind};
 use spinling_core::store::cache::{Cache, NoCache};
-use spinling_core::store::db::Database;
+use spinling_core::store::db::{Database, Dialect};
 use spinling_core::store::durability::SqliteSynchronous;
 use spinling_core::store::migrations::{migrate, SelfMigrating};
 use spinling_core::time::now_unix;
@@ -287,7 +287,7 @@ async fn serve_scheduler(
     };
     // No migration: a loop is only ever started on a database a request has opened, and a
     // stranger's request must not write.
-    let db = SpinDatabase::new();
+    let db = SpinDatabase::new(&settings.database);
     let is_run = scheduler::is_run_request(&head);
     let (order, run) = match is_run {
         false => (scheduler::LoopOrder::accept(&db, &head.body), None),
@@ -332,14 +332,16 @@ fn body_limit(group: Group, settings: &Settings, head: &ApiRequest) -> u64 {
 /// Opens the database; a write first brings the schema up to date (a read does so only if it
 /// meets a missing table or column: `SelfMigrating`) and sets the configured durability.
 fn open_database(request: &ApiRequest, settings: &Settings) -> Result<SpinDatabase, ApiError> {
-    let db = SpinDatabase::new();
+    let db = SpinDatabase::new(&settings.database);
     if !matches!(request.method.as_str(), "GET" | "HEAD") {
         migrate(&db)?;
         // Per connection. FULL is SQLite's default (`SQLITE_DEFAULT_SYNCHRONOUS`, which the
         // SQLite Spin bundles through rusqlite keeps; the benchmark checks a fresh connection
         // says so), so only NORMAL costs a statement. A backend without the pragma (libSQL
         // remote) ignores it.
-        if settings.rules.sqlite_synchronous != SqliteSynchronous::Full {
+        if settings.rules.sqlite_synchronous != SqliteSynchronous::Full
+            && db.dialect() == Dialect::Sqlite
+        {
             let _ = db.execute(
                 &format!(
                     "PRAGMA synchronous = {}",

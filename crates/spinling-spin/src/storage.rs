@@ -1,27 +1,48 @@
 //! `Database` over Spin's SQLite interface (`fermyon:spin/sqlite@2.0.0`, the most widely
-//! supported): the database labelled `default`, which spin.toml grants each component.
+//! supported: the database labelled `default`, which spin.toml grants each component) or over
+//! its PostgreSQL interface (`spin:postgres/postgres@4.x`), as the variable `database` says.
 
 use spin_sdk::key_value::Store;
+use spin_sdk::pg4::{self, DbValue, ParameterValue};
 use spin_sdk::sqlite::{Connection, Error, Value as SpinValue};
 use spinling_core::store::cache::{Cache, KeyValueScope};
-use spinling_core::store::db::{Database, DbError, DbErrorKind, Rows, Value};
+use spinling_core::store::db::{Database, DbError, DbErrorKind, Dialect, Rows, Value};
+use spinling_core::store::postgres::{spin_statement, SpinStatement};
+use spinling_core::web::config::DatabaseChoice;
 use std::cell::{OnceCell, RefCell};
 
-/// Opened on first use: a read served from the cache never touches SQLite. Dropped after a
-/// failure that may have killed it (a libSQL stream that expired), so that the next statement
-/// runs on a fresh connection; a connection opened again has SQLite's default durability
-/// (`synchronous = FULL`), never less than what was configured.
-#[derive(Default)]
-pub struct SpinDatabase(RefCell<Option<Connection>>);
+/// The database of one request, opened on first use: a read served from the cache never
+/// touches it. Dropped after a failure that may have killed it (a libSQL stream that
+/// expired), so that the next statement runs on a fresh connection; an SQLite connection
+/// opened again has SQLite's default durability (`synchronous = FULL`), never less than what
+/// was configured.
+pub struct SpinDatabase(Backend);
+
+enum Backend {
+    Sqlite(RefCell<Option<Connection>>),
+    Postgres {
+        url: String,
+        connection: RefCell<Option<pg4::Connection>>,
+    },
+}
 
 impl SpinDatabase {
-    pub fn new() -> SpinDatabase {
-        SpinDatabase::default()
+    pub fn new(choice: &DatabaseChoice) -> SpinDatabase {
+        SpinDatabase(match choice {
+            DatabaseChoice::Sqlite => Backend::Sqlite(RefCell::new(None)),
+            DatabaseChoice::Postgres { url } => Backend::Postgres {
+                url: url.clone(),
+                connection: RefCell::new(None),
+            },
+        })
     }
 
     /// Whether this request has opened its connection yet (lazily, on the first statement).
     pub fn is_open(&self) -> bool {
-        self.0.borrow().is_some()
+        match &self.0 {
+            Backend::Sqlite(slot) => slot.borrow().is_some(),
+            Backend::Postgres { connection, .. } => connection.borrow().is_some(),
+        }
     }
 }
 
@@ -59,34 +80,146 @@ fn describe(e: Error) -> DbError {
     }
 }
 
+fn sqlite_execute(
+    slot: &RefCell<Option<Connection>>,
+    sql: &str,
+    params: &[Value],
+) -> Result<Rows, DbError> {
+    let params: Vec<SpinValue> = params.iter().map(to_spin).collect();
+    let mut slot = slot.borrow_mut();
+    let connection = match &mut *slot {
+        Some(connection) => connection,
+        empty => empty.insert(open_default()?),
+    };
+    let result = connection.execute(sql, &params).map_err(describe);
+    if result
+        .as_ref()
+        .is_err_and(|e| e.kind == DbErrorKind::TransactionLost)
+    {
+        *slot = None;
+    }
+    let result = result?;
+    Ok(Rows {
+        columns: result.columns,
+        rows: result
+            .rows
+            .into_iter()
+            .map(|row| row.values.into_iter().map(from_spin).collect())
+            .collect(),
+    })
+}
+
+fn to_pg(value: &Value) -> ParameterValue {
+    match value {
+        Value::Integer(i) => ParameterValue::Int64(*i),
+        Value::Real(r) => ParameterValue::Floating64(*r),
+        Value::Text(t) => ParameterValue::Str(t.clone()),
+        Value::Blob(b) => ParameterValue::Binary(b.to_vec()),
+        Value::Null => ParameterValue::DbNull,
+    }
+}
+
+/// PostgreSQL's values as the domain reads SQLite's: integers of every width as `Integer`,
+/// booleans as 0 or 1, and NUMERIC (what `SUM` of BIGINT gives) as the number it is.
+fn from_pg(value: DbValue) -> Value {
+    match value {
+        DbValue::Boolean(b) => Value::Integer(i64::from(b)),
+        DbValue::Int8(i) => Value::Integer(i64::from(i)),
+        DbValue::Int16(i) => Value::Integer(i64::from(i)),
+        DbValue::Int32(i) => Value::Integer(i64::from(i)),
+        DbValue::Int64(i) => Value::Integer(i),
+        DbValue::Floating32(r) => Value::Real(f64::from(r)),
+        DbValue::Floating64(r) => Value::Real(r),
+        DbValue::Str(t) => Value::Text(t),
+        DbValue::Binary(b) => Value::Blob(b.into()),
+        DbValue::Decimal(d) => match d.parse::<i64>() {
+            Ok(i) => Value::Integer(i),
+            Err(_) => d.parse::<f64>().map_or(Value::Text(d), Value::Real),
+        },
+        DbValue::DbNull => Value::Null,
+        other => Value::Text(format!("{other:?}")),
+    }
+}
+
+fn describe_pg(e: pg4::PgError) -> DbError {
+    match e {
+        pg4::PgError::QueryFailed(pg4::QueryError::DbError(e)) => {
+            let table = e
+                .extras
+                .iter()
+                .find(|(name, _)| name == "table")
+                .map(|(_, value)| value.as_str());
+            DbError::from_postgres(&e.code, e.as_text.clone(), e.detail.as_deref(), table)
+        }
+        other => DbError::other(format!("{other:?}")),
+    }
+}
+
+/// Opens a pooled connection, and rolls back whatever transaction it carries: Spin's pool
+/// hands a connection on without a ROLLBACK, so one an instance left inside a transaction
+/// (it trapped between BEGIN and COMMIT) would otherwise make this request's statements part
+/// of that transaction.
+fn open_postgres(url: &str) -> Result<pg4::Connection, DbError> {
+    let connection = pg4::Connection::open(url)
+        .map_err(|e| DbError::other(format!("could not open the PostgreSQL database: {e:?}")))?;
+    connection.execute("ROLLBACK", &[]).map_err(describe_pg)?;
+    Ok(connection)
+}
+
+fn postgres_execute(
+    url: &str,
+    slot: &RefCell<Option<pg4::Connection>>,
+    sql: &str,
+    params: &[Value],
+) -> Result<Rows, DbError> {
+    let params: Vec<ParameterValue> = params.iter().map(to_pg).collect();
+    let mut slot = slot.borrow_mut();
+    let connection = match &mut *slot {
+        Some(connection) => connection,
+        empty => empty.insert(open_postgres(url)?),
+    };
+    match spin_statement(sql) {
+        SpinStatement::Execute(sql) => {
+            connection.execute(&sql, &params).map_err(describe_pg)?;
+            Ok(Rows::default())
+        }
+        SpinStatement::Query(sql) => {
+            let result = connection.query(&sql, &params).map_err(describe_pg)?;
+            // The first column marks the statement's rows; the filler row of an empty answer
+            // has it NULL.
+            Ok(Rows {
+                columns: result.columns.into_iter().skip(1).map(|c| c.name).collect(),
+                rows: result
+                    .rows
+                    .into_iter()
+                    .filter(|row| !matches!(row.first(), Some(DbValue::DbNull) | None))
+                    .map(|row| row.into_iter().skip(1).map(from_pg).collect())
+                    .collect(),
+            })
+        }
+    }
+}
+
 impl Database for SpinDatabase {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
-        let params: Vec<SpinValue> = params.iter().map(to_spin).collect();
-        let mut slot = self.0.borrow_mut();
-        let connection = match &mut *slot {
-            Some(connection) => connection,
-            empty => empty.insert(open_default()?),
-        };
-        let result = connection.execute(sql, &params).map_err(describe);
-        if result
-            .as_ref()
-            .is_err_and(|e| e.kind == DbErrorKind::TransactionLost)
-        {
-            *slot = None;
+        match &self.0 {
+            Backend::Sqlite(slot) => sqlite_execute(slot, sql, params),
+            Backend::Postgres { url, connection } => postgres_execute(url, connection, sql, params),
         }
-        let result = result?;
-        Ok(Rows {
-            columns: result.columns,
-            rows: result
-                .rows
-                .into_iter()
-                .map(|row| row.values.into_iter().map(from_spin).collect())
-                .collect(),
-        })
+    }
+
+    fn dialect(&self) -> Dialect {
+        match &self.0 {
+            Backend::Sqlite(_) => Dialect::Sqlite,
+            Backend::Postgres { .. } => Dialect::PostgreSQL,
+        }
     }
 
     fn reconnect(&self) {
-        *self.0.borrow_mut() = None;
+        match &self.0 {
+            Backend::Sqlite(slot) => *slot.borrow_mut() = None,
+            Backend::Postgres { connection, .. } => *connection.borrow_mut() = None,
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! A client for black-box tests: the real spin.toml and the real components, served by the
 //! real Spin CLI (`spin up`) over a fresh state directory per test, or, with
-//! `SPINLING_TEST_REPLICAS=1`, by two `spin up` replicas on Redis and libSQL (see `replicas`).
+//! `SPINLING_TEST_REPLICAS=1`, by two `spin up` replicas on Redis and PostgreSQL (see `replicas`);
+//! with `SPINLING_TEST_DATABASE=postgres`, one `spin up` on PostgreSQL (see `postgres`).
 
 use serde_json::{json, Value as Json};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -12,6 +13,7 @@ pub use serde_json;
 pub use spinling_test_support::{hostile, incompressible, multipart, wat_package, zip_of};
 
 pub mod keystone;
+pub mod postgres;
 pub mod replicas;
 pub mod spin;
 
@@ -30,7 +32,7 @@ pub fn repo_root() -> PathBuf {
 enum Deployment {
     /// One `spin up` on local files.
     Single(SpinUp),
-    /// `spin up` replicas on a shared Redis and libSQL.
+    /// `spin up` replicas on a shared Redis and PostgreSQL.
     Replicated(Replicated),
 }
 
@@ -102,29 +104,40 @@ impl Api {
     }
 
     /// Starts the app over an existing state directory (a "restart"). In replica mode
-    /// (`SPINLING_TEST_REPLICAS=1`) the whole deployment: Redis, sqld and the replicas.
+    /// (`SPINLING_TEST_REPLICAS=1`) the whole deployment: Redis, PostgreSQL and the replicas.
     pub fn start_in(state: tempfile::TempDir, variables: &[(&str, &str)]) -> Api {
         if replicas::requested() {
             Self::start_replicated_in(state, variables)
         } else {
+            // In PostgreSQL mode, the variables that choose it come first: a test's own win.
+            let mut all = match postgres::requested() {
+                true => postgres::variables(state.path()),
+                false => Vec::new(),
+            };
+            all.extend(owned(variables));
+            let borrowed: Vec<(&str, &str)> =
+                all.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
             Api {
-                deployment: Deployment::Single(SpinUp::start(state.path(), None, variables)),
-                variables: owned(variables),
+                deployment: Deployment::Single(SpinUp::start(state.path(), None, &borrowed)),
+                variables: all,
                 state,
             }
         }
     }
 
-    /// Starts the app as replica processes on a shared Redis and libSQL, whatever
+    /// Starts the app as replica processes on a shared Redis and PostgreSQL, whatever
     /// `SPINLING_TEST_REPLICAS` says.
     pub fn start_replicated(variables: &[(&str, &str)]) -> Api {
         Self::start_replicated_in(tempfile::tempdir().unwrap(), variables)
     }
 
     fn start_replicated_in(state: tempfile::TempDir, variables: &[(&str, &str)]) -> Api {
+        let replicated = Replicated::start(state.path(), variables);
+        let mut all = replicated.rig().variables();
+        all.extend(owned(variables));
         Api {
-            deployment: Deployment::Replicated(Replicated::start(state.path(), variables)),
-            variables: owned(variables),
+            deployment: Deployment::Replicated(replicated),
+            variables: all,
             state,
         }
     }
@@ -174,10 +187,13 @@ impl Api {
     /// Runs one SQL statement on the app's SQLite database `default` (Spin's
     /// `sqlite_db.db` in the state directory) and returns the first column of each row as
     /// text: for checks the API cannot make (no package bytes left unreferenced), or to stage
-    /// what only a crash leaves behind. In replica mode it runs on sqld.
+    /// what only a crash leaves behind. On PostgreSQL (and in replica mode) it runs there.
     pub fn query_database(&self, sql: &str) -> Vec<String> {
         if let Some(replicated) = self.replicated() {
             return replicated.rig().query_database(sql);
+        }
+        if postgres::requested() {
+            return postgres::query(self.state.path(), sql);
         }
         let db = rusqlite::Connection::open(self.state.path().join("sqlite_db.db")).unwrap();
         db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
@@ -194,7 +210,7 @@ impl Api {
         rows.map(Result::unwrap).collect()
     }
 
-    /// Stops the app (in replica mode the replicas, Redis and sqld) and hands back its
+    /// Stops the app (in replica mode the replicas and Redis) and hands back its
     /// state, to start it again.
     pub fn stop(self) -> tempfile::TempDir {
         drop(self.deployment);

@@ -1,19 +1,20 @@
 //! Replica mode: the app as two `spin up` processes (two Spin replicas) sharing one
-//! redis-server (key-value `default`) and one sqld (SQLite `default`, libSQL), with each
-//! request sent over HTTP to the next replica in turn.
+//! redis-server (key-value `default`) and one PostgreSQL database (`database = postgres`),
+//! with each request sent over HTTP to the next replica in turn.
 //!
 //! `SPINLING_TEST_REPLICAS=1` puts every `Api::start*` in this mode (scripts/test runs the
 //! versions, aliases and executions suites a second time so); tests/replicas.rs uses it
-//! directly. The servers keep their data under the test's state directory, so that
-//! `Api::stop` and `Api::start_in` restart the whole deployment on the same data.
+//! directly. Redis keeps its data under the test's state directory, and the state directory
+//! names the app's PostgreSQL database, so that `Api::stop` and `Api::start_in` restart the
+//! whole deployment on the same data.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use serde_json::{json, Value as Json};
 use spinling_test_support::rig::{RedisServer, SqldServer};
+
+use crate::postgres;
 
 use crate::spin::SpinUp;
 
@@ -41,23 +42,35 @@ pub fn write_runtime_config(path: &Path, sqld: &SqldServer, redis: Option<&Redis
     std::fs::write(path, config).unwrap();
 }
 
-/// What the replicas share: a Redis and a libSQL server, and the runtime config naming them.
+/// Writes a Spin runtime config putting the key-value store `default` on `redis` (the
+/// database is PostgreSQL, which variables choose).
+pub fn write_key_value_config(path: &Path, redis: &RedisServer) {
+    let config = format!(
+        "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n",
+        redis.url(0)
+    );
+    std::fs::write(path, config).unwrap();
+}
+
+/// What the replicas share: a Redis, a PostgreSQL database, and the runtime config and
+/// variables naming them.
 pub struct Rig {
     redis: RedisServer,
-    sqld: SqldServer,
+    state_dir: PathBuf,
     runtime_config: PathBuf,
 }
 
 impl Rig {
-    /// Starts (or restarts) the servers on their data under `state_dir/rig`.
+    /// Starts (or restarts) Redis on its data under `state_dir/rig`, and makes the app's
+    /// database on first use.
     pub fn start(state_dir: &Path) -> Rig {
         let redis = RedisServer::start(&state_dir.join("rig/redis"));
-        let sqld = SqldServer::start(&state_dir.join("rig/sqld"));
+        postgres::database_of(state_dir);
         let runtime_config = state_dir.join("rig/runtime-config.toml");
-        write_runtime_config(&runtime_config, &sqld, Some(&redis));
+        write_key_value_config(&runtime_config, &redis);
         Rig {
             redis,
-            sqld,
+            state_dir: state_dir.to_path_buf(),
             runtime_config,
         }
     }
@@ -65,6 +78,11 @@ impl Rig {
     /// The runtime config file (`--runtime-config-file`) that puts an app on this rig.
     pub fn runtime_config(&self) -> &Path {
         &self.runtime_config
+    }
+
+    /// The Spin variables that put an app on this rig's database.
+    pub fn variables(&self) -> Vec<(String, String)> {
+        postgres::variables(&self.state_dir)
     }
 
     /// Whether Redis holds `key` (Spin's Redis store ignores the store label).
@@ -86,41 +104,10 @@ impl Rig {
         }
     }
 
-    /// Runs one statement on sqld (Hrana's `/v2/pipeline`) and returns the first column of
+    /// Runs one statement on the app's PostgreSQL database and returns the first column of
     /// each row as text, as `Api::query_database` does for the local file.
     pub fn query_database(&self, sql: &str) -> Vec<String> {
-        let body = json!({"requests": [
-            {"type": "execute", "stmt": {"sql": sql}},
-            {"type": "close"},
-        ]});
-        let request = http::Request::post("/v2/pipeline")
-            .header("host", self.sqld.url().trim_start_matches("http://"))
-            .header("content-type", "application/json")
-            .body(Bytes::from(body.to_string()))
-            .unwrap();
-        let response = crate::spin::send(self.sqld_addr(), request);
-        let answer: Json = serde_json::from_slice(response.body()).unwrap();
-        let result = &answer["results"][0];
-        assert_eq!(result["type"], "ok", "{sql}: {answer}");
-        result["response"]["result"]["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|row| match &row[0] {
-                cell if cell["type"] == "integer" || cell["type"] == "text" => {
-                    cell["value"].as_str().unwrap().to_owned()
-                }
-                other => format!("{other}"),
-            })
-            .collect()
-    }
-
-    fn sqld_addr(&self) -> SocketAddr {
-        self.sqld
-            .url()
-            .trim_start_matches("http://")
-            .parse()
-            .unwrap()
+        postgres::query(&self.state_dir, sql)
     }
 }
 
@@ -139,12 +126,19 @@ const NOT_PINNED: usize = usize::MAX;
 impl Replicated {
     pub fn start(state_dir: &Path, variables: &[(&str, &str)]) -> Replicated {
         let rig = Rig::start(state_dir);
+        let mut all = rig.variables();
+        all.extend(
+            variables
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string())),
+        );
+        let all: Vec<(&str, &str)> = all.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
         let replicas = (0..REPLICAS)
             .map(|i| {
                 SpinUp::start(
                     &state_dir.join(format!("replica-{i}")),
                     Some(rig.runtime_config()),
-                    variables,
+                    &all,
                 )
             })
             .collect();

@@ -1,6 +1,7 @@
 //! Real servers for tests that need shared state across app replicas: `redis-server` (Debian's
-//! package) and `sqld` (the libSQL server; tests/support/install-sqld.sh puts it under
-//! `target/sqld/`), each on a free loopback port with its data in a directory the caller owns.
+//! package), `sqld` (the libSQL server; tests/support/install-sqld.sh puts it under
+//! `target/sqld/`) and PostgreSQL (Debian's package), each on a free loopback port with its
+//! data in a directory of its own.
 //! A server is killed when its handle is dropped, and also when the thread that started it
 //! ends (`PR_SET_PDEATHSIG`), so a test that panics or is interrupted leaves no process behind.
 
@@ -213,4 +214,184 @@ fn redis_answers_ping(addr: SocketAddr) -> bool {
 fn sqld_is_healthy(addr: SocketAddr) -> bool {
     let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     exchange(addr, request.as_bytes()).is_some_and(|a| a.starts_with("HTTP/1.1 200"))
+}
+
+/// A PostgreSQL server (Debian's `postgresql`, 15), on a free loopback port with its cluster
+/// in a fresh directory of its own, trusting loopback connections (no password). PostgreSQL
+/// refuses to run as root: as root, the cluster belongs to the `postgres` user the package
+/// creates, and the server runs as that user.
+pub struct PostgresServer {
+    /// Killed when the server handle is dropped.
+    _process: ChildGuard,
+    addr: SocketAddr,
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl PostgresServer {
+    /// Starts a fresh cluster. `durable`: every commit is on disk before its answer, as in
+    /// production (for the benchmark); otherwise the server skips its disk syncs, which
+    /// tests of behaviour do not need.
+    pub fn start(durable: bool) -> PostgresServer {
+        let bin = postgres_bin();
+        let user = postgres_user();
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("spinling-postgres-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+        }
+        let data = dir.join("data");
+        let mut initdb = as_postgres(Command::new(bin.join("initdb")), user);
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let status = initdb
+            .status()
+            .expect("initdb runs; see .ci/run for its install");
+        assert!(status.success(), "initdb failed in {}", dir.display());
+        let (process, addr) = start_on_free_port(
+            "postgres",
+            |port| {
+                let mut command = as_postgres(Command::new(bin.join("postgres")), user);
+                command
+                    .arg("-D")
+                    .arg(&data)
+                    .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+                    .arg("-k")
+                    .arg(&dir)
+                    // Replicas hold up to 64 pooled connections each.
+                    .args(["-c", "max_connections=300"])
+                    .current_dir(&dir)
+                    .stdout(Stdio::null())
+                    .stderr(
+                        std::fs::File::create(dir.join(format!("postgres-{port}.log"))).unwrap(),
+                    );
+                if let Some((uid, gid)) = user {
+                    let _ = std::os::unix::fs::chown(
+                        dir.join(format!("postgres-{port}.log")),
+                        Some(uid),
+                        Some(gid),
+                    );
+                }
+                if !durable {
+                    command.args(["-c", "fsync=off", "-c", "synchronous_commit=off"]);
+                    command.args(["-c", "full_page_writes=off"]);
+                }
+                command
+            },
+            postgres_accepts,
+        );
+        let server = PostgresServer {
+            _process: process,
+            addr,
+            dir,
+            bin,
+        };
+        // Accepting connections is not yet ready for queries.
+        let deadline = Instant::now() + STARTUP;
+        while server.try_psql("postgres", "SELECT 1").is_err() {
+            assert!(Instant::now() < deadline, "postgres did not get ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// Creates an empty database `name` (letters, digits and `_`).
+    pub fn create_database(&self, name: &str) {
+        assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        self.psql("postgres", &format!("CREATE DATABASE {name}"));
+    }
+
+    /// The URL Spin's PostgreSQL interface takes for database `name`.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://postgres@{}/{name}?sslmode=disable", self.addr)
+    }
+
+    /// `host:port`, as `allowed_outbound_hosts` names it (`postgres://host:port`).
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Runs `sql` in database `name` with psql; its output, unaligned without headers.
+    pub fn psql(&self, name: &str, sql: &str) -> String {
+        self.try_psql(name, sql)
+            .unwrap_or_else(|e| panic!("psql {sql:?} failed: {e}"))
+    }
+
+    fn try_psql(&self, name: &str, sql: &str) -> Result<String, String> {
+        let psql = self.bin.join("psql");
+        let output = Command::new(if psql.is_file() { psql } else { "psql".into() })
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.addr.port().to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-d", name, "-c", sql])
+            .output()
+            .map_err(|e| e.to_string())?;
+        match output.status.success() {
+            true => Ok(String::from_utf8_lossy(&output.stdout).trim().to_string()),
+            false => Err(String::from_utf8_lossy(&output.stderr).into_owned()),
+        }
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        // The server first, then its files.
+        self._process.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs `command` as the `postgres` user when there is one to switch to.
+fn as_postgres(mut command: Command, user: Option<(u32, u32)>) -> Command {
+    if let Some((uid, gid)) = user {
+        command.uid(uid).gid(gid).env("HOME", "/tmp");
+    }
+    command
+}
+
+/// The `postgres` user's uid and gid, when running as root (PostgreSQL refuses root).
+fn postgres_user() -> Option<(u32, u32)> {
+    // SAFETY: plain syscalls.
+    if unsafe { libc::getuid() } != 0 {
+        return None;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let line = passwd
+        .lines()
+        .find(|l| l.starts_with("postgres:"))
+        .expect("a postgres user (Debian's postgresql package makes it; see .ci/run)");
+    let fields: Vec<&str> = line.split(':').collect();
+    Some((fields[2].parse().unwrap(), fields[3].parse().unwrap()))
+}
+
+/// Debian's server binaries: `/usr/lib/postgresql/<version>/bin`, the newest there.
+fn postgres_bin() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("Debian's postgresql package (see .ci/run)")
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|bin| bin.join("postgres").is_file())
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .expect("a PostgreSQL server under /usr/lib/postgresql")
+}
+
+fn postgres_accepts(addr: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
 }

@@ -488,7 +488,7 @@ impl TransactionConnection<'_> {
                 self.execute("ROLLBACK", &[])?;
                 self.execute("BEGIN", &[])?;
                 self.execute(
-                    "SELECT pg_advisory_xact_lock(?)",
+                    "SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock(?)) AS l",
                     &[Value::Integer(WRITE_LOCK)],
                 )
                 .map(drop)

@@ -41,9 +41,12 @@ pub mod groups {
         "keystone_service_domain",
         "token_cache_ttl",
     ];
-    /// Read by a group of resources: the durability of its writes, the limits of the JSON it
-    /// takes, the size of its lists' pages.
+    /// Read by a group of resources: which database it uses (`postgres_url` only when that
+    /// is PostgreSQL), the durability of its writes, the limits of the JSON it takes, the
+    /// size of its lists' pages.
     pub const RESOURCES: &[&str] = &[
+        "database",
+        "postgres_url",
         "sqlite_synchronous",
         "max_json_depth",
         "max_json_items",
@@ -173,6 +176,52 @@ pub struct Settings {
     /// Whether every replica shares the key-value store, which bounds how long a cached
     /// database read is trusted (see `cache`).
     pub key_value_scope: KeyValueScope,
+    /// Where metadata and packages live.
+    pub database: DatabaseChoice,
+}
+
+/// Where metadata and packages live (variable `database`): `sqlite`, Spin's database
+/// `default` (local files, or libSQL through a runtime config), or `postgres`, the PostgreSQL
+/// at `postgres_url` (a secret: its `Debug` output is redacted).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum DatabaseChoice {
+    #[default]
+    Sqlite,
+    Postgres {
+        url: String,
+    },
+}
+
+impl fmt::Debug for DatabaseChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseChoice::Sqlite => f.write_str("Sqlite"),
+            DatabaseChoice::Postgres { .. } => {
+                f.debug_struct("Postgres").field("url", &Redacted).finish()
+            }
+        }
+    }
+}
+
+impl DatabaseChoice {
+    /// The choice the variables make; `postgres_url` is read only for `postgres`.
+    pub fn from_variables(variables: &Variables) -> Result<DatabaseChoice, String> {
+        match variables
+            .value("database")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("sqlite") => Ok(DatabaseChoice::Sqlite),
+            Some("postgres") => match variables.value("postgres_url") {
+                Some(url) => Ok(DatabaseChoice::Postgres { url }),
+                None => Err("variable postgres_url must be set when database is postgres".into()),
+            },
+            Some(_) => Err(format!(
+                "variable database must be sqlite or postgres, not {:?}",
+                variables.value("database").unwrap_or_default()
+            )),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -186,6 +235,7 @@ impl Default for Settings {
             site_guard: SiteGuard::default(),
             max_page_size: 1000,
             key_value_scope: KeyValueScope::Replica,
+            database: DatabaseChoice::Sqlite,
         }
     }
 }
@@ -214,6 +264,7 @@ impl Settings {
         if let Some(v) = variables.value("sqlite_synchronous") {
             settings.rules.sqlite_synchronous = SqliteSynchronous::parse(&v)?;
         }
+        settings.database = DatabaseChoice::from_variables(variables)?;
         if let Some(v) = variables.value("key_value_scope") {
             settings.key_value_scope = KeyValueScope::parse(&v)?;
         }

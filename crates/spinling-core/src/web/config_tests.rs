@@ -326,3 +326,26 @@ fn the_key_value_store_is_one_replicas_own_unless_said_to_be_shared() {
         Err("variable key_value_scope must be replica or shared, not \"redis\"".into())
     );
 }
+
+#[test]
+fn the_database_is_sqlite_unless_postgres_is_chosen_with_its_url() {
+    assert_eq!(settings_of(&[]).unwrap().database, DatabaseChoice::Sqlite);
+    let url = "postgres://spinling:secret@db.example.org:5432/spinling";
+    let postgres = settings_of(&[("database", "PostgreS"), ("postgres_url", url)]).unwrap();
+    assert_eq!(
+        postgres.database,
+        DatabaseChoice::Postgres { url: url.into() }
+    );
+    assert!(
+        !format!("{postgres:?}").contains("secret"),
+        "the URL is redacted"
+    );
+    assert_eq!(
+        settings_of(&[("database", "postgres")]).unwrap_err(),
+        "variable postgres_url must be set when database is postgres"
+    );
+    assert_eq!(
+        settings_of(&[("database", "mysql")]).unwrap_err(),
+        "variable database must be sqlite or postgres, not \"mysql\""
+    );
+}
