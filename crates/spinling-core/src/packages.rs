@@ -14,7 +14,8 @@
 //! (`collect_garbage`) or, for a writer that never published, when a sweep finds its
 //! `package_writes` row stale. A writer first stamps that row with the time it starts (its
 //! publish removes it), and the collector leaves the chunks of a digest stamped within
-//! `WRITE_GRACE_SECONDS` alone, so an upload in progress is normally not disturbed. Correctness does not rest on that clock
+//! the grace period (`WRITE_GRACE_SECONDS`, or `package_write_grace_seconds`) alone, so an
+//! upload in progress is normally not disturbed. Correctness does not rest on that clock
 //! (writers on other machines, an upload slower than the grace period): `publish` checks, in
 //! its own transaction, that every chunk is present and writes any missing one again from the
 //! bytes it holds, before it commits the reference. Write transactions are serialised, so
@@ -37,9 +38,27 @@ use sha2::Sha256;
 pub const CHUNK_SIZE: usize = 512 * 1024;
 
 /// How long the chunks of a digest whose write started are left alone by the collector,
-/// even when nothing refers to them: far longer than writing 50 MiB takes. Chunks of a killed
-/// writer stay this long.
+/// even when nothing refers to them, unless the deployment says otherwise
+/// (`package_write_grace_seconds`, see [`set_write_grace_seconds`]): far longer than writing
+/// 50 MiB takes. Chunks of a killed writer stay this long.
 pub const WRITE_GRACE_SECONDS: i64 = 15 * 60;
+
+std::thread_local! {
+    static WRITE_GRACE: std::cell::Cell<i64> = const { std::cell::Cell::new(WRITE_GRACE_SECONDS) };
+}
+
+/// Sets the grace period (in seconds, at least 1) of every package operation that follows on
+/// this thread: the adapter sets `package_write_grace_seconds` before it serves a request (a
+/// Spin instance serves one request, on one thread), so the handlers' calls need no
+/// parameter for it. Unset, it is [`WRITE_GRACE_SECONDS`].
+pub fn set_write_grace_seconds(seconds: i64) {
+    WRITE_GRACE.with(|grace| grace.set(seconds.max(1)));
+}
+
+/// The grace period in force (see [`set_write_grace_seconds`]).
+fn write_grace() -> i64 {
+    WRITE_GRACE.with(std::cell::Cell::get)
+}
 
 /// How many stale writes one sweep looks at: a few, so no transaction grows long.
 const SWEEP_BATCH: i64 = 4;
@@ -362,9 +381,9 @@ fn publish_at(tx: &dyn Database, package: &Package, now: i64) -> ApiResult<()> {
 /// one statement after its row (if its bytes went in between, so did the row: the package is
 /// gone, and the caller looks again for the one that replaced it). A larger one is first stamped in `package_writes`, as an upload stamps its bytes,
 /// and only then is its row looked up: once the stamp has committed, the collector leaves its
-/// chunks alone for [`WRITE_GRACE_SECONDS`] even if its last reference goes (it deletes only
-/// the row, and a sweep takes the chunks once the stamp is stale), and the stamp is renewed
-/// while the download lasts. No transaction stays open while a client reads: a slow or stalled
+/// chunks alone for the grace period even if its last reference goes (it deletes only the
+/// row, and a sweep takes the chunks once the stamp is stale), and the stamp is renewed while
+/// the download lasts. No transaction stays open while a client reads: a slow or stalled
 /// client holds neither SQLite's log (which cannot be checkpointed past an open snapshot) nor
 /// a libSQL stream (which sqld drops after 10 s idle).
 #[derive(Debug, Clone, PartialEq)]
@@ -383,8 +402,11 @@ pub struct StoredPackage {
 /// How many chunks one read takes: fewer calls to the database, little memory each.
 const CHUNKS_PER_READ: i64 = 4;
 
-/// How often a download renews its stamp: well within the grace the stamp buys.
-const RESTAMP_SECONDS: i64 = WRITE_GRACE_SECONDS / 3;
+/// How often a download renews its stamp: well within the grace the stamp buys (a third of
+/// it; at every read of chunks when the grace is under 3 s).
+fn restamp_seconds() -> i64 {
+    write_grace() / 3
+}
 
 impl StoredPackage {
     /// The package with `digest`, ready to send; `None` when there is no such package (also
@@ -500,8 +522,8 @@ fn package_row(db: &dyn Database, digest: &str) -> ApiResult<Option<(u64, i64)>>
         .map(|r| (r.int(0).max(0) as u64, r.int(1))))
 }
 
-/// Stamps `digest` as being written at `now`: the collector leaves its chunks alone for
-/// [`WRITE_GRACE_SECONDS`] (see `collect_garbage`).
+/// Stamps `digest` as being downloaded at `now`: the collector leaves its chunks alone for
+/// the grace period (see `collect_garbage`).
 fn stamp(db: &dyn Database, digest: &str, now: i64) -> Result<(), DbError> {
     crate::db::with_short_busy_waits(db, || {
         db.execute(
@@ -529,7 +551,7 @@ fn stamped(tx: &dyn Database, digest: &str, now: i64) -> ApiResult<bool> {
             &[
                 digest.into(),
                 download_stamp(digest).into(),
-                Value::Integer(now - WRITE_GRACE_SECONDS),
+                Value::Integer(now - write_grace()),
             ],
         )?
         .first()
@@ -552,7 +574,7 @@ impl Pieces<'_> {
     fn read_more(&mut self, now: i64) -> ApiResult<()> {
         // A renewal the database is too busy for is tried again at the next read: the stamp
         // it renews holds for two more periods.
-        if now - self.package.stamped_at >= RESTAMP_SECONDS {
+        if now - self.package.stamped_at >= restamp_seconds() {
             match stamp(self.db, &self.package.digest, now) {
                 Ok(()) => self.package.stamped_at = now,
                 Err(e) if e.is_busy() => {}
@@ -739,7 +761,7 @@ fn sweep(tx: &dyn Database, now: i64) -> ApiResult<()> {
     let stale = tx.execute(
         "SELECT digest FROM package_writes WHERE started_at <= ? ORDER BY started_at LIMIT ?",
         &[
-            Value::Integer(now - WRITE_GRACE_SECONDS),
+            Value::Integer(now - write_grace()),
             Value::Integer(SWEEP_BATCH),
         ],
     )?;
@@ -970,8 +992,22 @@ mod tests {
         for _ in 0..3 {
             pieces.next_at(now).unwrap().unwrap();
         }
-        pieces.next_at(now + RESTAMP_SECONDS).unwrap().unwrap();
-        assert_eq!(stamped(), now + RESTAMP_SECONDS);
+        pieces.next_at(now + restamp_seconds()).unwrap().unwrap();
+        assert_eq!(stamped(), now + restamp_seconds());
+    }
+
+    #[test]
+    fn a_shorter_grace_period_frees_stamped_bytes_sooner() {
+        let db = db();
+        let package = three_chunks();
+        write_chunks_at(&db, &package, SqliteSynchronous::Full, T).unwrap();
+        set_write_grace_seconds(2);
+        collect_garbage_at(&db, &package.digest, T + 1).unwrap();
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM package_chunks"), 3);
+        collect_garbage_at(&db, &package.digest, T + 2).unwrap();
+        set_write_grace_seconds(WRITE_GRACE_SECONDS);
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM package_chunks"), 0);
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM package_writes"), 0);
     }
 
     /// A database whose writers never let a download's stamp through.

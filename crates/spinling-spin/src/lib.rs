@@ -18,7 +18,7 @@ use spin_sdk::http::{
 use spinling_core::api::{self, Env, Handler};
 use spinling_core::auth::Keystone;
 use spinling_core::cache::{Cache, NoCache};
-use spinling_core::config::{groups, AuthMode, Reads, Settings, Variables};
+use spinling_core::config::{self, groups, AuthMode, Reads, Settings, Variables};
 use spinling_core::context::Caller;
 use spinling_core::cors;
 use spinling_core::db::Database;
@@ -180,6 +180,7 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
         Ok(settings) => settings,
         Err(e) => return write_response(response_out, e.into()).await,
     };
+    spinling_core::packages::set_write_grace_seconds(settings.package_write_grace_seconds);
     let mut head = request_head(&request);
     // First of all: a page of another site gets nothing from a laptop's API.
     // In every auth mode: the Host decides where links point and, without `public_url`,
@@ -257,6 +258,20 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
         deferred: Default::default(),
     };
     let response = api::respond(group.handler, &env, &request);
+    // A download is a read, whose settings leave the package store's grace period out: it is
+    // asked for now, when a package is to be sent (its stamp is renewed within it).
+    let response = match response.body {
+        Body::Package(_) => {
+            match config::package_write_grace_seconds(&Variables::new(group.variables, &memo)) {
+                Ok(grace) => {
+                    spinling_core::packages::set_write_grace_seconds(grace);
+                    response
+                }
+                Err(e) => configuration_error(e).into(),
+            }
+        }
+        Body::Bytes(_) => response,
+    };
     // Before the response: a newer Spin may end the instance's work once it is sent. Only a
     // request that opened the database anyway pays for the look at the lease: a read served
     // from the cache stays free of SQLite.
