@@ -383,7 +383,8 @@ fn publish_at(tx: &dyn Database, package: &Package, now: i64) -> ApiResult<()> {
 /// and only then is its row looked up: once the stamp has committed, the collector leaves its
 /// chunks alone for the grace period even if its last reference goes (it deletes only the
 /// row, and a sweep takes the chunks once the stamp is stale), and the stamp is renewed while
-/// the download lasts. No transaction stays open while a client reads: a slow or stalled
+/// the download lasts: as chunks are read, and while the sender waits for a client that reads
+/// nothing ([`Pieces::keep_stamp`]). No transaction stays open while a client reads: a slow or stalled
 /// client holds neither SQLite's log (which cannot be checkpointed past an open snapshot) nor
 /// a libSQL stream (which sqld drops after 10 s idle).
 #[derive(Debug, Clone, PartialEq)]
@@ -570,17 +571,48 @@ pub struct Pieces<'a> {
 }
 
 impl Pieces<'_> {
+    /// Renews the package's stamp if it is due and chunks are still to be read: for a sender
+    /// that waits for its client to take what it has, so that the chunks it has yet to send
+    /// stay however long the client reads nothing. Call it at least every
+    /// [`Pieces::stamp_interval`] while waiting.
+    pub fn keep_stamp(&mut self) -> ApiResult<()> {
+        match self.next_seq < self.package.chunk_count {
+            true => self.renew_stamp(crate::time::now_unix()),
+            false => Ok(()),
+        }
+    }
+
+    /// How often a waiting sender calls [`Pieces::keep_stamp`].
+    pub fn stamp_interval() -> std::time::Duration {
+        std::time::Duration::from_secs(restamp_seconds().max(1) as u64)
+    }
+
+    fn renew_stamp(&mut self, now: i64) -> ApiResult<()> {
+        if now - self.package.stamped_at < restamp_seconds() {
+            return Ok(());
+        }
+        let renewed = match stamp(self.db, &self.package.digest, now) {
+            // A libSQL stream idle for 10 s is gone (a client that paused): stamp on a fresh
+            // connection, as a read of chunks does.
+            Err(e) if e.kind == DbErrorKind::TransactionLost => {
+                self.db.reconnect();
+                stamp(self.db, &self.package.digest, now)
+            }
+            renewed => renewed,
+        };
+        match renewed {
+            Ok(()) => self.package.stamped_at = now,
+            // Too busy: tried again at the next read or wait; the stamp it renews holds for
+            // two more periods.
+            Err(e) if e.is_busy() => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
     /// Reads the next few chunks into `ready`, renewing the package's stamp when it is due.
     fn read_more(&mut self, now: i64) -> ApiResult<()> {
-        // A renewal the database is too busy for is tried again at the next read: the stamp
-        // it renews holds for two more periods.
-        if now - self.package.stamped_at >= restamp_seconds() {
-            match stamp(self.db, &self.package.digest, now) {
-                Ok(()) => self.package.stamped_at = now,
-                Err(e) if e.is_busy() => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        self.renew_stamp(now)?;
         let package = &self.package;
         let last = (self.next_seq + CHUNKS_PER_READ).min(package.chunk_count) - 1;
         let chunks = package.read_chunks(self.db, self.next_seq, last)?;
@@ -997,6 +1029,36 @@ mod tests {
     }
 
     #[test]
+    fn a_download_waiting_on_its_client_keeps_its_stamp_until_every_chunk_is_read() {
+        let db = db();
+        let package = chunks_of(5, 6);
+        store(&db, &package).unwrap();
+        let now = crate::time::now_unix();
+        let stored = StoredPackage::open_at(&db, &package.digest, now - 2 * restamp_seconds())
+            .unwrap()
+            .unwrap();
+        let stamped = || count(&db, "SELECT MAX(started_at) FROM package_writes");
+        let mut pieces = stored.pieces(&db);
+        pieces
+            .next_at(now - 2 * restamp_seconds())
+            .unwrap()
+            .unwrap();
+        assert!(stamped() < now);
+        // The client takes nothing for a while: the sender's wait renews the stamp.
+        pieces.keep_stamp().unwrap();
+        assert!(stamped() >= now, "renewed");
+        // Nothing left to read from the database: no stamp is needed any more.
+        while pieces.next_seq < pieces.package.chunk_count {
+            pieces.next().unwrap().unwrap();
+        }
+        pieces.package.stamped_at = 0;
+        db.execute("UPDATE package_writes SET started_at = 0", &[])
+            .unwrap();
+        pieces.keep_stamp().unwrap();
+        assert_eq!(stamped(), 0);
+    }
+
+    #[test]
     fn a_shorter_grace_period_frees_stamped_bytes_sooner() {
         let db = db();
         let package = three_chunks();
@@ -1008,6 +1070,57 @@ mod tests {
         set_write_grace_seconds(WRITE_GRACE_SECONDS);
         assert_eq!(count(&db, "SELECT COUNT(*) FROM package_chunks"), 0);
         assert_eq!(count(&db, "SELECT COUNT(*) FROM package_writes"), 0);
+    }
+
+    /// A libSQL connection whose stream expired while a download waited on its client.
+    struct StampExpiresOnce<'a> {
+        db: &'a TestDb,
+        expired: std::cell::Cell<bool>,
+        reconnected: std::cell::Cell<bool>,
+    }
+
+    impl Database for StampExpiresOnce<'_> {
+        fn execute(
+            &self,
+            sql: &str,
+            params: &[Value],
+        ) -> Result<crate::db::Rows, crate::db::DbError> {
+            if sql.contains("INTO package_writes") && !self.expired.replace(true) {
+                return Err(crate::db::DbError {
+                    kind: DbErrorKind::TransactionLost,
+                    message: "STREAM_EXPIRED".into(),
+                });
+            }
+            self.db.execute(sql, params)
+        }
+        fn reconnect(&self) {
+            self.reconnected.set(true);
+        }
+    }
+
+    #[test]
+    fn a_stamp_renewal_whose_stream_expired_goes_on_from_a_fresh_connection() {
+        let db = db();
+        let package = chunks_of(6, 6);
+        store(&db, &package).unwrap();
+        let now = crate::time::now_unix();
+        let stored = StoredPackage::open_at(&db, &package.digest, now - 2 * restamp_seconds())
+            .unwrap()
+            .unwrap();
+        let expiring = StampExpiresOnce {
+            db: &db,
+            expired: Default::default(),
+            reconnected: Default::default(),
+        };
+        let mut pieces = stored.pieces(&expiring);
+        pieces
+            .next_at(now - 2 * restamp_seconds())
+            .unwrap()
+            .unwrap();
+        pieces.keep_stamp().unwrap();
+        assert!(expiring.reconnected.get());
+        let stamped = count(&db, "SELECT MAX(started_at) FROM package_writes");
+        assert!(stamped >= now, "renewed");
     }
 
     /// A database whose writers never let a download's stamp through.

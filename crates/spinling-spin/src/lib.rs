@@ -10,7 +10,6 @@ mod workers;
 pub use storage::{KeyValueCache, SpinDatabase};
 pub use workers::{HttpExecutor, HttpWorkerProbe};
 
-use futures::SinkExt;
 use identity::HttpIdentity;
 use spin_sdk::http::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
@@ -27,6 +26,7 @@ use spinling_core::forms::PackageHasher;
 use spinling_core::hosts;
 use spinling_core::http::{ApiRequest, ApiResponse, Body, Bytes};
 use spinling_core::migrations::{migrate, SelfMigrating};
+use spinling_core::packages::Pieces;
 use spinling_core::runtimes::AllowedWorkers;
 use spinling_core::time::now_unix;
 use spinling_core::types::SqliteSynchronous;
@@ -493,11 +493,16 @@ async fn send_response(response_out: ResponseOutparam, response: ApiResponse, db
     let sent = match response.body {
         Body::Bytes(bytes) => send_whole(response_out, outgoing, &bytes),
         // A chunk at a time: the next is read while the host sends the last.
-        Body::Package(package) => {
-            let mut sink = outgoing.take_body();
-            response_out.set(outgoing);
-            send_pieces(&mut sink, package.pieces(db)).await
-        }
+        Body::Package(package) => match outgoing.body() {
+            Ok(body) => {
+                response_out.set(outgoing);
+                send_pieces(body, package.pieces(db))
+            }
+            Err(()) => {
+                response_out.set(outgoing);
+                Err("the response body was taken already".into())
+            }
+        },
     };
     if let Err(e) = sent {
         eprintln!("could not write the response body: {e}");
@@ -515,10 +520,7 @@ fn send_whole(
     outgoing: OutgoingResponse,
     bytes: &[u8],
 ) -> Result<(), String> {
-    let describe = |e: StreamError| match e {
-        StreamError::Closed => "closed".to_string(),
-        StreamError::LastOperationFailed(e) => e.to_debug_string(),
-    };
+    let describe = describe_stream_error;
     let Ok(body) = outgoing.body() else {
         response_out.set(outgoing);
         return Err("the response body was taken already".into());
@@ -576,13 +578,55 @@ fn send_whole(
     OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))
 }
 
-async fn send_pieces(
-    sink: &mut (impl futures::Sink<Vec<u8>, Error = StreamError> + Unpin),
-    pieces: spinling_core::packages::Pieces<'_>,
-) -> Result<(), String> {
-    for piece in pieces {
-        let piece = piece.map_err(|e| e.log_line())?;
-        sink.feed(piece).await.map_err(|e| format!("{e:?}"))?;
+fn describe_stream_error(e: StreamError) -> String {
+    match e {
+        StreamError::Closed => "closed".to_string(),
+        StreamError::LastOperationFailed(e) => e.to_debug_string(),
     }
-    sink.flush().await.map_err(|e| format!("{e:?}"))
+}
+
+/// Sends a stored package's pieces as the client takes them. While the host's buffer is full
+/// (a client reading slowly, or not at all for a while), the package's stamp is renewed every
+/// [`Pieces::stamp_interval`], so the collector leaves the chunks still to be sent alone
+/// however long the client pauses (see `spinling_core::packages`).
+fn send_pieces(body: OutgoingBody, mut pieces: Pieces<'_>) -> Result<(), String> {
+    let describe = describe_stream_error;
+    let Ok(stream) = body.write() else {
+        return Err("the response body is not writable".into());
+    };
+    // Until the host takes more: renew the stamp at each interval meanwhile. A renewal that
+    // fails is tried again at the next (the download goes on: its chunks may well stay).
+    let wait = |pieces: &mut Pieces<'_>| {
+        let writable = stream.subscribe();
+        loop {
+            let nanos = Pieces::stamp_interval().as_nanos() as u64;
+            let timer = wasi::clocks::monotonic_clock::subscribe_duration(nanos);
+            if wasi::io::poll::poll(&[&writable, &timer]).contains(&0) {
+                return;
+            }
+            if let Err(e) = pieces.keep_stamp() {
+                eprintln!("could not renew a download's stamp: {}", e.log_line());
+            }
+        }
+    };
+    while let Some(piece) = pieces.next() {
+        let piece = piece.map_err(|e| e.log_line())?;
+        let mut written = 0;
+        while written < piece.len() {
+            let room = stream.check_write().map_err(describe)?;
+            if room == 0 {
+                wait(&mut pieces);
+                continue;
+            }
+            let end = piece.len().min(written + room as usize);
+            stream.write(&piece[written..end]).map_err(describe)?;
+            written = end;
+        }
+    }
+    stream.flush().map_err(describe)?;
+    while stream.check_write().map_err(describe)? == 0 {
+        wait(&mut pieces);
+    }
+    drop(stream);
+    OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))
 }
