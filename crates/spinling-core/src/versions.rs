@@ -567,6 +567,7 @@ mod tests {
     fn caller() -> Caller {
         Caller {
             project_id: "p".into(),
+            user_id: None,
             is_admin: false,
             policy_enforced: true,
             token: None,
@@ -944,6 +945,7 @@ mod tests {
         let fid = setup(&db);
         let admin = Caller {
             project_id: "other".into(),
+            user_id: None,
             is_admin: true,
             policy_enforced: true,
             token: None,
