@@ -243,3 +243,51 @@ def test_a_rollout_is_started_followed_and_aborted_from_the_aliases_tab(page, ba
     assert (alias["function_version"], alias["routing"]) == (1, {})
     history = api.call("GET", f"/aliases/{name}/history")
     assert "rollout_started" in str(history)
+
+
+def test_an_alias_history_lists_each_change_with_its_cause(page, base_url, api, runtime_id):
+    fn = api.function(runtime_id, "hello")
+    api.publish(fn["id"])
+    api.new_code(fn["id"], "echo")
+    api.publish(fn["id"])
+    name = f"hist-{uuid.uuid4().hex[:6]}"
+    api.call("POST", "/aliases", {"name": name, "function_id": fn["id"], "function_version": 1})
+    api.call("PUT", f"/aliases/{name}", {"routing": {"2": 0.25}})
+    open_function(page, base_url, fn["id"], "aliases")
+    # A change made in the console is in the history too.
+    page.get_by_role("button", name=f"Point {name} to v2").click()
+    expect(page.get_by_role("status")).to_have_text(f"Alias {name} now points to v2.")
+    page.locator("summary", has_text=f"History of {name}").click()
+    rows = page.get_by_role("table", name=f"History of {name}").locator("tbody tr")
+    expect(rows).to_have_count(3)
+    stamp = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$")
+    # When, why, who (no token names a user in auth mode none), before, after, reason.
+    expect(rows.nth(0).get_by_role("cell")).to_have_text([stamp, "created", "default", "—", "v1", ""])
+    expect(rows.nth(1).get_by_role("cell")).to_have_text(
+        [stamp, "request", "default", "v1", 'v1 {"2":0.25}', ""])
+    expect(rows.nth(2).get_by_role("cell")).to_have_text(
+        [stamp, "request", "default", 'v1 {"2":0.25}', "v2", ""])
+    history = api.call("GET", f"/aliases/{name}/history")["history"]
+    assert [entry["cause"] for entry in history] == ["created", "request", "request"]
+
+
+def test_the_versions_tab_shows_each_versions_numbers(page, base_url, api, runtime_id):
+    fn = api.function(runtime_id, "echo")
+    api.publish(fn["id"])
+    api.new_code(fn["id"], "hello")
+    api.publish(fn["id"])
+    # v1 (echo) fails on input that is not JSON; v2 (hello) succeeds.
+    for body in ['{"name": "a"}', '{"name": "b"}', "not json"]:
+        api.call("POST", "/executions", {"function_id": fn["id"], "function_version": 1, "input": body})
+    api.call("POST", "/executions", {"function_id": fn["id"], "function_version": 2})
+    open_function(page, base_url, fn["id"], "versions")
+    numbers = page.get_by_role("table", name="Numbers of the last 24 hours, per version")
+    rows = numbers.locator("tbody tr")
+    expect(rows).to_have_count(2)
+    ms = re.compile(r"^\d+ ms$")
+    # Version, executions, failures, failure rate, duration p50, p95, p99.
+    expect(rows.filter(has_text="v1").get_by_role("cell")).to_have_text(["v1", "3", "1", "33.3 %", ms, ms, ms])
+    expect(rows.filter(has_text="v2").get_by_role("cell")).to_have_text(["v2", "1", "0", "0 %", ms, ms, ms])
+    stats = {v["function_version"]: v for v in api.call("GET", f"/functions/{fn['id']}/stats")["versions"]}
+    assert (stats[1]["executions"], stats[1]["failures"]) == (3, 1)
+    assert (stats[2]["executions"], stats[2]["failures"]) == (1, 0)

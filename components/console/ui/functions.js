@@ -338,7 +338,7 @@ function historyView(alias) {
     pagedList(path, 'history', (rows) => table(`History of ${alias.name}`, [
       ['When', (e) => when(e.created_at)],
       ['Why', (e) => e.cause.replace('_', ' ')],
-      ['Who', (e) => e.project_id || 'scheduler'],
+      ['Who', (e) => (e.project_id ? `${e.project_id}${e.user_id ? ` (user ${e.user_id})` : ''}` : 'scheduler')],
       ['Before', (e) => target(e.before)],
       ['After', (e) => target(e.after)],
       ['Reason', (e) => e.reason || ''],

@@ -10,7 +10,6 @@ mod workers;
 pub use storage::{KeyValueCache, SpinDatabase};
 pub use workers::{HttpExecutor, HttpWorkerProbe};
 
-use futures::SinkExt;
 use identity::HttpIdentity;
 use spin_sdk::http::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
@@ -22,10 +21,11 @@ use spinling_core::store::cache::{Cache, NoCache};
 use spinling_core::store::db::{Database, Dialect};
 use spinling_core::store::durability::SqliteSynchronous;
 use spinling_core::store::migrations::{migrate, SelfMigrating};
+use spinling_core::store::packages::Pieces;
 use spinling_core::time::now_unix;
 use spinling_core::web::api::{self, Env, Handler};
 use spinling_core::web::auth::{caller_without_auth, Keystone};
-use spinling_core::web::config::{groups, AuthMode, Reads, Settings, Variables};
+use spinling_core::web::config::{self, groups, AuthMode, Reads, Settings, Variables};
 use spinling_core::web::cors;
 use spinling_core::web::forms::PackageHasher;
 use spinling_core::web::hosts;
@@ -180,6 +180,7 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
         Ok(settings) => settings,
         Err(e) => return write_response(response_out, e.into()).await,
     };
+    spinling_core::store::packages::set_write_grace_seconds(settings.package_write_grace_seconds);
     let mut head = request_head(&request);
     // First of all: a page of another site gets nothing from a laptop's API.
     // In every auth mode: the Host decides where links point and, without `public_url`,
@@ -257,6 +258,20 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
         deferred: Default::default(),
     };
     let response = api::respond(group.handler, &env, &request);
+    // A download is a read, whose settings leave the package store's grace period out: it is
+    // asked for now, when a package is to be sent (its stamp is renewed within it).
+    let response = match response.body {
+        Body::Package(_) => {
+            match config::package_write_grace_seconds(&Variables::new(group.variables, &memo)) {
+                Ok(grace) => {
+                    spinling_core::store::packages::set_write_grace_seconds(grace);
+                    response
+                }
+                Err(e) => configuration_error(e).into(),
+            }
+        }
+        Body::Bytes(_) => response,
+    };
     // Before the response: a newer Spin may end the instance's work once it is sent. Only a
     // request that opened the database anyway pays for the look at the lease: a read served
     // from the cache stays free of SQLite.
@@ -483,11 +498,16 @@ async fn send_response(response_out: ResponseOutparam, response: ApiResponse, db
     let sent = match response.body {
         Body::Bytes(bytes) => send_whole(response_out, outgoing, &bytes),
         // A chunk at a time: the next is read while the host sends the last.
-        Body::Package(package) => {
-            let mut sink = outgoing.take_body();
-            response_out.set(outgoing);
-            send_pieces(&mut sink, package.pieces(db)).await
-        }
+        Body::Package(package) => match outgoing.body() {
+            Ok(body) => {
+                response_out.set(outgoing);
+                send_pieces(body, package.pieces(db))
+            }
+            Err(()) => {
+                response_out.set(outgoing);
+                Err("the response body was taken already".into())
+            }
+        },
     };
     if let Err(e) = sent {
         eprintln!("could not write the response body: {e}");
@@ -505,10 +525,7 @@ fn send_whole(
     outgoing: OutgoingResponse,
     bytes: &[u8],
 ) -> Result<(), String> {
-    let describe = |e: StreamError| match e {
-        StreamError::Closed => "closed".to_string(),
-        StreamError::LastOperationFailed(e) => e.to_debug_string(),
-    };
+    let describe = describe_stream_error;
     let Ok(body) = outgoing.body() else {
         response_out.set(outgoing);
         return Err("the response body was taken already".into());
@@ -566,13 +583,55 @@ fn send_whole(
     OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))
 }
 
-async fn send_pieces(
-    sink: &mut (impl futures::Sink<Vec<u8>, Error = StreamError> + Unpin),
-    pieces: spinling_core::store::packages::Pieces<'_>,
-) -> Result<(), String> {
-    for piece in pieces {
-        let piece = piece.map_err(|e| e.log_line())?;
-        sink.feed(piece).await.map_err(|e| format!("{e:?}"))?;
+fn describe_stream_error(e: StreamError) -> String {
+    match e {
+        StreamError::Closed => "closed".to_string(),
+        StreamError::LastOperationFailed(e) => e.to_debug_string(),
     }
-    sink.flush().await.map_err(|e| format!("{e:?}"))
+}
+
+/// Sends a stored package's pieces as the client takes them. While the host's buffer is full
+/// (a client reading slowly, or not at all for a while), the package's stamp is renewed every
+/// [`Pieces::stamp_interval`], so the collector leaves the chunks still to be sent alone
+/// however long the client pauses (see `spinling_core::store::packages`).
+fn send_pieces(body: OutgoingBody, mut pieces: Pieces<'_>) -> Result<(), String> {
+    let describe = describe_stream_error;
+    let Ok(stream) = body.write() else {
+        return Err("the response body is not writable".into());
+    };
+    // Until the host takes more: renew the stamp at each interval meanwhile. A renewal that
+    // fails is tried again at the next (the download goes on: its chunks may well stay).
+    let wait = |pieces: &mut Pieces<'_>| {
+        let writable = stream.subscribe();
+        loop {
+            let nanos = Pieces::stamp_interval().as_nanos() as u64;
+            let timer = wasi::clocks::monotonic_clock::subscribe_duration(nanos);
+            if wasi::io::poll::poll(&[&writable, &timer]).contains(&0) {
+                return;
+            }
+            if let Err(e) = pieces.keep_stamp() {
+                eprintln!("could not renew a download's stamp: {}", e.log_line());
+            }
+        }
+    };
+    while let Some(piece) = pieces.next() {
+        let piece = piece.map_err(|e| e.log_line())?;
+        let mut written = 0;
+        while written < piece.len() {
+            let room = stream.check_write().map_err(describe)?;
+            if room == 0 {
+                wait(&mut pieces);
+                continue;
+            }
+            let end = piece.len().min(written + room as usize);
+            stream.write(&piece[written..end]).map_err(describe)?;
+            written = end;
+        }
+    }
+    stream.flush().map_err(describe)?;
+    while stream.check_write().map_err(describe)? == 0 {
+        wait(&mut pieces);
+    }
+    drop(stream);
+    OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))
 }

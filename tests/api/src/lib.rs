@@ -503,6 +503,36 @@ pub fn python_tool(venv: &str, packages: &[&str], executable: &str) -> Option<Pa
     panic!("pip install {packages:?} failed:\n{stderr}");
 }
 
+/// The body of a GET of `path` from `addr` through a small receive window: read 1 MiB, then
+/// `meanwhile` and a `pause`, then the rest; empty unless the answer is a 200.
+pub fn slow_download(
+    addr: SocketAddr,
+    path: &str,
+    pause: std::time::Duration,
+    meanwhile: impl FnOnce(),
+) -> Vec<u8> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(64 << 10).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut stream: std::net::TcpStream = socket.into();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = vec![0; 1 << 20];
+    stream.read_exact(&mut answer).unwrap();
+    meanwhile();
+    std::thread::sleep(pause);
+    // A body cut short ends the connection early: what came is what is checked.
+    let _ = stream.read_to_end(&mut answer);
+    let head_end = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    match answer.starts_with(b"HTTP/1.1 200") {
+        true => answer.split_off(head_end),
+        false => Vec::new(),
+    }
+}
+
 /// A package holding one of the example functions (built by scripts/test) as `<name>.wasm`.
 pub fn example_package(name: &str) -> Vec<u8> {
     let path = repo_root().join(format!(

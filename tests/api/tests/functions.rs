@@ -1,5 +1,6 @@
 use serde_json::json;
-use spinling_api_tests::{incompressible, md5_hex, multipart, package, zip_of, Api};
+use spinling_api_tests::{incompressible, md5_hex, multipart, package, slow_download, zip_of, Api};
+use std::time::Duration;
 
 #[test]
 fn creating_a_package_function_records_the_md5_of_the_upload() {
@@ -60,6 +61,59 @@ fn a_download_racing_updates_gets_the_old_package_or_the_new_whole() {
     let packages = [1, 2].map(|seed| zip_of(&[("lib.bin", &incompressible(seed, 3 << 20))]));
     let id = api.create_function_id(&runtime, &packages[0]);
     api.download_while_updating(&id, &packages, 20);
+}
+
+/// The package store's grace period, shortened (`package_write_grace_seconds`) so that a
+/// test outlasts it: bytes nothing refers to are kept this long after an upload or a download
+/// last stamped them.
+const GRACE_SECONDS: u64 = 2;
+
+/// Package bytes in the database that no function and no version refers to.
+fn unreferenced_chunks(api: &Api) -> String {
+    api.query_database(
+        "SELECT COUNT(*) FROM package_chunks
+         WHERE digest NOT IN (SELECT package_digest FROM functions WHERE package_digest IS NOT NULL)
+           AND digest NOT IN (SELECT package_digest FROM function_versions)",
+    )
+    .remove(0)
+}
+
+/// Issue 22 item 4: a download in flight is never cut, whatever is uploaded, freed or swept
+/// meanwhile, however long its client pauses.
+#[test]
+fn a_download_paused_past_the_grace_period_is_whole_though_its_bytes_were_uploaded_again_and_freed()
+{
+    let grace = GRACE_SECONDS.to_string();
+    let api = Api::start_with(&[("package_write_grace_seconds", &grace)]);
+    let runtime = api.create_runtime();
+    // Far more than the socket buffers on the way hold: the app is still reading chunks when
+    // the client stops reading.
+    let big = zip_of(&[("lib.bin", &incompressible(5, 24 << 20))]);
+    let first = api.create_function_id(&runtime, &big);
+    let past_the_grace = Duration::from_secs(GRACE_SECONDS + 1);
+    let meanwhile = || {
+        // The same bytes uploaded again and published (the upload's stamp dropped)...
+        let second = api.create_function_id(&runtime, &big);
+        // ...and then freed: the collector runs with each delete.
+        api.delete(&format!("/v1/functions/{first}"))
+            .assert_status(204);
+        api.delete(&format!("/v1/functions/{second}"))
+            .assert_status(204);
+        assert_eq!(api.query_database("SELECT COUNT(*) FROM packages"), ["0"]);
+        // The client reads nothing for several grace periods, and the collector sweeps stale
+        // stamps at each publish of other bytes.
+        for round in 0..2 {
+            std::thread::sleep(past_the_grace);
+            api.create_function_id(&runtime, &package(&format!("sweep {round}")));
+        }
+    };
+    let path = format!("/v1/functions/{first}?download=true");
+    let body = slow_download(api.address(), &path, Duration::ZERO, meanwhile);
+    assert!(body == big, "{} bytes of {}", body.len(), big.len());
+    // Once the download is over, nothing keeps its bytes past the grace period.
+    std::thread::sleep(past_the_grace);
+    api.create_function_id(&runtime, &package("sweep after"));
+    assert_eq!(unreferenced_chunks(&api), "0");
 }
 
 #[test]

@@ -149,6 +149,54 @@ fn a_valid_token_works_and_rows_belong_to_its_project() {
     assert_eq!(execution.json()["project_id"], keystone.project_id("alpha"));
 }
 
+/// Issue 25: an alias's history says who changed it, by the user id of the token Keystone
+/// validated.
+#[test]
+fn an_alias_history_names_the_user_of_each_change() {
+    let keystone = Keystone::shared();
+    let api = start(keystone, "300");
+    let admin = session(&api, keystone, "admin");
+    let member = session(&api, keystone, "alpha_member");
+    let alpha_admin = session(&api, keystone, "alpha_admin");
+    let world = alpha_world(&admin, &member);
+    alpha_admin
+        .put_json(
+            &format!("/v1/aliases/{}", world.alias),
+            &json!({"function_version": 0}),
+        )
+        .assert_status(200);
+    let history = member.get(&format!("/v1/aliases/{}/history", world.alias));
+    history.assert_status(200);
+    let who: Vec<(Json, Json, Json)> = history.json()["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["cause"].clone(),
+                e["project_id"].clone(),
+                e["user_id"].clone(),
+            )
+        })
+        .collect();
+    let alpha = keystone.project_id("alpha");
+    assert_eq!(
+        who,
+        [
+            (
+                json!("created"),
+                json!(alpha),
+                json!(keystone.value("KS_ALPHA_MEMBER_ID"))
+            ),
+            (
+                json!("request"),
+                json!(alpha),
+                json!(keystone.value("KS_ALPHA_ADMIN_ID"))
+            ),
+        ]
+    );
+}
+
 #[test]
 fn another_project_cannot_see_or_touch_a_function_or_its_versions() {
     let keystone = Keystone::shared();

@@ -4,7 +4,9 @@
 //! half-written.
 
 use serde_json::{json, Value as Json};
-use spinling_api_tests::{example_package, incompressible, multipart, package, zip_of, Api};
+use spinling_api_tests::{
+    example_package, incompressible, multipart, package, slow_download, zip_of, Api,
+};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -178,36 +180,6 @@ fn a_download_read_slower_than_libsql_keeps_a_stream_is_whole_though_the_code_ch
     let path = format!("/v1/functions/{id}?download=true");
     let body = slow_download(replica, &path, pause, replace);
     assert!(body == old, "{} bytes of {}", body.len(), old.len());
-}
-
-/// The body of a GET of `path` from `addr` through a small receive window: read 1 MiB, then
-/// `meanwhile` and a `pause`, then the rest; empty unless the answer is a 200.
-fn slow_download(
-    addr: SocketAddr,
-    path: &str,
-    pause: Duration,
-    meanwhile: impl FnOnce(),
-) -> Vec<u8> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(64 << 10).unwrap();
-    socket.connect(&addr.into()).unwrap();
-    let mut stream: std::net::TcpStream = socket.into();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = vec![0; 1 << 20];
-    stream.read_exact(&mut answer).unwrap();
-    meanwhile();
-    std::thread::sleep(pause);
-    // A body cut short ends the connection early: what came is what is checked.
-    let _ = stream.read_to_end(&mut answer);
-    let head_end = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    match answer.starts_with(b"HTTP/1.1 200") {
-        true => answer.split_off(head_end),
-        false => Vec::new(),
-    }
 }
 
 /// Package bytes in the database that no function and no version refers to.

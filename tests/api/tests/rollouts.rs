@@ -333,8 +333,17 @@ fn a_routing_key_always_runs_the_same_version_and_keys_spread() {
 fn every_change_of_an_alias_is_in_its_paged_history() {
     let api = Api::start();
     function_with_two_versions(&api, SUCCEEDS, SUCCEEDS_TOO);
-    api.put_json("/v1/aliases/prod", &json!({"function_version": 2}))
-        .assert_status(200);
+    // In auth mode `none` no token names a user: one a client claims is not recorded.
+    api.request(
+        "PUT",
+        "/v1/aliases/prod",
+        &[
+            ("content-type", "application/json"),
+            ("x-user-id", "mallory"),
+        ],
+        json!({"function_version": 2}).to_string().into_bytes(),
+    )
+    .assert_status(200);
     // A description alone changes neither version nor routing: no entry.
     api.put_json("/v1/aliases/prod", &json!({"description": "x"}))
         .assert_status(200);
@@ -347,6 +356,7 @@ fn every_change_of_an_alias_is_in_its_paged_history() {
     assert_eq!(change["before"]["function_version"], 1);
     assert_eq!(change["after"]["function_version"], 2);
     assert_eq!(change["project_id"], "default");
+    assert!(change["user_id"].is_null(), "{change}");
     assert!(change["created_at"].as_str().unwrap().ends_with('Z'));
     let marker = first["history"][1]["id"].as_str().unwrap();
     let rest = api

@@ -421,8 +421,7 @@ fn record_history(
             alias.name.as_str().into(),
             alias.project_id.as_str().into(),
             caller.map(|c| c.project_id.clone()).into(),
-            // Callers carry no user id (yet): only their project is known.
-            None::<String>.into(),
+            caller.and_then(|c| c.user_id.clone()).into(),
             cause.as_str().into(),
             reason.map(str::to_string).into(),
             before.map(|b| b.target_json().to_string()).into(),

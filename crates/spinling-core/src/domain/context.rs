@@ -9,6 +9,10 @@ use std::fmt;
 pub struct Caller {
     /// The effective project: every row a caller creates belongs to it.
     pub project_id: String,
+    /// The user the caller's token names (Keystone's `user.id`), in auth mode `keystone`;
+    /// none otherwise: with no token, nothing vouches for one (an `X-User-Id` a client sends
+    /// is not trusted). Recorded in alias history entries.
+    pub user_id: Option<String>,
     pub is_admin: bool,
     /// False in auth mode `none`: as Qinling with auth disabled, no policy is checked.
     pub policy_enforced: bool,
@@ -25,6 +29,7 @@ impl fmt::Debug for Caller {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Caller")
             .field("project_id", &self.project_id)
+            .field("user_id", &self.user_id)
             .field("is_admin", &self.is_admin)
             .field("policy_enforced", &self.policy_enforced)
             .field("token", &self.token.as_ref().map(|_| Redacted))
@@ -39,6 +44,7 @@ impl Caller {
     pub fn unauthenticated(is_admin: bool) -> Caller {
         Caller {
             project_id: "default".into(),
+            user_id: None,
             is_admin,
             policy_enforced: false,
             token: None,
@@ -52,6 +58,7 @@ impl Caller {
     pub fn acting_for(project_id: &str, policy_enforced: bool, token: Option<String>) -> Caller {
         Caller {
             project_id: project_id.into(),
+            user_id: None,
             is_admin: false,
             policy_enforced,
             token,
@@ -108,6 +115,7 @@ mod tests {
     fn user(policy: bool) -> Caller {
         Caller {
             project_id: "p1".into(),
+            user_id: None,
             is_admin: false,
             policy_enforced: policy,
             token: None,

@@ -260,6 +260,7 @@ mod tests {
     fn caller(project: &str) -> Caller {
         Caller {
             project_id: project.into(),
+            user_id: None,
             is_admin: false,
             policy_enforced: true,
             token: None,

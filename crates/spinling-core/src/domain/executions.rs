@@ -507,6 +507,7 @@ mod tests {
         let db = TestDb::in_memory();
         let caller = Caller {
             project_id: "p".into(),
+            user_id: None,
             is_admin: false,
             policy_enforced: true,
             token: None,

@@ -10,6 +10,7 @@ fn number(n: i64) -> VersionNumber {
 fn caller() -> Caller {
     Caller {
         project_id: "p".into(),
+        user_id: None,
         is_admin: false,
         policy_enforced: true,
         token: None,
@@ -359,6 +360,7 @@ fn another_projects_function_cannot_be_versioned_even_by_an_admin() {
     let fid = setup(&db);
     let admin = Caller {
         project_id: "other".into(),
+        user_id: None,
         is_admin: true,
         policy_enforced: true,
         token: None,

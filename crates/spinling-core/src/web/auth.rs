@@ -60,6 +60,9 @@ pub trait IdentityTransport {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 struct ValidatedToken {
     project_id: String,
+    /// The token's user (`user.id`). An entry cached before it was recorded reads as none.
+    #[serde(default)]
+    user_id: Option<String>,
     roles: Vec<String>,
     /// The token is Spinling's own service account's (see `Caller::is_service`).
     #[serde(default)]
@@ -153,6 +156,7 @@ impl Keystone<'_> {
         Ok(Caller {
             is_admin: validated.roles.iter().any(|r| r == "admin"),
             project_id: validated.project_id,
+            user_id: validated.user_id,
             policy_enforced: true,
             token: Some(token.to_string()),
             is_service: validated.service,
@@ -256,6 +260,7 @@ impl Keystone<'_> {
         let service = self.is_service_user(&token["user"]);
         Validation::Valid(ValidatedToken {
             project_id,
+            user_id: text(&token["user"]["id"]),
             roles,
             service,
             expires_at,

@@ -169,6 +169,33 @@ fn a_valid_token_gives_its_project_and_roles() {
     assert!(!caller.is_admin);
     assert!(caller.policy_enforced);
     assert_eq!(caller.token.as_deref(), Some("t1"));
+    assert_eq!(caller.user_id.as_deref(), Some("u1"));
+}
+
+#[test]
+fn the_tokens_user_is_the_callers_also_from_the_cache() {
+    let keystone = user_token("alice", "default");
+    let cache = MemoryCache::default();
+    for _ in 0..2 {
+        let caller = authenticate(&keystone, &cache, 300, Some("t1"), NOW).unwrap();
+        assert_eq!(caller.user_id.as_deref(), Some("u2"));
+    }
+    assert_eq!(
+        keystone.validations.get(),
+        1,
+        "the second came from the cache"
+    );
+}
+
+#[test]
+fn a_caller_without_a_token_has_no_user_whatever_it_claims() {
+    let request = ApiRequest::new(
+        "GET",
+        "http://h/v1/functions",
+        vec![("X-User-Id".to_string(), "mallory".to_string())],
+        vec![],
+    );
+    assert_eq!(caller_without_auth(&request).user_id, None);
 }
 
 #[test]

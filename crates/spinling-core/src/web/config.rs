@@ -58,7 +58,9 @@ pub mod groups {
     /// Read only by requests that may change something (a body to parse, rows to write, a
     /// package to take): a read (GET, HEAD, OPTIONS) does not ask Spin for them, since each
     /// variable is a host call that Spin resolves on a blocking thread, and their settings
-    /// keep their defaults, which no read uses ([`super::Variables::for_reads`]).
+    /// keep their defaults, which no read uses ([`super::Variables::for_reads`]). The one
+    /// read that needs one, a download (`package_write_grace_seconds`), asks for it only once
+    /// it knows it sends a package ([`super::package_write_grace_seconds`]).
     pub const WRITES_ONLY: &[&str] = &[
         "sqlite_synchronous",
         "max_json_depth",
@@ -66,22 +68,35 @@ pub mod groups {
         "max_versions",
         "version_retention",
         "max_package_size",
+        "package_write_grace_seconds",
     ];
 
     /// `/`, `/v1/` and every unknown path: open to anyone, without storage or a body.
     pub const ROOT: Reads = &[SERVING];
     /// A runtime's worker must live on one of `worker_hosts`.
     pub const RUNTIMES: Reads = &[SERVING, IDENTITY, RESOURCES, &["worker_hosts"]];
-    /// Packages are uploaded up to `max_package_size`.
-    pub const FUNCTIONS: Reads = &[SERVING, IDENTITY, RESOURCES, CACHING, &["max_package_size"]];
+    /// Packages are uploaded up to `max_package_size`, and their bytes collected, or kept
+    /// for a download, as `package_write_grace_seconds` says.
+    pub const FUNCTIONS: Reads = &[
+        SERVING,
+        IDENTITY,
+        RESOURCES,
+        CACHING,
+        &["max_package_size", "package_write_grace_seconds"],
+    ];
     /// A function holds at most `max_versions` versions; `version_retention` says what a
-    /// publish at the cap does.
+    /// publish at the cap does. A version's package is downloaded, and collected with its last
+    /// version, as a function's is.
     pub const VERSIONS: Reads = &[
         SERVING,
         IDENTITY,
         RESOURCES,
         CACHING,
-        &["max_versions", "version_retention"],
+        &[
+            "max_versions",
+            "version_retention",
+            "package_write_grace_seconds",
+        ],
     ];
     pub const ALIASES: Reads = &[SERVING, IDENTITY, RESOURCES];
     /// A job runs only on a worker `worker_hosts` still allows.
@@ -178,6 +193,9 @@ pub struct Settings {
     pub key_value_scope: KeyValueScope,
     /// Where metadata and packages live.
     pub database: DatabaseChoice,
+    /// Seconds the package store leaves alone the bytes of a package an upload or a download
+    /// stamped, even when nothing refers to them (see `packages`).
+    pub package_write_grace_seconds: i64,
 }
 
 /// Where metadata and packages live (variable `database`): `sqlite`, Spin's database
@@ -236,6 +254,7 @@ impl Default for Settings {
             max_page_size: 1000,
             key_value_scope: KeyValueScope::Replica,
             database: DatabaseChoice::Sqlite,
+            package_write_grace_seconds: crate::store::packages::WRITE_GRACE_SECONDS,
         }
     }
 }
@@ -297,6 +316,7 @@ impl Settings {
         if let Some(n) = variables.whole_number("max_page_size", most)? {
             settings.max_page_size = n as usize;
         }
+        settings.package_write_grace_seconds = package_write_grace_seconds(variables)?;
         // Tokens protect the API in auth mode `keystone` (an invalid mode is refused when
         // callers are identified; until then, the guarded default holds).
         let keystone = variables.value("auth_mode").as_deref() == Some("keystone");
@@ -317,6 +337,22 @@ impl Settings {
         };
         Ok(settings)
     }
+}
+
+/// The longest `package_write_grace_seconds`: a week. Chunks of a writer killed half-way
+/// stay this long.
+pub const MAX_PACKAGE_WRITE_GRACE_SECONDS: u64 = 7 * 24 * 3600;
+
+/// `package_write_grace_seconds`, or its default when unset. A download (a read, which leaves
+/// it out of its [`Settings`]: see [`groups::WRITES_ONLY`]) asks for it with a reader of its
+/// own only once it knows it sends a package.
+pub fn package_write_grace_seconds(variables: &Variables) -> Result<i64, String> {
+    Ok(variables
+        .whole_number(
+            "package_write_grace_seconds",
+            MAX_PACKAGE_WRITE_GRACE_SECONDS,
+        )?
+        .map_or(crate::store::packages::WRITE_GRACE_SECONDS, |n| n as i64))
 }
 
 /// How callers are identified.

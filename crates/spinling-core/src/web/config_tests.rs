@@ -12,6 +12,7 @@ const EVERY: Reads = &[
         "max_package_size",
         "max_versions",
         "version_retention",
+        "package_write_grace_seconds",
     ],
 ];
 
@@ -247,6 +248,38 @@ fn bad_limit_variables_are_configuration_errors() {
         err,
         "variable max_json_depth must be a whole number from 1 to 127, not \"500\""
     );
+}
+
+#[test]
+fn the_package_write_grace_is_a_number_of_seconds_up_to_a_week() {
+    assert_eq!(settings_of(&[]).unwrap().package_write_grace_seconds, 900);
+    let short = settings_of(&[("package_write_grace_seconds", "2")]).unwrap();
+    assert_eq!(short.package_write_grace_seconds, 2);
+    for bad in ["0", "-5", "15m", "604801"] {
+        let err = settings_of(&[("package_write_grace_seconds", bad)]).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "variable package_write_grace_seconds must be a whole number from 1 to 604800, \
+                 not {bad:?}"
+            )
+        );
+    }
+    // A read leaves it out of its settings; a download asks for it on its own.
+    let map: HashMap<String, String> =
+        [("package_write_grace_seconds".to_string(), "7".to_string())].into();
+    let get = |name: &str| map.get(name).cloned();
+    let reads = Variables::new(groups::FUNCTIONS, &get).for_reads();
+    assert_eq!(
+        Settings::from_variables(&reads)
+            .unwrap()
+            .package_write_grace_seconds,
+        900
+    );
+    let download = Variables::new(groups::FUNCTIONS, &get);
+    assert_eq!(package_write_grace_seconds(&download), Ok(7));
+    let root = Variables::new(groups::ROOT, &get);
+    assert_eq!(package_write_grace_seconds(&root), Ok(900));
 }
 
 #[test]

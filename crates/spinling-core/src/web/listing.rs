@@ -124,6 +124,7 @@ mod tests {
     fn user(policy: bool) -> Caller {
         Caller {
             project_id: "p1".into(),
+            user_id: None,
             is_admin: false,
             policy_enforced: policy,
             token: None,

@@ -457,6 +457,94 @@ fn the_lease_is_given_up_only_while_no_job_runs() {
     assert!(!holds_lease(&db, "a", T0 + 1).unwrap());
 }
 
+/// A database on which another request creates a running job, and then looks at the lease as
+/// every request that opened the database does (`scheduler::kick`, here `take_lease` as
+/// `kicked`), just before statement number `before` of whatever runs on it.
+struct JobCreatedBefore<'a> {
+    db: &'a TestDb,
+    fid: &'a FunctionId,
+    before: usize,
+    statements: std::cell::Cell<usize>,
+}
+
+impl JobCreatedBefore<'_> {
+    fn create_job_and_kick(&self) {
+        let new = NewJob {
+            pattern: Some("* * * * *".into()),
+            ..new_job(self.fid)
+        };
+        create_at(self.db, &caller(), new, T0 + 1).unwrap();
+        take_lease(self.db, "kicked", T0 + 1).unwrap();
+    }
+}
+
+impl Database for JobCreatedBefore<'_> {
+    fn execute(
+        &self,
+        sql: &str,
+        params: &[crate::store::db::Value],
+    ) -> Result<crate::store::db::Rows, crate::store::db::DbError> {
+        let n = self.statements.replace(self.statements.get() + 1);
+        if n == self.before {
+            self.create_job_and_kick();
+        }
+        self.db.execute(sql, params)
+    }
+}
+
+/// Issue 22 item 6: the loop gives its lease up when no job runs, and a job create whose
+/// request found the lease held starts no loop. Were the release a look at the jobs and then a
+/// write, a job created between the two would have no loop until some later request. Every
+/// point another request's job create can come at (before the release's first statement,
+/// between any two, after its last) leaves a loop holding the lease: this one, or the one the
+/// create's request started.
+#[test]
+fn a_job_created_whenever_the_loop_gives_up_its_lease_always_has_a_loop() {
+    for before in 0.. {
+        let db = TestDb::in_memory();
+        let fid = setup(&db);
+        // A loop holds the lease; its last job is paused: it is about to go idle.
+        let last = NewJob {
+            pattern: Some("* * * * *".into()),
+            ..new_job(&fid)
+        };
+        let last = create_at(&db, &caller(), last, T0).unwrap();
+        assert!(take_lease(&db, "loop", T0).unwrap());
+        let pause = JobChanges {
+            status: Some("paused".into()),
+            ..JobChanges::default()
+        };
+        update_at(&db, &caller(), &last.id, &pause, T0).unwrap();
+        let racing = JobCreatedBefore {
+            db: &db,
+            fid: &fid,
+            before,
+            statements: Default::default(),
+        };
+        let released = release_lease_if_idle(&racing, "loop").unwrap();
+        let ran = racing.statements.get();
+        if before >= ran {
+            // After the release's last statement.
+            racing.create_job_and_kick();
+        }
+        let holder = match (
+            holds_lease(&db, "loop", T0 + 1).unwrap(),
+            holds_lease(&db, "kicked", T0 + 1).unwrap(),
+        ) {
+            (true, false) => "loop",
+            (false, true) => "kicked",
+            held => panic!(
+                "a job created before statement {before} of the release's {ran} is running \
+                 with (this loop, a kicked loop) holding the lease: {held:?}"
+            ),
+        };
+        assert_eq!(released, holder == "kicked", "before statement {before}");
+        if before >= ran {
+            break;
+        }
+    }
+}
+
 #[test]
 fn an_update_to_a_pattern_that_never_matches_is_refused_as_on_create() {
     let db = TestDb::in_memory();

@@ -1,7 +1,7 @@
 //! The collector: deletes the chunks of digests nothing references once no write or
 //! download stamped them within the grace period, a few at a time.
 
-use super::stamps::{download_stamp, stamped, DOWNLOAD_SUFFIX, WRITE_GRACE_SECONDS};
+use super::stamps::{download_stamp, stamped, write_grace, DOWNLOAD_SUFFIX};
 use crate::error::ApiResult;
 use crate::store::db::{Database, Value};
 
@@ -61,7 +61,7 @@ pub(super) fn sweep(tx: &dyn Database, now: i64) -> ApiResult<()> {
     let stale = tx.execute(
         "SELECT digest FROM package_writes WHERE started_at <= ? ORDER BY started_at LIMIT ?",
         &[
-            Value::Integer(now - WRITE_GRACE_SECONDS),
+            Value::Integer(now - write_grace()),
             Value::Integer(SWEEP_BATCH),
         ],
     )?;

@@ -14,7 +14,8 @@
 //! (`collect_garbage`) or, for a writer that never published, when a sweep finds its
 //! `package_writes` row stale. A writer first stamps that row with the time it starts (its
 //! publish removes it), and the collector leaves the chunks of a digest stamped within
-//! `WRITE_GRACE_SECONDS` alone, so an upload in progress is normally not disturbed. Correctness does not rest on that clock
+//! the grace period (`WRITE_GRACE_SECONDS`, or `package_write_grace_seconds`) alone, so an
+//! upload in progress is normally not disturbed. Correctness does not rest on that clock
 //! (writers on other machines, an upload slower than the grace period): `publish` checks, in
 //! its own transaction, that every chunk is present and writes any missing one again from the
 //! bytes it holds, before it commits the reference. Write transactions are serialised, so
@@ -38,7 +39,7 @@ pub use package::{
     DigestKind, Package, Upload, CHUNK_SIZE,
 };
 pub use reads::{ChunkReader, Pieces, StoredPackage};
-pub use stamps::WRITE_GRACE_SECONDS;
+pub use stamps::{set_write_grace_seconds, WRITE_GRACE_SECONDS};
 pub use writes::{checkpoint, publish, write_chunks};
 
 /// Stores a package the way an upload does, for tests that need one in the store.

@@ -2,7 +2,7 @@
 //! its download stamp while it lasts, with no transaction open while a client reads.
 
 use super::package::CHUNK_SIZE;
-use super::stamps::{stamp, WRITE_GRACE_SECONDS};
+use super::stamps::{stamp, write_grace};
 use crate::error::{ApiError, ApiResult};
 use crate::store::db::{Database, DbErrorKind, Value};
 
@@ -14,9 +14,10 @@ use crate::store::db::{Database, DbErrorKind, Value};
 /// one statement after its row (if its bytes went in between, so did the row: the package is
 /// gone, and the caller looks again for the one that replaced it). A larger one is first stamped in `package_writes`, as an upload stamps its bytes,
 /// and only then is its row looked up: once the stamp has committed, the collector leaves its
-/// chunks alone for [`WRITE_GRACE_SECONDS`] even if its last reference goes (it deletes only
-/// the row, and a sweep takes the chunks once the stamp is stale), and the stamp is renewed
-/// while the download lasts. No transaction stays open while a client reads: a slow or stalled
+/// chunks alone for the grace period even if its last reference goes (it deletes only the
+/// row, and a sweep takes the chunks once the stamp is stale), and the stamp is renewed while
+/// the download lasts: as chunks are read, and while the sender waits for a client that reads
+/// nothing ([`Pieces::keep_stamp`]). No transaction stays open while a client reads: a slow or stalled
 /// client holds neither SQLite's log (which cannot be checkpointed past an open snapshot) nor
 /// a libSQL stream (which sqld drops after 10 s idle).
 #[derive(Debug, Clone, PartialEq)]
@@ -24,19 +25,22 @@ pub struct StoredPackage {
     digest: String,
     /// Its length in bytes, known before the first chunk is read (a `Content-Length`).
     pub size: u64,
-    chunk_count: i64,
+    pub(super) chunk_count: i64,
     /// A small package's chunks, read with its row.
     read_whole: Option<Vec<Vec<u8>>>,
     /// When a large package was last stamped, in seconds since the Unix epoch (renewed as it
     /// is sent).
-    stamped_at: i64,
+    pub(super) stamped_at: i64,
 }
 
 /// How many chunks one read takes: fewer calls to the database, little memory each.
 pub(super) const CHUNKS_PER_READ: i64 = 4;
 
-/// How often a download renews its stamp: well within the grace the stamp buys.
-pub(super) const RESTAMP_SECONDS: i64 = WRITE_GRACE_SECONDS / 3;
+/// How often a download renews its stamp: well within the grace the stamp buys (a third of
+/// it; at every read of chunks when the grace is under 3 s).
+pub(super) fn restamp_seconds() -> i64 {
+    write_grace() / 3
+}
 
 impl StoredPackage {
     /// The package with `digest`, ready to send; `None` when there is no such package (also
@@ -159,26 +163,57 @@ pub(super) fn package_row(db: &dyn Database, digest: &str) -> ApiResult<Option<(
 /// See [`StoredPackage::pieces`].
 pub struct Pieces<'a> {
     db: &'a dyn Database,
-    package: StoredPackage,
+    pub(super) package: StoredPackage,
     /// Chunks read and not yet handed out.
     ready: std::collections::VecDeque<Vec<u8>>,
-    next_seq: i64,
+    pub(super) next_seq: i64,
     /// Bytes of the chunks read from the database here.
     read: u64,
 }
 
 impl Pieces<'_> {
+    /// Renews the package's stamp if it is due and chunks are still to be read: for a sender
+    /// that waits for its client to take what it has, so that the chunks it has yet to send
+    /// stay however long the client reads nothing. Call it at least every
+    /// [`Pieces::stamp_interval`] while waiting.
+    pub fn keep_stamp(&mut self) -> ApiResult<()> {
+        match self.next_seq < self.package.chunk_count {
+            true => self.renew_stamp(crate::time::now_unix()),
+            false => Ok(()),
+        }
+    }
+
+    /// How often a waiting sender calls [`Pieces::keep_stamp`].
+    pub fn stamp_interval() -> std::time::Duration {
+        std::time::Duration::from_secs(restamp_seconds().max(1) as u64)
+    }
+
+    fn renew_stamp(&mut self, now: i64) -> ApiResult<()> {
+        if now - self.package.stamped_at < restamp_seconds() {
+            return Ok(());
+        }
+        let renewed = match stamp(self.db, &self.package.digest, now) {
+            // A libSQL stream idle for 10 s is gone (a client that paused): stamp on a fresh
+            // connection, as a read of chunks does.
+            Err(e) if e.kind == DbErrorKind::TransactionLost => {
+                self.db.reconnect();
+                stamp(self.db, &self.package.digest, now)
+            }
+            renewed => renewed,
+        };
+        match renewed {
+            Ok(()) => self.package.stamped_at = now,
+            // Too busy: tried again at the next read or wait; the stamp it renews holds for
+            // two more periods.
+            Err(e) if e.is_busy() => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
     /// Reads the next few chunks into `ready`, renewing the package's stamp when it is due.
     fn read_more(&mut self, now: i64) -> ApiResult<()> {
-        // A renewal the database is too busy for is tried again at the next read: the stamp
-        // it renews holds for two more periods.
-        if now - self.package.stamped_at >= RESTAMP_SECONDS {
-            match stamp(self.db, &self.package.digest, now) {
-                Ok(()) => self.package.stamped_at = now,
-                Err(e) if e.is_busy() => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        self.renew_stamp(now)?;
         let package = &self.package;
         let last = (self.next_seq + CHUNKS_PER_READ).min(package.chunk_count) - 1;
         let chunks = package.read_chunks(self.db, self.next_seq, last)?;

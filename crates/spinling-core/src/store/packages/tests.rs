@@ -207,8 +207,103 @@ fn a_download_longer_than_its_stamp_renews_it() {
     for _ in 0..3 {
         pieces.next_at(now).unwrap().unwrap();
     }
-    pieces.next_at(now + RESTAMP_SECONDS).unwrap().unwrap();
-    assert_eq!(stamped(), now + RESTAMP_SECONDS);
+    pieces.next_at(now + restamp_seconds()).unwrap().unwrap();
+    assert_eq!(stamped(), now + restamp_seconds());
+}
+
+#[test]
+fn a_download_waiting_on_its_client_keeps_its_stamp_until_every_chunk_is_read() {
+    let db = db();
+    let package = chunks_of(5, 6);
+    store(&db, &package).unwrap();
+    let now = crate::time::now_unix();
+    let stored = StoredPackage::open_at(&db, &package.digest, now - 2 * restamp_seconds())
+        .unwrap()
+        .unwrap();
+    let stamped = || count(&db, "SELECT MAX(started_at) FROM package_writes");
+    let mut pieces = stored.pieces(&db);
+    pieces
+        .next_at(now - 2 * restamp_seconds())
+        .unwrap()
+        .unwrap();
+    assert!(stamped() < now);
+    // The client takes nothing for a while: the sender's wait renews the stamp.
+    pieces.keep_stamp().unwrap();
+    assert!(stamped() >= now, "renewed");
+    // Nothing left to read from the database: no stamp is needed any more.
+    while pieces.next_seq < pieces.package.chunk_count {
+        pieces.next().unwrap().unwrap();
+    }
+    pieces.package.stamped_at = 0;
+    db.execute("UPDATE package_writes SET started_at = 0", &[])
+        .unwrap();
+    pieces.keep_stamp().unwrap();
+    assert_eq!(stamped(), 0);
+}
+
+#[test]
+fn a_shorter_grace_period_frees_stamped_bytes_sooner() {
+    let db = db();
+    let package = three_chunks();
+    write_chunks_at(&db, &package, SqliteSynchronous::Full, T).unwrap();
+    set_write_grace_seconds(2);
+    collect_garbage_at(&db, &package.digest, T + 1).unwrap();
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM package_chunks"), 3);
+    collect_garbage_at(&db, &package.digest, T + 2).unwrap();
+    set_write_grace_seconds(WRITE_GRACE_SECONDS);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM package_chunks"), 0);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM package_writes"), 0);
+}
+
+/// A libSQL connection whose stream expired while a download waited on its client.
+struct StampExpiresOnce<'a> {
+    db: &'a TestDb,
+    expired: std::cell::Cell<bool>,
+    reconnected: std::cell::Cell<bool>,
+}
+
+impl Database for StampExpiresOnce<'_> {
+    fn execute(
+        &self,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<crate::store::db::Rows, crate::store::db::DbError> {
+        if sql.contains("INTO package_writes") && !self.expired.replace(true) {
+            return Err(crate::store::db::DbError {
+                kind: DbErrorKind::TransactionLost,
+                message: "STREAM_EXPIRED".into(),
+            });
+        }
+        self.db.execute(sql, params)
+    }
+    fn reconnect(&self) {
+        self.reconnected.set(true);
+    }
+}
+
+#[test]
+fn a_stamp_renewal_whose_stream_expired_goes_on_from_a_fresh_connection() {
+    let db = db();
+    let package = chunks_of(6, 6);
+    store(&db, &package).unwrap();
+    let now = crate::time::now_unix();
+    let stored = StoredPackage::open_at(&db, &package.digest, now - 2 * restamp_seconds())
+        .unwrap()
+        .unwrap();
+    let expiring = StampExpiresOnce {
+        db: &db,
+        expired: Default::default(),
+        reconnected: Default::default(),
+    };
+    let mut pieces = stored.pieces(&expiring);
+    pieces
+        .next_at(now - 2 * restamp_seconds())
+        .unwrap()
+        .unwrap();
+    pieces.keep_stamp().unwrap();
+    assert!(expiring.reconnected.get());
+    let stamped = count(&db, "SELECT MAX(started_at) FROM package_writes");
+    assert!(stamped >= now, "renewed");
 }
 
 /// A database whose writers never let a download's stamp through.
