@@ -19,14 +19,14 @@
 //!
 //! `--scale-out` adds two replicas on redis-server and sqld against one on local files.
 
+mod scale;
 mod spin;
 
 use serde_json::{json, Value as Json};
 use spin::{repo_root, SpinUp};
 use spinling_test_support::incompressible;
-use spinling_test_support::rig::{RedisServer, SqldServer};
 use spinling_test_support::{multipart, zip_of};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Concurrent clients (as `wrk -c16`).
@@ -500,7 +500,12 @@ fn table(app: &Served, floors: &SpinUp, fixtures: &Fixtures) -> Table {
 }
 
 fn main() {
-    let scale = std::env::args().any(|a| a == "--scale-out");
+    let args: Vec<String> = std::env::args().collect();
+    let scale = args.iter().any(|a| a == "--scale-out");
+    if let Some(at) = args.iter().position(|a| a == "--soak") {
+        let seconds = args.get(at + 1).and_then(|s| s.parse().ok()).unwrap_or(120);
+        return scale::soak(seconds);
+    }
     println!(
         "Spinling on real Spin ({}), loopback; floors: trivial spin-sdk components on a second \
          spin up (tests/bench/trivial).",
@@ -568,7 +573,8 @@ fn main() {
     let (upload, download) = big_packages(&app, &floors);
 
     if scale {
-        scale_out(&app, &fixtures, READS, WRITES / 4);
+        scale::scale_out(&app, &fixtures, scale::Backend::Postgres, READS, WRITES / 4);
+        scale::scale_out(&app, &fixtures, scale::Backend::Sqld, READS, WRITES / 4);
     }
 
     targets(&close, &keep_alive, &upload, &download);
@@ -750,147 +756,5 @@ fn targets(close: &Table, keep_alive: &Table, upload: &Figures, download: &Figur
         s,
         "<= 0.15",
         s <= 0.15,
-    );
-}
-
-/// The app as deployed to scale out: two replicas (two `spin up`) sharing one redis-server
-/// (key-value) and one sqld (SQLite, over libSQL), every request to the next replica in turn.
-struct ScaleOut {
-    replicas: Vec<Served>,
-    _redis: RedisServer,
-    _sqld: SqldServer,
-    _dir: tempfile::TempDir,
-}
-
-impl ScaleOut {
-    fn start() -> ScaleOut {
-        let dir = tempfile::tempdir().unwrap();
-        let redis = RedisServer::start(&dir.path().join("redis"));
-        let sqld = SqldServer::start(&dir.path().join("sqld"));
-        let config = dir.path().join("runtime-config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n\n\
-                 [sqlite_database.default]\ntype = \"libsql\"\nurl = \"{}\"\ntoken = \"\"\n",
-                redis.url(0),
-                sqld.url()
-            ),
-        )
-        .unwrap();
-        let shared = [("key_value_scope", "shared")];
-        let replicas = (0..2)
-            .map(|_| Served::start_with(&shared, Some(&config)))
-            .collect();
-        ScaleOut {
-            replicas,
-            _redis: redis,
-            _sqld: sqld,
-            _dir: dir,
-        }
-    }
-
-    /// The URL of `path` on the replica call `i` goes to.
-    fn url(&self, i: usize, path: &str) -> String {
-        self.replicas[i % self.replicas.len()].url(path)
-    }
-}
-
-/// The answer to one request, or why none came.
-type Reply = Result<ureq::http::Response<ureq::Body>, ureq::Error>;
-
-/// An operation that counts answers other than `status` (and requests that got none) in
-/// `errors` instead of failing: over sqld, a busy database is a 503 the client may retry.
-fn tolerant<'a>(
-    errors: &'a AtomicUsize,
-    status: u16,
-    send: impl Fn(&ureq::Agent, usize) -> Reply + Sync + 'a,
-) -> impl Fn(&ureq::Agent, usize) + Sync + 'a {
-    move |a, i| match send(a, i) {
-        Ok(reply) if reply.status().as_u16() == status => {
-            let _ = reply.into_body().read_to_vec();
-        }
-        _ => {
-            errors.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// GET a version, create a version and a sync execution: one replica on local files (`app`)
-/// against two replicas on Redis + sqld, in alternating rounds (the CPU column: the first
-/// replica's only).
-fn scale_out(app: &Served, fixtures: &Fixtures, reads: usize, writes: usize) {
-    CLOSE.store(true, Ordering::Relaxed);
-    println!();
-    println!(
-        "scale-out: two replicas on redis-server + sqld against one on local files ({})",
-        mode_name()
-    );
-    header();
-    let rig = ScaleOut::start();
-    let errors = AtomicUsize::new(0);
-    let first = &rig.replicas[0];
-    let fid = first.create_function(&zip_of(&[("main.wasm", b"v0")]));
-    first.post_json(&format!("/v1/functions/{fid}/versions"), json!({}));
-    let local_get = get_from(app.url(&format!("/v1/functions/{}/versions/1", fixtures.fid)));
-    let scaled_get = tolerant(&errors, 200, |a, i| {
-        let url = rig.url(i, &format!("/v1/functions/{fid}/versions/1"));
-        in_mode(a.get(&url)).call()
-    });
-    let (local, scaled) = compare(reads, (&app.spin, &local_get), (&first.spin, &scaled_get));
-    let one_replica = |figures| Floor {
-        name: "one replica",
-        figures,
-    };
-    report("GET a version", &scaled, &one_replica(local));
-
-    let local_fids = app.fresh_functions("s", writes);
-    let rig_fids = first.fresh_functions("s", writes);
-    let publish = |a: &ureq::Agent, url: &str| {
-        in_mode(a.post(url))
-            .header("content-type", "application/json")
-            .send("{}")
-    };
-    let local_create = |a: &ureq::Agent, i: usize| {
-        let url = app.url(&format!("/v1/functions/{}/versions", local_fids[i]));
-        check(publish(a, &url).unwrap(), 201);
-    };
-    let scaled_create = tolerant(&errors, 201, |a, i| {
-        publish(
-            a,
-            &rig.url(i, &format!("/v1/functions/{}/versions", rig_fids[i])),
-        )
-    });
-    let (local, scaled) = compare(
-        writes,
-        (&app.spin, &local_create),
-        (&first.spin, &scaled_create),
-    );
-    report("create a version", &scaled, &one_replica(local));
-
-    let rig_hello = first.create_function(&example_package("hello"));
-    let execute = |a: &ureq::Agent, url: &str, fid: &str| {
-        in_mode(a.post(url))
-            .header("content-type", "application/json")
-            .send(json!({"function_id": fid}).to_string())
-    };
-    let local_execute = |a: &ureq::Agent, _| {
-        check(
-            execute(a, &app.url("/v1/executions"), &fixtures.hello).unwrap(),
-            201,
-        );
-    };
-    let scaled_execute = tolerant(&errors, 201, |a, i| {
-        execute(a, &rig.url(i, "/v1/executions"), &rig_hello)
-    });
-    let (local, scaled) = compare(
-        writes,
-        (&app.spin, &local_execute),
-        (&first.spin, &scaled_execute),
-    );
-    report("sync execution (hello)", &scaled, &one_replica(local));
-    println!(
-        "  answers other than 200/201 on the replicas: {}",
-        errors.load(Ordering::Relaxed)
     );
 }
