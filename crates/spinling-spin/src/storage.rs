@@ -151,6 +151,7 @@ fn describe_pg(e: pg4::PgError) -> DbError {
                 .map(|(_, value)| value.as_str());
             DbError::from_postgres(&e.code, e.as_text.clone(), e.detail.as_deref(), table)
         }
+        pg4::PgError::QueryFailed(pg4::QueryError::Text(text)) => DbError::from_postgres_text(text),
         other => DbError::other(format!("{other:?}")),
     }
 }

@@ -188,9 +188,10 @@ impl Publish<'_> {
 }
 
 /// Publishes the function's current code and settings as its next version: one INSERT that
-/// checks every rule against the rows it reads (a write statement holds the write lock from
-/// its start, so concurrent publishes of one function are serialised: one wins, the others
-/// find nothing changed), and a trigger advances the function's counter. When nothing was
+/// checks every rule against the rows it reads (on SQLite a write statement holds the write
+/// lock from its start, so concurrent publishes of one function are serialised: one wins, the
+/// others find nothing changed; on PostgreSQL the losers meet the winner's number in the
+/// unique index and try again), and a trigger advances the function's counter. When nothing was
 /// inserted, the reads that follow say why. `expected_md5`: the md5 the function's package
 /// must have (412 otherwise). At the cap with retention `prune_oldest`, the oldest version
 /// nothing references is deleted and the version inserted in one transaction.
@@ -213,10 +214,19 @@ pub fn publish_version(
     // Another writer may change the function between a refusal and its diagnosis; then the
     // diagnosis finds nothing wrong and the insert is tried again.
     for _ in 0..PUBLISH_TRIES {
-        if let Some(version) = crate::store::db::with_short_busy_waits(db, || publish.insert(db))? {
-            forget_version_resources(cache, function_id, &[]);
-            forget_function(cache, function_id);
-            return Ok(version);
+        match crate::store::db::with_short_busy_waits(db, || publish.insert(db)) {
+            Ok(Some(version)) => {
+                forget_version_resources(cache, function_id, &[]);
+                forget_function(cache, function_id);
+                return Ok(version);
+            }
+            Ok(None) => {}
+            // PostgreSQL runs concurrent publishes of one function side by side (SQLite's
+            // write lock serialises them): the one that lost found the number taken when the
+            // winner committed. The next try reads the winner's version, as a later publish
+            // on SQLite would.
+            Err(e) if e.unique_columns().is_some() => continue,
+            Err(e) => return Err(e.into()),
         }
         if why_not_published(db, &publish)? == Blocked::AtCap {
             let (version, pruned) = prune_and_publish(db, &publish)?;

@@ -249,6 +249,29 @@ impl DbError {
         DbError { kind, message }
     }
 
+    /// Classifies a PostgreSQL error that arrived as text only: Spin's pg4 `query` passes an
+    /// error met while the rows stream (a constraint an INSERT … RETURNING broke, say) as
+    /// the `Debug` text of tokio-postgres's error, which still names the SQLSTATE
+    /// (`code: SqlState(E23505)`), the `detail` and the `table`.
+    pub fn from_postgres_text(text: String) -> DbError {
+        let field = |name: &str| -> Option<String> {
+            let start = text.find(&format!("{name}: Some(\""))? + name.len() + 8;
+            let rest = &text[start..];
+            Some(rest[..rest.find("\")")?].replace("\\\"", "\""))
+        };
+        let code = text
+            .find("SqlState(E")
+            .and_then(|at| text.get(at + 10..at + 15))
+            .map(str::to_string);
+        match code {
+            Some(code) => {
+                let (detail, table) = (field("detail"), field("table"));
+                DbError::from_postgres(&code, text, detail.as_deref(), table.as_deref())
+            }
+            None => DbError::other(text),
+        }
+    }
+
     pub fn is_busy(&self) -> bool {
         self.kind == DbErrorKind::Busy
     }

@@ -254,3 +254,18 @@ fn a_successful_transaction_commits() {
     let rows = db.execute("SELECT x FROM t", &[]).unwrap();
     assert_eq!(rows.first().unwrap().int(0), 7);
 }
+
+#[test]
+fn a_postgres_error_passed_as_text_is_classified_by_its_sqlstate() {
+    let text = r#"Error { kind: Db, cause: Some(DbError { severity: "ERROR", parsed_severity: Some(Error), code: SqlState(E23505), message: "duplicate key value violates unique constraint \"function_versions_function_id_version_number_key\"", detail: Some("Key (function_id, version_number)=(f1, 2) already exists."), hint: None, position: None, where_: None, schema: Some("public"), table: Some("function_versions"), column: None, datatype: None, constraint: Some("function_versions_function_id_version_number_key"), file: Some("nbtinsert.c"), line: Some(666), routine: Some("_bt_check_unique") }) }"#;
+    let e = DbError::from_postgres_text(text.to_string());
+    assert_eq!(
+        e.unique_columns(),
+        Some("function_versions.function_id, function_versions.version_number")
+    );
+    assert!(DbError::from_postgres_text("Error { code: SqlState(E40001) }".into()).is_busy());
+    assert_eq!(
+        DbError::from_postgres_text("connection closed".into()).kind,
+        DbErrorKind::Other
+    );
+}

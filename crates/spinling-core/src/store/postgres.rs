@@ -42,13 +42,16 @@ pub fn spin_statement(sql: &str) -> SpinStatement {
     }
 }
 
-/// `sql` with each `?` outside a quoted string or identifier numbered in order.
+/// `sql` with each `?` outside a quoted string or identifier numbered in order; SQLite's
+/// numbered `?N` (which may repeat a parameter) becomes `$N`.
 pub fn numbered_placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 16);
     let mut quote: Option<char> = None;
     let mut n = 0;
-    for c in sql.chars() {
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
         match (quote, c) {
+            (None, '?') if chars.peek().is_some_and(char::is_ascii_digit) => out.push('$'),
             (None, '\'' | '"') => {
                 quote = Some(c);
                 out.push(c);
@@ -103,6 +106,14 @@ mod tests {
         assert_eq!(
             numbered_placeholders("SELECT a FROM t WHERE b = ? AND c IN (?, ?)"),
             "SELECT a FROM t WHERE b = $1 AND c IN ($2, $3)"
+        );
+    }
+
+    #[test]
+    fn sqlite_numbered_placeholders_keep_their_numbers() {
+        assert_eq!(
+            numbered_placeholders("SELECT 1 WHERE a = ?1 OR b = ?1 OR c = ?2"),
+            "SELECT 1 WHERE a = $1 OR b = $1 OR c = $2"
         );
     }
 
