@@ -3,17 +3,18 @@
 
 mod identity;
 pub mod outbound;
+mod respond;
 mod scheduler;
 mod storage;
 mod workers;
 
+use respond::send_response;
+pub use respond::write_response;
 pub use storage::{KeyValueCache, SpinDatabase};
 pub use workers::{HttpExecutor, HttpWorkerProbe};
 
 use identity::HttpIdentity;
-use spin_sdk::http::{
-    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
-};
+use spin_sdk::http::{IncomingRequest, Method, ResponseOutparam};
 use spinling_core::domain::context::Caller;
 use spinling_core::domain::runtimes::AllowedWorkers;
 use spinling_core::error::{ApiError, ErrorKind};
@@ -21,7 +22,6 @@ use spinling_core::store::cache::{Cache, NoCache};
 use spinling_core::store::db::{Database, Dialect};
 use spinling_core::store::durability::SqliteSynchronous;
 use spinling_core::store::migrations::{migrate, SelfMigrating};
-use spinling_core::store::packages::Pieces;
 use spinling_core::time::now_unix;
 use spinling_core::web::api::{self, Env, Handler};
 use spinling_core::web::auth::{caller_without_auth, Keystone};
@@ -474,164 +474,4 @@ fn refuse_too_large(stream: &wasi::io::streams::InputStream, limit: u64) -> ApiE
         }
     }
     too_large(limit)
-}
-
-pub async fn write_response(response_out: ResponseOutparam, response: ApiResponse) {
-    send_response(response_out, response, &storage::NoDatabase).await
-}
-
-/// Sends the response; a stored package's chunks are read from `db` as they are sent. A
-/// failure half-way ends the body short of its `Content-Length`, which the client sees.
-async fn send_response(response_out: ResponseOutparam, response: ApiResponse, db: &dyn Database) {
-    let mut headers: Vec<(String, Vec<u8>)> = response
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
-        .collect();
-    headers.push((
-        "content-length".into(),
-        response.body.len().to_string().into_bytes(),
-    ));
-    let fields = Fields::from_list(&headers).unwrap_or_else(|_| Fields::new());
-    let outgoing = OutgoingResponse::new(fields);
-    let _ = outgoing.set_status_code(response.status);
-    let sent = match response.body {
-        Body::Bytes(bytes) => send_whole(response_out, outgoing, &bytes),
-        // A chunk at a time: the next is read while the host sends the last.
-        Body::Package(package) => match outgoing.body() {
-            Ok(body) => {
-                response_out.set(outgoing);
-                send_pieces(body, package.pieces(db))
-            }
-            Err(()) => {
-                response_out.set(outgoing);
-                Err("the response body was taken already".into())
-            }
-        },
-    };
-    if let Err(e) = sent {
-        eprintln!("could not write the response body: {e}");
-    }
-}
-
-/// Sends a response whose body is all in memory: written and finished before the response is
-/// handed to Spin whenever the host's buffer takes it all (up to its chunk size, 1 MiB in
-/// Spin 4), so that Spin's HTTP server has the head and the whole body at once and writes
-/// them to the socket together. Handed over first and written after, a small body can leave
-/// in a second segment that Nagle's algorithm holds until the client's delayed ACK (about
-/// 40 ms on Linux: stock Spin does not set `TCP_NODELAY`) on a kept-alive connection.
-fn send_whole(
-    response_out: ResponseOutparam,
-    outgoing: OutgoingResponse,
-    bytes: &[u8],
-) -> Result<(), String> {
-    let describe = describe_stream_error;
-    let Ok(body) = outgoing.body() else {
-        response_out.set(outgoing);
-        return Err("the response body was taken already".into());
-    };
-    let Ok(stream) = body.write() else {
-        response_out.set(outgoing);
-        return Err("the response body is not writable".into());
-    };
-    // As much as the host takes before anyone reads.
-    let mut written = 0;
-    while written < bytes.len() {
-        match stream.check_write() {
-            Ok(0) => break,
-            Ok(room) => {
-                let end = bytes.len().min(written + room as usize);
-                if let Err(e) = stream.write(&bytes[written..end]) {
-                    response_out.set(outgoing);
-                    return Err(describe(e));
-                }
-                written = end;
-            }
-            Err(e) => {
-                response_out.set(outgoing);
-                return Err(describe(e));
-            }
-        }
-    }
-    if written == bytes.len() {
-        drop(stream);
-        let finished = OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"));
-        response_out.set(outgoing);
-        return finished;
-    }
-    // A larger body: the rest as the host reads it.
-    response_out.set(outgoing);
-    while written < bytes.len() {
-        let room = stream.check_write().map_err(describe)?;
-        if room == 0 {
-            stream.subscribe().block();
-            continue;
-        }
-        let end = bytes.len().min(written + room as usize);
-        stream.write(&bytes[written..end]).map_err(describe)?;
-        written = end;
-    }
-    stream.flush().map_err(describe)?;
-    loop {
-        match stream.check_write() {
-            Ok(0) => stream.subscribe().block(),
-            Ok(_) => break,
-            Err(e) => return Err(describe(e)),
-        }
-    }
-    drop(stream);
-    OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))
-}
-
-fn describe_stream_error(e: StreamError) -> String {
-    match e {
-        StreamError::Closed => "closed".to_string(),
-        StreamError::LastOperationFailed(e) => e.to_debug_string(),
-    }
-}
-
-/// Sends a stored package's pieces as the client takes them. While the host's buffer is full
-/// (a client reading slowly, or not at all for a while), the package's stamp is renewed every
-/// [`Pieces::stamp_interval`], so the collector leaves the chunks still to be sent alone
-/// however long the client pauses (see `spinling_core::store::packages`).
-fn send_pieces(body: OutgoingBody, mut pieces: Pieces<'_>) -> Result<(), String> {
-    let describe = describe_stream_error;
-    let Ok(stream) = body.write() else {
-        return Err("the response body is not writable".into());
-    };
-    // Until the host takes more: renew the stamp at each interval meanwhile. A renewal that
-    // fails is tried again at the next (the download goes on: its chunks may well stay).
-    let wait = |pieces: &mut Pieces<'_>| {
-        let writable = stream.subscribe();
-        loop {
-            let nanos = Pieces::stamp_interval().as_nanos() as u64;
-            let timer = wasi::clocks::monotonic_clock::subscribe_duration(nanos);
-            if wasi::io::poll::poll(&[&writable, &timer]).contains(&0) {
-                return;
-            }
-            if let Err(e) = pieces.keep_stamp() {
-                eprintln!("could not renew a download's stamp: {}", e.log_line());
-            }
-        }
-    };
-    while let Some(piece) = pieces.next() {
-        let piece = piece.map_err(|e| e.log_line())?;
-        let mut written = 0;
-        while written < piece.len() {
-            let room = stream.check_write().map_err(describe)?;
-            if room == 0 {
-                wait(&mut pieces);
-                continue;
-            }
-            let end = piece.len().min(written + room as usize);
-            stream.write(&piece[written..end]).map_err(describe)?;
-            written = end;
-        }
-    }
-    stream.flush().map_err(describe)?;
-    while stream.check_write().map_err(describe)? == 0 {
-        wait(&mut pieces);
-    }
-    drop(stream);
-    OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))
 }

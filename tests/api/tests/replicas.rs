@@ -218,7 +218,7 @@ fn killing_a_replica_mid_upload_leaves_nothing_half_written() {
         functions_before
     );
     // The killed writer's chunks are left alone for the collector's grace period (see
-    // crates/spinling-core/src/packages.rs); stage it as over. The surviving replica's next
+    // crates/spinling-core/src/store/packages/); stage it as over. The surviving replica's next
     // upload then collects them: no package bytes are left that nothing refers to.
     api.query_database("UPDATE package_writes SET started_at = started_at - 86400");
     on(&api, 1).create_function_id(&runtime, &package("after"));

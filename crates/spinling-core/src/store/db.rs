@@ -7,6 +7,7 @@
 //! few things they say differently are asked of the backend's [`Dialect`].
 
 use crate::error::ApiError;
+pub use crate::store::dialect::Dialect;
 use bytes::Bytes;
 use std::fmt;
 
@@ -305,43 +306,6 @@ impl From<DbError> for ApiError {
             )
             .caused_by(e),
             _ => ApiError::internal("Internal server error.").caused_by(e),
-        }
-    }
-}
-
-/// Which SQL a backend speaks where SQLite and PostgreSQL differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Dialect {
-    /// SQLite: Spin's local files, libSQL, rusqlite in tests.
-    #[default]
-    Sqlite,
-    PostgreSQL,
-}
-
-impl Dialect {
-    /// The column that orders a table's rows as they were inserted: SQLite's implicit `rowid`;
-    /// on PostgreSQL, the identity column `seq` every listed table has.
-    pub fn insertion_order(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "rowid",
-            Dialect::PostgreSQL => "seq",
-        }
-    }
-
-    /// The text of the top-level `key` of the JSON object in the TEXT column `column` (NULL
-    /// when there is none).
-    pub fn json_text(self, column: &str, key: &str) -> String {
-        match self {
-            Dialect::Sqlite => format!("CAST(json_extract({column}, '$.{key}') AS TEXT)"),
-            Dialect::PostgreSQL => format!("(CAST({column} AS jsonb) ->> '{key}')"),
-        }
-    }
-
-    /// The size in bytes of the TEXT column `column` (NULL when it is).
-    pub fn byte_length(self, column: &str) -> String {
-        match self {
-            Dialect::Sqlite => format!("length(CAST({column} AS BLOB))"),
-            Dialect::PostgreSQL => format!("octet_length({column})"),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod db;
+pub mod dialect;
 pub mod durability;
 pub mod filters;
 pub mod migrations;
