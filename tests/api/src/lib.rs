@@ -210,6 +210,26 @@ impl Api {
         rows.map(Result::unwrap).collect()
     }
 
+    /// Stops the app's own scheduler loop, so only `POST /v1/jobs/tick` fires jobs: the lease
+    /// goes to a holder that never runs, far into the future; a running loop finds it lost at
+    /// its next renewal (within a tick) and ends.
+    pub fn stop_the_scheduler_loop(&self) {
+        self.query_database(
+            "INSERT INTO scheduler_lease (name, holder, until) VALUES ('jobs', 'test', 9999999999)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until",
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+    }
+
+    /// How many tables the app's database has (0: nothing ever wrote to it).
+    pub fn table_count(&self) -> usize {
+        let sql = match postgres::requested() || self.replicated().is_some() {
+            true => "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+            false => "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+        };
+        self.query_database(sql)[0].parse().unwrap()
+    }
+
     /// Stops the app (in replica mode the replicas and Redis) and hands back its
     /// state, to start it again.
     pub fn stop(self) -> tempfile::TempDir {
@@ -596,4 +616,30 @@ fn answer(stream: TcpStream, reply: &[u8]) {
         body.len()
     );
     let _ = stream.write_all(body);
+}
+
+/// A UTC time `seconds` from now, as Qinling writes times.
+pub fn timestamp_in(seconds: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let t = now + seconds;
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        (secs % 3600) / 60,
+        secs % 60
+    )
 }

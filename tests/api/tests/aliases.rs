@@ -535,10 +535,7 @@ fn jobs_through_a_routed_alias_pick_by_weight_each_time_they_fire() {
     job.assert_status(201);
     let job_id = job.json()["id"].as_str().unwrap().to_string();
     // Only `POST /v1/jobs/tick` fires it (see jobs.rs): the scheduler's lease goes elsewhere.
-    api.query_database(
-        "INSERT OR REPLACE INTO scheduler_lease (name, holder, until) VALUES ('jobs', 'test', 9999999999)",
-    );
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    api.stop_the_scheduler_loop();
     let mut seen = std::collections::BTreeMap::new();
     for _ in 0..40 {
         api.query_database(&format!(

@@ -427,15 +427,15 @@ fn an_execution_left_running_past_its_timeout_and_grace_is_failed() {
     );
     // What an instance that died mid-run leaves behind: a `running` row and no result. One
     // died 63 s ago (past 2 s + 60 s of grace), the other just now.
-    let staged = |id: &str, age: &str| {
+    let staged = |id: &str, age: i64| {
         api.query_database(&format!(
-            "UPDATE executions SET status = 'running', result = NULL,
-                 created_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '{age}')
-             WHERE id = '{id}'"
+            "UPDATE executions SET status = 'running', result = NULL, created_at = '{}'
+             WHERE id = '{id}'",
+            spinling_api_tests::timestamp_in(-age)
         ));
     };
-    staged(&stale, "-63 seconds");
-    staged(&fresh, "-0 seconds");
+    staged(&stale, 63);
+    staged(&fresh, 0);
 
     let shown = api.get(&format!("/v1/executions/{stale}")).json();
     assert_eq!(shown["status"], "failed", "{shown}");

@@ -352,7 +352,7 @@ fn control_bytes_in_an_output_do_not_blow_up_the_stored_result() {
     // Stored as the text it is: 1 MiB, not the 6 MiB of its JSON escapes.
     let id = reply.json()["id"].as_str().unwrap().to_string();
     let stored = api.query_database(&format!(
-        "SELECT length(CAST(output AS BLOB)) + length(CAST(result AS BLOB)) FROM executions WHERE id = '{id}'"
+        "SELECT octet_length(output) + octet_length(result) FROM executions WHERE id = '{id}'"
     ));
     let stored: usize = stored[0].parse().unwrap();
     assert!(stored < 1024 * 1024 + 100, "{stored} bytes stored");
