@@ -535,6 +535,11 @@ fn main() {
     if std::env::args().any(|a| a == "--profile") {
         return profile(&app, &fixtures);
     }
+    if std::env::args().any(|a| a == "--scale-out-only") {
+        scale::scale_out(&app, &fixtures, scale::Backend::Postgres, READS, WRITES / 4);
+        scale::scale_out(&app, &fixtures, scale::Backend::Sqld, READS, WRITES / 4);
+        return;
+    }
 
     CLOSE.store(true, Ordering::Relaxed);
     let close = table(&app, &floors, &fixtures);
