@@ -173,6 +173,16 @@ fn postgres_execute(
     sql: &str,
     params: &[Value],
 ) -> Result<Rows, DbError> {
+    // PostgreSQL's TEXT cannot hold a NUL, and refuses it only after the statement went out.
+    if params
+        .iter()
+        .any(|p| matches!(p, Value::Text(t) if t.contains('\0')))
+    {
+        return Err(DbError {
+            kind: DbErrorKind::InvalidText,
+            message: "a text parameter contains NUL".into(),
+        });
+    }
     let params: Vec<ParameterValue> = params.iter().map(to_pg).collect();
     let mut slot = slot.borrow_mut();
     let connection = match &mut *slot {

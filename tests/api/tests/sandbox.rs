@@ -101,15 +101,24 @@ fn a_package_that_is_not_the_execution_s_code_is_never_run() {
     let fid = api.create_wasm_function(&package, &[("timeout", &TIMEOUT.to_string())]);
     let state = api.stop();
     let recorded = "0123456789abcdef0123456789abcdef";
-    let db = rusqlite::Connection::open(state.path().join("sqlite_db.db")).unwrap();
-    let changed = db
-        .execute(
-            "UPDATE functions SET code = json_set(code, '$.md5sum', ?) WHERE id = ?",
-            [recorded, fid.as_str()],
-        )
-        .unwrap();
-    assert_eq!(changed, 1);
-    drop(db);
+    if spinling_api_tests::postgres::requested() {
+        spinling_api_tests::postgres::query(
+            state.path(),
+            &format!(
+                "UPDATE functions SET code = CAST(jsonb_set(CAST(code AS jsonb), '{{md5sum}}',
+                     to_jsonb(CAST('{recorded}' AS text))) AS text) WHERE id = '{fid}'"
+            ),
+        );
+    } else {
+        let db = rusqlite::Connection::open(state.path().join("sqlite_db.db")).unwrap();
+        let changed = db
+            .execute(
+                "UPDATE functions SET code = json_set(code, '$.md5sum', ?) WHERE id = ?",
+                [recorded, fid.as_str()],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+    }
     let api = Api::start_in(state, &[]);
 
     let (execution, _) = execute(&api, &fid);

@@ -163,6 +163,9 @@ pub enum DbErrorKind {
     /// "no transaction is active" a `COMMIT` gets after such a rollback. Worth running the
     /// whole transaction again, on a fresh connection.
     TransactionLost,
+    /// Text the database cannot store: PostgreSQL refuses the NUL character (U+0000) in TEXT,
+    /// which SQLite keeps. A client's input, so a 400.
+    InvalidText,
     Other,
 }
 
@@ -245,6 +248,8 @@ impl DbError {
             "40001" | "40P01" | "55P03" => DbErrorKind::Busy,
             // undefined_table, undefined_column.
             "42P01" | "42703" => DbErrorKind::MissingSchema,
+            // character_not_in_repertoire (a NUL in TEXT), untranslatable_character.
+            "22021" | "22P05" => DbErrorKind::InvalidText,
             _ => DbErrorKind::Other,
         };
         DbError { kind, message }
@@ -300,6 +305,10 @@ impl From<DbError> for ApiError {
     /// stays with the error, and the edge logs it once.
     fn from(e: DbError) -> Self {
         match e.kind {
+            DbErrorKind::InvalidText => ApiError::bad_request(
+                "Invalid input: text may not contain the NUL character (\\u0000).",
+            )
+            .caused_by(e),
             DbErrorKind::Busy | DbErrorKind::TransactionLost => ApiError::new(
                 crate::error::ErrorKind::ServiceUnavailable,
                 "The database is busy; try again later.",
