@@ -3,10 +3,10 @@
 //!
 //! # The archive (format version 1)
 //!
-//! A stream of lines, each one JSON object, in this order:
+//! A stream of lines, each one JSON object (its keys in any order), in this order:
 //!
 //! ```text
-//! {"spinling_backup":1,"source":"sqlite","created_at":"2026-12-07T19:40:00"}
+//! {"spinling_backup":1,"source":"sqlite","created_at":"2026-12-07T19:40:00Z"}
 //! {"table":"runtimes","row":{"id":"…","name":"…",…}}            one per row, per table
 //! {"package":{"digest":"…","digest_kind":"blake3","size":…,"md5":"…","chunk_count":…,"created_at":"…"}}
 //! {"chunk":{"seq":0,"size":524288}}                             then exactly `size` raw
