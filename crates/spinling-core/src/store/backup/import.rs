@@ -140,7 +140,7 @@ impl<'a> Importer<'a> {
                 }
                 (Some("package"), Some(Json::Object(package))) => self.begin_package(package)?,
                 (Some("chunk"), Some(Json::Object(chunk))) => self.chunk(chunk)?,
-                (Some("end"), Some(Json::Object(end))) => return self.end(end),
+                (Some("end"), Some(Json::Object(end))) if is_end(&record) => return self.end(end),
                 _ => {
                     return Err(invalid(format!(
                         "record {} is not a row, a package, a chunk or the end",
@@ -178,7 +178,7 @@ impl<'a> Importer<'a> {
                 self.records
             ))
         })?;
-        if !record.contains_key("end") {
+        if !is_end(&record) {
             self.sha256.update(&self.line);
         }
         Ok(Some(record))
@@ -421,6 +421,11 @@ impl<'a> Importer<'a> {
             chunks: self.chunks,
         })
     }
+}
+
+/// Whether `record` is the end record: `end` and nothing else (the one record not hashed).
+fn is_end(record: &Map<String, Json>) -> bool {
+    record.len() == 1 && record.get("end").is_some_and(Json::is_object)
 }
 
 fn unreadable(e: std::io::Error) -> ApiError {
