@@ -57,6 +57,9 @@ pub struct Group {
     variables: Reads,
     /// The jobs group also serves the scheduler's loop (see `scheduler`).
     runs_scheduler: bool,
+    /// The handler reads the body as it streams in (`Env::take_body_stream`), with no limit
+    /// but the caller's: an import of a whole database.
+    streams_body: bool,
 }
 
 impl Group {
@@ -70,6 +73,7 @@ impl Group {
             takes_packages: false,
             variables,
             runs_scheduler: false,
+            streams_body: false,
         }
     }
     pub const ROOT: Group = Group {
@@ -78,6 +82,11 @@ impl Group {
         ..Group::new(api::root::handle, groups::ROOT)
     };
     pub const RUNTIMES: Group = Group::new(api::runtimes::handle, groups::RUNTIMES);
+    /// Backup and restore: `/v1/admin/export` and `/v1/admin/import`, admins only.
+    pub const ADMIN: Group = Group {
+        streams_body: true,
+        ..Group::new(api::admin::handle, groups::ADMIN)
+    };
     pub const FUNCTIONS: Group = Group {
         uses_cache: true,
         takes_packages: true,
@@ -213,16 +222,29 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
         Ok(caller) => caller,
         Err(e) => return write_response(response_out, with_cors(e.into())).await,
     };
-    let limit = body_limit(group, &settings, &head);
-    let mut package_hasher = match group.takes_packages {
-        true => PackageHasher::for_request(&head),
-        false => None,
-    };
-    head.body = match read_body(request, &head, limit, package_hasher.as_mut()).await {
-        Ok(body) => body,
-        Err(e) => return write_response(response_out, with_cors(e.into())).await,
-    };
-    head.package_checksums = package_hasher.and_then(PackageHasher::finish);
+    let mut body_stream: Option<Box<dyn std::io::BufRead>> = None;
+    if group.streams_body {
+        match body_reader(request) {
+            Ok(reader) => {
+                body_stream = Some(Box::new(std::io::BufReader::with_capacity(
+                    BODY_READ_SIZE as usize,
+                    reader,
+                )))
+            }
+            Err(e) => return write_response(response_out, with_cors(e.into())).await,
+        }
+    } else {
+        let limit = body_limit(group, &settings, &head);
+        let mut package_hasher = match group.takes_packages {
+            true => PackageHasher::for_request(&head),
+            false => None,
+        };
+        head.body = match read_body(request, &head, limit, package_hasher.as_mut()).await {
+            Ok(body) => body,
+            Err(e) => return write_response(response_out, with_cors(e.into())).await,
+        };
+        head.package_checksums = package_hasher.and_then(PackageHasher::finish);
+    }
     let request = head;
     let spin_db = match group.needs_database {
         true => match open_database(&request, &settings) {
@@ -256,12 +278,13 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
         executor: &executor,
         service_token: &service_token,
         deferred: Default::default(),
+        body_stream: std::cell::RefCell::new(body_stream),
     };
     let response = api::respond(group.handler, &env, &request);
     // A download is a read, whose settings leave the package store's grace period out: it is
     // asked for now, when a package is to be sent (its stamp is renewed within it).
     let response = match response.body {
-        Body::Package(_) => {
+        Body::Package(_) | Body::Archive(_) => {
             match config::package_write_grace_seconds(&Variables::new(group.variables, &memo)) {
                 Ok(grace) => {
                     spinling_core::store::packages::set_write_grace_seconds(grace);
@@ -474,4 +497,37 @@ fn refuse_too_large(stream: &wasi::io::streams::InputStream, limit: u64) -> ApiE
         }
     }
     too_large(limit)
+}
+
+/// A request body as `Read`, as it streams in, for a group that takes its body so.
+struct BodyReader<Body> {
+    // Before the body it belongs to: a stream is dropped before its body.
+    stream: wasi::io::streams::InputStream,
+    _body: Body,
+}
+
+/// The request's body as a [`BodyReader`].
+fn body_reader(request: IncomingRequest) -> Result<impl std::io::Read, ApiError> {
+    let unreadable = || ApiError::bad_request("Could not read the request body: already read");
+    let body = request.consume().map_err(|()| unreadable())?;
+    let stream = body.stream().map_err(|()| unreadable())?;
+    Ok(BodyReader {
+        stream,
+        _body: body,
+    })
+}
+
+impl<Body> std::io::Read for BodyReader<Body> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.stream.blocking_read(buf.len() as u64) {
+            Ok(piece) => {
+                buf[..piece.len()].copy_from_slice(&piece);
+                Ok(piece.len())
+            }
+            Err(StreamError::Closed) => Ok(0),
+            Err(StreamError::LastOperationFailed(e)) => {
+                Err(std::io::Error::other(e.to_debug_string()))
+            }
+        }
+    }
 }

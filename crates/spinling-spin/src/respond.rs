@@ -1,9 +1,11 @@
 //! Writing a response to Spin: a body of up to 1 MiB whole before the response is handed
 //! over (one segment, so keep-alive clients meet no delayed ACK), a package download a few
-//! chunks at a time, renewing its stamp while the client reads nothing.
+//! chunks at a time, renewing its stamp while the client reads nothing, and a backup archive
+//! a piece at a time, chunked.
 
 use crate::storage;
 use spin_sdk::http::{Fields, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use spinling_core::error::ApiError;
 use spinling_core::store::db::Database;
 use spinling_core::store::packages::Pieces;
 use spinling_core::web::http::{ApiResponse, Body};
@@ -25,10 +27,11 @@ pub(crate) async fn send_response(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
         .collect();
-    headers.push((
-        "content-length".into(),
-        response.body.len().to_string().into_bytes(),
-    ));
+    // Without one (an archive), the body goes chunked, and a failure half-way ends it
+    // unfinished.
+    if let Some(length) = response.body.content_length() {
+        headers.push(("content-length".into(), length.to_string().into_bytes()));
+    }
     let fields = Fields::from_list(&headers).unwrap_or_else(|_| Fields::new());
     let outgoing = OutgoingResponse::new(fields);
     let _ = outgoing.set_status_code(response.status);
@@ -39,6 +42,16 @@ pub(crate) async fn send_response(
             Ok(body) => {
                 response_out.set(outgoing);
                 send_pieces(body, package.pieces(db))
+            }
+            Err(()) => {
+                response_out.set(outgoing);
+                Err("the response body was taken already".into())
+            }
+        },
+        Body::Archive(export) => match outgoing.body() {
+            Ok(body) => {
+                response_out.set(outgoing);
+                send_stream(body, export.pieces(db))
             }
             Err(()) => {
                 response_out.set(outgoing);
@@ -115,6 +128,38 @@ fn send_whole(
             Ok(_) => break,
             Err(e) => return Err(describe(e)),
         }
+    }
+    drop(stream);
+    OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))
+}
+
+/// Sends pieces as the client takes them; an error ends the body unfinished, so the client
+/// sees it cut short.
+fn send_stream(
+    body: OutgoingBody,
+    pieces: impl Iterator<Item = Result<Vec<u8>, ApiError>>,
+) -> Result<(), String> {
+    let describe = describe_stream_error;
+    let Ok(stream) = body.write() else {
+        return Err("the response body is not writable".into());
+    };
+    for piece in pieces {
+        let piece = piece.map_err(|e| e.log_line())?;
+        let mut written = 0;
+        while written < piece.len() {
+            let room = stream.check_write().map_err(describe)?;
+            if room == 0 {
+                stream.subscribe().block();
+                continue;
+            }
+            let end = piece.len().min(written + room as usize);
+            stream.write(&piece[written..end]).map_err(describe)?;
+            written = end;
+        }
+    }
+    stream.flush().map_err(describe)?;
+    while stream.check_write().map_err(describe)? == 0 {
+        stream.subscribe().block();
     }
     drop(stream);
     OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))

@@ -36,10 +36,31 @@ enum Deployment {
     Replicated(Replicated),
 }
 
+/// The database a single `spin up` keeps its state in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Database {
+    /// Spin's SQLite files in the state directory (the default).
+    Sqlite,
+    /// A database of its own on the test process's PostgreSQL server (see `postgres`).
+    Postgres,
+}
+
+impl Database {
+    /// The one `SPINLING_TEST_DATABASE` asks for.
+    pub fn requested() -> Database {
+        match postgres::requested() {
+            true => Database::Postgres,
+            false => Database::Sqlite,
+        }
+    }
+}
+
 pub struct Api {
     deployment: Deployment,
     variables: Vec<(String, String)>,
     state: tempfile::TempDir,
+    /// Where a single `spin up` keeps its state (replicas: on PostgreSQL).
+    database: Database,
 }
 
 #[derive(Debug)]
@@ -109,19 +130,34 @@ impl Api {
         if replicas::requested() {
             Self::start_replicated_in(state, variables)
         } else {
-            // In PostgreSQL mode, the variables that choose it come first: a test's own win.
-            let mut all = match postgres::requested() {
-                true => postgres::variables(state.path()),
-                false => Vec::new(),
-            };
-            all.extend(owned(variables));
-            let borrowed: Vec<(&str, &str)> =
-                all.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-            Api {
-                deployment: Deployment::Single(SpinUp::start(state.path(), None, &borrowed)),
-                variables: all,
-                state,
-            }
+            Self::start_single(state, Database::requested(), variables)
+        }
+    }
+
+    /// Starts one `spin up` on `database`, whatever `SPINLING_TEST_DATABASE` and
+    /// `SPINLING_TEST_REPLICAS` say: for a test that needs both kinds at once.
+    pub fn start_on(database: Database, variables: &[(&str, &str)]) -> Api {
+        Self::start_single(tempfile::tempdir().unwrap(), database, variables)
+    }
+
+    fn start_single(
+        state: tempfile::TempDir,
+        database: Database,
+        variables: &[(&str, &str)],
+    ) -> Api {
+        // On PostgreSQL, the variables that choose it come first: a test's own win.
+        let mut all = match database {
+            Database::Postgres => postgres::variables(state.path()),
+            Database::Sqlite => Vec::new(),
+        };
+        all.extend(owned(variables));
+        let borrowed: Vec<(&str, &str)> =
+            all.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        Api {
+            deployment: Deployment::Single(SpinUp::start(state.path(), None, &borrowed)),
+            variables: all,
+            state,
+            database,
         }
     }
 
@@ -139,6 +175,7 @@ impl Api {
             deployment: Deployment::Replicated(replicated),
             variables: all,
             state,
+            database: Database::Postgres,
         }
     }
 
@@ -192,7 +229,7 @@ impl Api {
         if let Some(replicated) = self.replicated() {
             return replicated.rig().query_database(sql);
         }
-        if postgres::requested() {
+        if self.database == Database::Postgres {
             return postgres::query(self.state.path(), sql);
         }
         let db = rusqlite::Connection::open(self.state.path().join("sqlite_db.db")).unwrap();

@@ -2,6 +2,7 @@
 //! filter on its module: `cargo test -p spinling-api-tests executions::`.
 
 mod aliases;
+mod backup;
 mod bad_input;
 mod conditional;
 mod cors;

@@ -17,6 +17,7 @@ const COMPONENTS: &[(&str, Reads)] = &[
     ("executions", groups::EXECUTIONS),
     ("jobs", groups::JOBS),
     ("webhooks", groups::WEBHOOKS),
+    ("admin", groups::ADMIN),
     // The built-in runtime serves the worker protocol, not a group: it reads no variable.
     ("wasm-runtime", &[]),
     // The console serves embedded static files: it reads no variable.

@@ -73,6 +73,8 @@ pub mod groups {
 
     /// `/`, `/v1/` and every unknown path: open to anyone, without storage or a body.
     pub const ROOT: Reads = &[SERVING];
+    /// Export and import read and write the whole database, nothing else.
+    pub const ADMIN: Reads = &[SERVING, IDENTITY, RESOURCES];
     /// A runtime's worker must live on one of `worker_hosts`.
     pub const RUNTIMES: Reads = &[SERVING, IDENTITY, RESOURCES, &["worker_hosts"]];
     /// Packages are uploaded up to `max_package_size`, and their bytes collected, or kept

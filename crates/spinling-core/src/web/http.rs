@@ -189,19 +189,23 @@ pub enum Body {
     /// A stored package, which the adapter sends a chunk at a time, reading them from the
     /// request's database as it goes (see `StoredPackage`): 50 MiB never sit in memory at once.
     Package(StoredPackage),
+    /// A backup archive, which the adapter sends a piece at a time as it reads it from the
+    /// request's database (see `store::backup::Export`); its length is not known before.
+    Archive(crate::store::backup::Export),
 }
 
 impl Body {
-    /// Its length in bytes (a `Content-Length`).
-    pub fn len(&self) -> u64 {
+    /// Its length in bytes (a `Content-Length`), when it is known before it is sent.
+    pub fn content_length(&self) -> Option<u64> {
         match self {
-            Body::Bytes(bytes) => bytes.len() as u64,
-            Body::Package(package) => package.size,
+            Body::Bytes(bytes) => Some(bytes.len() as u64),
+            Body::Package(package) => Some(package.size),
+            Body::Archive(_) => None,
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.content_length() == Some(0)
     }
 }
 
@@ -234,6 +238,26 @@ impl ApiResponse {
             body: Vec::new().into(),
         }
     }
+    /// A backup archive of the whole database, as a download named after its time.
+    pub fn archive(export: crate::store::backup::Export) -> Self {
+        let stamp: String = export
+            .created_at
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        ApiResponse {
+            status: 200,
+            headers: vec![
+                ("content-type".into(), "application/x-ndjson".into()),
+                (
+                    "content-disposition".into(),
+                    format!("attachment; filename=\"spinling-backup-{stamp}.jsonl\""),
+                ),
+            ],
+            body: Body::Archive(export),
+        }
+    }
+
     /// A stored package's download, named as Qinling names it.
     pub fn attachment(filename: &str, package: StoredPackage) -> Self {
         ApiResponse {

@@ -35,7 +35,7 @@ mod writes;
 
 pub use collector::collect_garbage;
 pub use package::{
-    digest_hex, md5_hex, sha256_hex, too_large, BodyChecksums, Checksums, ChecksumsInProgress,
+    digest_hex, hex, md5_hex, sha256_hex, too_large, BodyChecksums, Checksums, ChecksumsInProgress,
     DigestKind, Package, Upload, CHUNK_SIZE,
 };
 pub use reads::{ChunkReader, Pieces, StoredPackage};

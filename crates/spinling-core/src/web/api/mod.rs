@@ -1,6 +1,7 @@
 //! The HTTP handlers of each endpoint group: parse the request, call the domain, render the
 //! result. Each Spin component serves one group by calling its `handle`.
 
+pub mod admin;
 pub mod aliases;
 pub mod executions;
 pub mod functions;
@@ -39,9 +40,12 @@ pub struct Env<'a> {
     /// Jobs to run once the response is sent (asynchronous executions), with their
     /// package URLs.
     pub deferred: RefCell<Vec<(Job, String)>>,
+    /// The request's body as it streams in, for a group that takes it so (an import: see
+    /// `admin`); `None` when the adapter read it into the request.
+    pub body_stream: RefCell<Option<Box<dyn std::io::BufRead + 'a>>>,
 }
 
-impl Env<'_> {
+impl<'a> Env<'a> {
     /// Where this API is reached: `public_url`, or else the URL of the request, whose `Host`
     /// the adapter checked (see `hosts`).
     pub fn base_url<'r>(&'r self, request: &'r ApiRequest) -> &'r str {
@@ -53,6 +57,11 @@ impl Env<'_> {
 
     pub fn defer(&self, job: Job, download_url: String) {
         self.deferred.borrow_mut().push((job, download_url));
+    }
+
+    /// The request body's stream, once.
+    pub fn take_body_stream(&self) -> Option<Box<dyn std::io::BufRead + 'a>> {
+        self.body_stream.borrow_mut().take()
     }
 
     /// Runs the deferred jobs, recording each outcome.
