@@ -252,10 +252,12 @@ impl<'a> Importer<'a> {
             DbErrorKind::Busy | DbErrorKind::TransactionLost | DbErrorKind::MissingSchema => {
                 e.into()
             }
-            DbErrorKind::Unique { .. } | DbErrorKind::Other => invalid(format!(
-                "record {} (of {table}) cannot be stored: {}",
-                self.records, e.message
-            )),
+            DbErrorKind::Unique { .. } | DbErrorKind::InvalidText | DbErrorKind::Other => {
+                invalid(format!(
+                    "record {} (of {table}) cannot be stored: {}",
+                    self.records, e.message
+                ))
+            }
         }
     }
 
