@@ -35,3 +35,15 @@ pub fn package_function(db: &TestDb, caller: &Caller, package: Vec<u8>) -> Funct
         .unwrap()
         .id
 }
+
+/// A member (not an admin) of project `p1`, with the policy enforced or not.
+pub fn member_of_p1(policy_enforced: bool) -> Caller {
+    Caller {
+        project_id: "p1".into(),
+        user_id: None,
+        is_admin: false,
+        policy_enforced,
+        token: None,
+        is_service: false,
+    }
+}

@@ -9,7 +9,7 @@ use spinling_core::error::ApiError;
 use spinling_core::store::db::Database;
 use spinling_core::store::packages::Pieces;
 use spinling_core::web::http::{ApiResponse, Body};
-use wasi::io::streams::StreamError;
+use wasi::io::streams::{OutputStream, StreamError};
 
 pub async fn write_response(response_out: ResponseOutparam, response: ApiResponse) {
     send_response(response_out, response, &storage::NoDatabase).await
@@ -111,23 +111,33 @@ fn send_whole(
     }
     // A larger body: the rest as the host reads it.
     response_out.set(outgoing);
+    write_all(&stream, &bytes[written..])?;
+    flush_and_finish(stream, body)
+}
+
+/// Writes `bytes` as the host takes them, waiting while it has no room.
+fn write_all(stream: &OutputStream, bytes: &[u8]) -> Result<(), String> {
+    let mut written = 0;
     while written < bytes.len() {
-        let room = stream.check_write().map_err(describe)?;
+        let room = stream.check_write().map_err(describe_stream_error)?;
         if room == 0 {
             stream.subscribe().block();
             continue;
         }
         let end = bytes.len().min(written + room as usize);
-        stream.write(&bytes[written..end]).map_err(describe)?;
+        stream
+            .write(&bytes[written..end])
+            .map_err(describe_stream_error)?;
         written = end;
     }
-    stream.flush().map_err(describe)?;
-    loop {
-        match stream.check_write() {
-            Ok(0) => stream.subscribe().block(),
-            Ok(_) => break,
-            Err(e) => return Err(describe(e)),
-        }
+    Ok(())
+}
+
+/// Flushes what is written, waits until the host has taken it, and ends the body.
+fn flush_and_finish(stream: OutputStream, body: OutgoingBody) -> Result<(), String> {
+    stream.flush().map_err(describe_stream_error)?;
+    while stream.check_write().map_err(describe_stream_error)? == 0 {
+        stream.subscribe().block();
     }
     drop(stream);
     OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))
@@ -139,30 +149,13 @@ fn send_stream(
     body: OutgoingBody,
     pieces: impl Iterator<Item = Result<Vec<u8>, ApiError>>,
 ) -> Result<(), String> {
-    let describe = describe_stream_error;
     let Ok(stream) = body.write() else {
         return Err("the response body is not writable".into());
     };
     for piece in pieces {
-        let piece = piece.map_err(|e| e.log_line())?;
-        let mut written = 0;
-        while written < piece.len() {
-            let room = stream.check_write().map_err(describe)?;
-            if room == 0 {
-                stream.subscribe().block();
-                continue;
-            }
-            let end = piece.len().min(written + room as usize);
-            stream.write(&piece[written..end]).map_err(describe)?;
-            written = end;
-        }
+        write_all(&stream, &piece.map_err(|e| e.log_line())?)?;
     }
-    stream.flush().map_err(describe)?;
-    while stream.check_write().map_err(describe)? == 0 {
-        stream.subscribe().block();
-    }
-    drop(stream);
-    OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))
+    flush_and_finish(stream, body)
 }
 
 fn describe_stream_error(e: StreamError) -> String {

@@ -112,16 +112,7 @@ impl ListScope {
 mod tests {
     use super::*;
 
-    fn user(policy: bool) -> Caller {
-        Caller {
-            project_id: "p1".into(),
-            user_id: None,
-            is_admin: false,
-            policy_enforced: policy,
-            token: None,
-            is_service: false,
-        }
-    }
+    use crate::testing::member_of_p1 as user;
 
     #[test]
     fn a_caller_s_token_is_redacted_in_debug_output() {

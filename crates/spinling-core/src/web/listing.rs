@@ -121,16 +121,7 @@ mod tests {
         );
     }
 
-    fn user(policy: bool) -> Caller {
-        Caller {
-            project_id: "p1".into(),
-            user_id: None,
-            is_admin: false,
-            policy_enforced: policy,
-            token: None,
-            is_service: false,
-        }
-    }
+    use crate::testing::member_of_p1 as user;
 
     #[test]
     fn all_projects_false_means_false() {
