@@ -474,14 +474,13 @@ impl TransactionConnection<'_> {
     /// Starts a write transaction that holds the database's write lock, as SQLite's
     /// `BEGIN IMMEDIATE` does: writers run one at a time, so "read the newest number, insert
     /// the next" cannot race. On PostgreSQL that lock is an advisory lock held to the end of
-    /// the transaction; and since Spin hands a pooled connection on without rolling back what
-    /// an instance that died left open, a `ROLLBACK` comes first (outside a transaction it
-    /// only warns).
+    /// the transaction. (What an instance that died left open on a pooled connection, which
+    /// Spin hands on without a rollback, the adapter rolls back once, when it opens the
+    /// connection.)
     fn begin(&self) -> Result<(), DbError> {
         match self.dialect() {
             Dialect::Sqlite => self.execute("BEGIN IMMEDIATE", &[]).map(drop),
             Dialect::PostgreSQL => {
-                self.execute("ROLLBACK", &[])?;
                 self.execute("BEGIN", &[])?;
                 self.execute(
                     "SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock(?)) AS l",
