@@ -169,11 +169,9 @@ impl Api {
 
     fn start_replicated_in(state: tempfile::TempDir, variables: &[(&str, &str)]) -> Api {
         let replicated = Replicated::start(state.path(), variables);
-        let mut all = replicated.rig().variables();
-        all.extend(owned(variables));
         Api {
+            variables: replicated.variables().to_vec(),
             deployment: Deployment::Replicated(replicated),
-            variables: all,
             state,
             database: Database::Postgres,
         }
@@ -260,9 +258,11 @@ impl Api {
 
     /// How many tables the app's database has (0: nothing ever wrote to it).
     pub fn table_count(&self) -> usize {
-        let sql = match postgres::requested() || self.replicated().is_some() {
-            true => "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
-            false => "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+        let sql = match self.database {
+            Database::Postgres => {
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+            }
+            Database::Sqlite => "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
         };
         self.query_database(sql)[0].parse().unwrap()
     }

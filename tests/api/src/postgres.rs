@@ -48,12 +48,7 @@ pub fn database_of(state_dir: &Path) -> String {
 
 /// The Spin variables that put an app on its database.
 pub fn variables(state_dir: &Path) -> Vec<(String, String)> {
-    let database = database_of(state_dir);
-    vec![
-        ("database".into(), "postgres".into()),
-        ("postgres_url".into(), server().url(&database)),
-        ("postgres_host".into(), server().host()),
-    ]
+    server().spin_variables(&database_of(state_dir))
 }
 
 /// Runs one statement on the app's database and returns the first column of each row as

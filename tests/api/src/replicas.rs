@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use spinling_test_support::rig::{RedisServer, SqldServer};
+use spinling_test_support::rig::{write_runtime_config, RedisServer};
 
 use crate::postgres;
 
@@ -24,32 +24,6 @@ pub const REPLICAS: usize = 2;
 /// Whether `SPINLING_TEST_REPLICAS=1` asks for replica mode.
 pub fn requested() -> bool {
     std::env::var("SPINLING_TEST_REPLICAS").is_ok_and(|v| v == "1")
-}
-
-/// Writes a Spin runtime config putting database `default` on `sqld` and, when given, the
-/// key-value store `default` on `redis` (else each app keeps Spin's default file store).
-pub fn write_runtime_config(path: &Path, sqld: &SqldServer, redis: Option<&RedisServer>) {
-    let mut config = format!(
-        "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"{}\"\ntoken = \"\"\n",
-        sqld.url()
-    );
-    if let Some(redis) = redis {
-        config += &format!(
-            "\n[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n",
-            redis.url(0)
-        );
-    }
-    std::fs::write(path, config).unwrap();
-}
-
-/// Writes a Spin runtime config putting the key-value store `default` on `redis` (the
-/// database is PostgreSQL, which variables choose).
-pub fn write_key_value_config(path: &Path, redis: &RedisServer) {
-    let config = format!(
-        "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n",
-        redis.url(0)
-    );
-    std::fs::write(path, config).unwrap();
 }
 
 /// What the replicas share: a Redis, a PostgreSQL database, and the runtime config and
@@ -67,7 +41,7 @@ impl Rig {
         let redis = RedisServer::start(&state_dir.join("rig/redis"));
         postgres::database_of(state_dir);
         let runtime_config = state_dir.join("rig/runtime-config.toml");
-        write_key_value_config(&runtime_config, &redis);
+        write_runtime_config(&runtime_config, Some(&redis), None);
         Rig {
             redis,
             state_dir: state_dir.to_path_buf(),
@@ -115,6 +89,8 @@ impl Rig {
 pub struct Replicated {
     // Replicas first: they stop before the servers they use.
     replicas: Vec<SpinUp>,
+    /// The Spin variables every replica runs with: the rig's, then the test's.
+    variables: Vec<(String, String)>,
     rig: Rig,
     next: AtomicUsize,
     /// The replica every request goes to, or `NOT_PINNED` for each in turn.
@@ -132,18 +108,20 @@ impl Replicated {
                 .iter()
                 .map(|(n, v)| (n.to_string(), v.to_string())),
         );
-        let all: Vec<(&str, &str)> = all.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let borrowed: Vec<(&str, &str)> =
+            all.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
         let replicas = (0..REPLICAS)
             .map(|i| {
                 SpinUp::start(
                     &state_dir.join(format!("replica-{i}")),
                     Some(rig.runtime_config()),
-                    &all,
+                    &borrowed,
                 )
             })
             .collect();
         Replicated {
             replicas,
+            variables: all,
             rig,
             next: AtomicUsize::new(0),
             pinned: AtomicUsize::new(NOT_PINNED),
@@ -152,6 +130,11 @@ impl Replicated {
 
     pub fn rig(&self) -> &Rig {
         &self.rig
+    }
+
+    /// The Spin variables every replica runs with.
+    pub fn variables(&self) -> &[(String, String)] {
+        &self.variables
     }
 
     pub fn replica(&self, index: usize) -> &SpinUp {

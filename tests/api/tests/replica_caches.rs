@@ -4,10 +4,9 @@
 //! one replica is seen on the other within 2 s; with one Redis, at once.
 
 use serde_json::{json, Value as Json};
-use spinling_api_tests::replicas::write_runtime_config;
 use spinling_api_tests::spin::{self, SpinUp};
 use spinling_api_tests::{listed_version_numbers, multipart, package};
-use spinling_test_support::rig::{RedisServer, SqldServer};
+use spinling_test_support::rig::{write_runtime_config, RedisServer, SqldServer};
 use std::time::{Duration, Instant};
 
 /// How long a replica's own cache may show what another replica changed.
@@ -30,7 +29,7 @@ impl Deployment {
         let sqld = SqldServer::start(&state.path().join("sqld"));
         let redis = shared.then(|| RedisServer::start(&state.path().join("redis")));
         let config_path = state.path().join("runtime-config.toml");
-        write_runtime_config(&config_path, &sqld, redis.as_ref());
+        write_runtime_config(&config_path, redis.as_ref(), Some(&sqld));
         let scope = if shared { "shared" } else { "replica" };
         let replicas = (0..2)
             .map(|i| {

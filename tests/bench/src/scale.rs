@@ -8,7 +8,7 @@ use crate::{
     CLOSE,
 };
 use serde_json::json;
-use spinling_test_support::rig::{PostgresServer, RedisServer, SqldServer};
+use spinling_test_support::rig::{write_runtime_config, PostgresServer, RedisServer, SqldServer};
 use spinling_test_support::{incompressible, multipart, zip_of};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -44,10 +44,6 @@ impl ScaleOut {
         let dir = tempfile::tempdir().unwrap();
         let redis = RedisServer::start(&dir.path().join("redis"));
         let config = dir.path().join("runtime-config.toml");
-        let mut runtime_config = format!(
-            "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n",
-            redis.url(0)
-        );
         let mut variables: Vec<(String, String)> =
             vec![("key_value_scope".into(), "shared".into())];
         let (mut postgres, mut sqld) = (None, None);
@@ -56,21 +52,12 @@ impl ScaleOut {
                 // Durable, as in production: every commit on disk before its answer.
                 let server = PostgresServer::start(true);
                 server.create_database("spinling");
-                variables.push(("database".into(), "postgres".into()));
-                variables.push(("postgres_url".into(), server.url("spinling")));
-                variables.push(("postgres_host".into(), server.host()));
+                variables.extend(server.spin_variables("spinling"));
                 postgres = Some(server);
             }
-            Backend::Sqld => {
-                let server = SqldServer::start(&dir.path().join("sqld"));
-                runtime_config += &format!(
-                    "\n[sqlite_database.default]\ntype = \"libsql\"\nurl = \"{}\"\ntoken = \"\"\n",
-                    server.url()
-                );
-                sqld = Some(server);
-            }
+            Backend::Sqld => sqld = Some(SqldServer::start(&dir.path().join("sqld"))),
         }
-        std::fs::write(&config, runtime_config).unwrap();
+        write_runtime_config(&config, Some(&redis), sqld.as_ref());
         let variables: Vec<(&str, &str)> = variables
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))

@@ -320,6 +320,15 @@ impl PostgresServer {
         self.addr.to_string()
     }
 
+    /// The Spin variables that put an app on database `name` of this server.
+    pub fn spin_variables(&self, name: &str) -> Vec<(String, String)> {
+        vec![
+            ("database".into(), "postgres".into()),
+            ("postgres_url".into(), self.url(name)),
+            ("postgres_host".into(), self.host()),
+        ]
+    }
+
     /// Runs `sql` in database `name` with psql; its output, unaligned without headers.
     pub fn psql(&self, name: &str, sql: &str) -> String {
         self.try_psql(name, sql)
@@ -394,4 +403,25 @@ fn postgres_bin() -> PathBuf {
 
 fn postgres_accepts(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+}
+
+/// Writes a Spin runtime config putting the key-value store `default` on `redis` and the
+/// SQLite database `default` on `sqld`, each when given (else the app keeps Spin's default
+/// file for it). A PostgreSQL database is chosen by variables instead
+/// ([`PostgresServer::spin_variables`]).
+pub fn write_runtime_config(path: &Path, redis: Option<&RedisServer>, sqld: Option<&SqldServer>) {
+    let mut config = String::new();
+    if let Some(redis) = redis {
+        config += &format!(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n\n",
+            redis.url(0)
+        );
+    }
+    if let Some(sqld) = sqld {
+        config += &format!(
+            "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"{}\"\ntoken = \"\"\n",
+            sqld.url()
+        );
+    }
+    std::fs::write(path, config).unwrap();
 }
