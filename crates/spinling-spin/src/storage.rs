@@ -2,9 +2,12 @@
 //! supported: the database labelled `default`, which spin.toml grants each component) or over
 //! its PostgreSQL interface (`spin:postgres/postgres@4.x`), as the variable `database` says.
 
-use spin_sdk::key_value::Store;
 use spin_sdk::pg4::{self, DbValue, ParameterValue};
 use spin_sdk::sqlite::{Connection, Error, Value as SpinValue};
+use spin_sdk::wit::wasi::keyvalue::{
+    batch,
+    store::{self, Bucket},
+};
 use spinling_core::store::cache::{Cache, KeyValueScope};
 use spinling_core::store::db::{Database, DbError, DbErrorKind, Dialect, Rows, Value};
 use spinling_core::store::postgres::{spin_statement, SpinStatement};
@@ -243,11 +246,12 @@ impl Database for NoDatabase {
     }
 }
 
-/// The cache in Spin's key-value store `default`, opened on first use. A store that cannot be
-/// opened, read or written (not granted, full, unreachable) behaves as an empty cache. Its
-/// scope (variable `key_value_scope`) bounds how long cached database reads are trusted.
+/// The cache in Spin's key-value store `default` (through `wasi:keyvalue`, which batches),
+/// opened on first use. A store that cannot be opened, read or written (not granted, full,
+/// unreachable) behaves as an empty cache. Its scope (variable `key_value_scope`) bounds how
+/// long cached database reads are trusted.
 pub struct KeyValueCache {
-    store: OnceCell<Option<Store>>,
+    store: OnceCell<Option<Bucket>>,
     scope: KeyValueScope,
 }
 
@@ -259,9 +263,9 @@ impl KeyValueCache {
         }
     }
 
-    fn store(&self) -> Option<&Store> {
+    fn store(&self) -> Option<&Bucket> {
         self.store
-            .get_or_init(|| Store::open_default().ok())
+            .get_or_init(|| store::open("default").ok())
             .as_ref()
     }
 }
@@ -269,6 +273,29 @@ impl KeyValueCache {
 impl Cache for KeyValueCache {
     fn get(&self, key: &str) -> Option<Vec<u8>> {
         self.store()?.get(key).ok().flatten()
+    }
+    /// One call on a store of each replica's own (Spin's SQLite file). Not on a shared one:
+    /// Spin 4.1's Redis store answers `get-many` with Redis' `KEYS` (an error for two keys),
+    /// so there, and whenever the batch fails, each key is read on its own.
+    fn get_many(&self, keys: &[&str]) -> Vec<Option<Vec<u8>>> {
+        let Some(store) = self.store() else {
+            return vec![None; keys.len()];
+        };
+        if self.scope == KeyValueScope::Replica {
+            let asked: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            if let Ok(found) = batch::get_many(store, &asked) {
+                return keys
+                    .iter()
+                    .map(|key| {
+                        found
+                            .iter()
+                            .find(|(k, _)| k == key)
+                            .and_then(|(_, v)| v.clone())
+                    })
+                    .collect();
+            }
+        }
+        keys.iter().map(|key| self.get(key)).collect()
     }
     fn set(&self, key: &str, value: &[u8]) {
         if let Some(store) = self.store() {
@@ -278,6 +305,17 @@ impl Cache for KeyValueCache {
     fn delete(&self, key: &str) {
         if let Some(store) = self.store() {
             let _ = store.delete(key);
+        }
+    }
+    /// A forget that fails as a batch is tried key by key: an entry left behind would be
+    /// served stale.
+    fn delete_many(&self, keys: &[String]) {
+        if let Some(store) = self.store() {
+            if batch::delete_many(store, keys).is_err() {
+                for key in keys {
+                    let _ = store.delete(key);
+                }
+            }
         }
     }
     fn scope(&self) -> KeyValueScope {

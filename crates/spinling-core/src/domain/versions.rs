@@ -2,9 +2,7 @@
 //! runs with. Numbers start at 1 and are never reused, even after the newest is deleted.
 
 use crate::domain::context::Caller;
-use crate::domain::forgetting::{
-    forget_function, forget_prepared, forget_version_resources, forget_versions,
-};
+use crate::domain::forgetting::{forget_function_and_versions, forget_prepared};
 use crate::domain::functions::{self, Function};
 use crate::domain::rules::{Rules, VersionRetention};
 use crate::domain::types::{CodeSource, FunctionId, VersionNumber, VersionRef};
@@ -216,8 +214,7 @@ pub fn publish_version(
     for _ in 0..PUBLISH_TRIES {
         match crate::store::db::with_short_busy_waits(db, || publish.insert(db)) {
             Ok(Some(version)) => {
-                forget_version_resources(cache, function_id, &[]);
-                forget_function(cache, function_id);
+                forget_function_and_versions(cache, function_id, &[]);
                 return Ok(version);
             }
             Ok(None) => {}
@@ -231,8 +228,7 @@ pub fn publish_version(
         if why_not_published(db, &publish)? == Blocked::AtCap {
             let (version, pruned) = prune_and_publish(db, &publish)?;
             let pruned: Vec<VersionRef> = pruned.into_iter().map(VersionRef::Number).collect();
-            forget_versions(cache, function_id, &pruned);
-            forget_function(cache, function_id);
+            forget_function_and_versions(cache, function_id, &pruned);
             return Ok(version);
         }
     }
@@ -564,8 +560,7 @@ pub fn delete(
         packages::collect_garbage(tx, &version.package_digest)?;
         Ok(())
     })?;
-    forget_versions(cache, function_id, &[VersionRef::Number(number)]);
-    forget_function(cache, function_id);
+    forget_function_and_versions(cache, function_id, &[VersionRef::Number(number)]);
     Ok(())
 }
 

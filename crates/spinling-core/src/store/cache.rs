@@ -63,8 +63,19 @@ impl KeyValueScope {
 /// The key-value seam (Spin's `key-value` interface, or nothing).
 pub trait Cache {
     fn get(&self, key: &str) -> Option<Vec<u8>>;
+    /// The value of each of `keys`, in their order: one call where the store can answer them
+    /// together (each call is a host call, a round trip on a networked store).
+    fn get_many(&self, keys: &[&str]) -> Vec<Option<Vec<u8>>> {
+        keys.iter().map(|key| self.get(key)).collect()
+    }
     fn set(&self, key: &str, value: &[u8]);
     fn delete(&self, key: &str);
+    /// Deletes every one of `keys`, in one call where the store can.
+    fn delete_many(&self, keys: &[String]) {
+        for key in keys {
+            self.delete(key);
+        }
+    }
     /// Whose store this is, which bounds how long [`read_through`] trusts an entry.
     fn scope(&self) -> KeyValueScope;
 }
@@ -98,15 +109,14 @@ pub fn generation_key(function_id: &str) -> String {
     format!("spinling:v1:generation:{function_id}")
 }
 
-/// The function's current generation, made when there is none (never stored, lost, or
-/// deleted by a write).
-fn generation(cache: &dyn Cache, function_id: &str) -> String {
-    let key = generation_key(function_id);
-    if let Some(tag) = cache.get(&key).and_then(|b| String::from_utf8(b).ok()) {
+/// The function's current generation, `stored` under its key, or a new one when there is
+/// none (never stored, lost, or deleted by a write).
+fn generation_or_new(cache: &dyn Cache, function_id: &str, stored: Option<Vec<u8>>) -> String {
+    if let Some(tag) = stored.and_then(|b| String::from_utf8(b).ok()) {
         return tag;
     }
     let tag = crate::id::new_id();
-    cache.set(&key, tag.as_bytes());
+    cache.set(&generation_key(function_id), tag.as_bytes());
     tag
 }
 
@@ -137,11 +147,14 @@ fn read_through_at<T>(
 where
     T: Serialize + DeserializeOwned,
 {
-    // Before the database read: see the module's comment.
-    let generation = generation(cache, function_id);
+    // The generation before the database read (see the module's comment), with the entry in
+    // the same call.
+    let generation_key = generation_key(function_id);
+    let mut stored = cache.get_many(&[&generation_key, key]).into_iter();
+    let (stored_generation, stored_entry) = (stored.next().flatten(), stored.next().flatten());
+    let generation = generation_or_new(cache, function_id, stored_generation);
     let trusted = 0..cache.scope().trust_seconds();
-    if let Some(entry) = cache
-        .get(key)
+    if let Some(entry) = stored_entry
         .and_then(|bytes| serde_json::from_slice::<Entry<T>>(&bytes).ok())
         .filter(|e| e.generation == generation && trusted.contains(&(now - e.cached_at)))
     {
@@ -184,7 +197,7 @@ pub fn prepared_key(function_id: &str, number: i64) -> String {
 #[cfg(test)]
 pub(crate) mod testing {
     use super::{Cache, KeyValueScope};
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
     use std::collections::HashMap;
 
     /// An in-memory cache for unit tests; shared unless made with [`MemoryCache::replica`],
@@ -213,6 +226,39 @@ pub(crate) mod testing {
         }
     }
 
+    /// Counts the calls a store answers, as a host counts host calls.
+    #[derive(Default)]
+    pub struct CountingCache {
+        pub inner: MemoryCache,
+        pub calls: Cell<usize>,
+    }
+
+    impl Cache for CountingCache {
+        fn get(&self, key: &str) -> Option<Vec<u8>> {
+            self.calls.set(self.calls.get() + 1);
+            self.inner.get(key)
+        }
+        fn get_many(&self, keys: &[&str]) -> Vec<Option<Vec<u8>>> {
+            self.calls.set(self.calls.get() + 1);
+            keys.iter().map(|k| self.inner.get(k)).collect()
+        }
+        fn set(&self, key: &str, value: &[u8]) {
+            self.calls.set(self.calls.get() + 1);
+            self.inner.set(key, value)
+        }
+        fn delete(&self, key: &str) {
+            self.calls.set(self.calls.get() + 1);
+            self.inner.delete(key)
+        }
+        fn delete_many(&self, keys: &[String]) {
+            self.calls.set(self.calls.get() + 1);
+            keys.iter().for_each(|k| self.inner.delete(k))
+        }
+        fn scope(&self) -> KeyValueScope {
+            self.inner.scope
+        }
+    }
+
     impl Cache for MemoryCache {
         fn get(&self, key: &str) -> Option<Vec<u8>> {
             self.entries.borrow().get(key).cloned()
@@ -231,7 +277,7 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::MemoryCache;
+    use super::testing::{CountingCache, MemoryCache};
     use super::*;
     use std::cell::Cell;
 
@@ -276,6 +322,15 @@ mod tests {
     }
 
     #[test]
+    fn a_hit_is_one_call_to_a_store_that_batches() {
+        let cache = CountingCache::default();
+        read_through(&cache, "f", "k", || Ok(1)).unwrap();
+        cache.calls.set(0);
+        assert_eq!(read_through(&cache, "f", "k", || Ok(2)).unwrap(), 1);
+        assert_eq!(cache.calls.get(), 1);
+    }
+
+    #[test]
     fn errors_are_not_cached() {
         let cache = MemoryCache::default();
         let result: ApiResult<i32> = read_through(&cache, "f", "k", || {
@@ -288,7 +343,7 @@ mod tests {
     #[test]
     fn an_expired_entry_is_a_miss() {
         let cache = MemoryCache::default();
-        let generation = super::generation(&cache, "f");
+        let generation = super::generation_or_new(&cache, "f", None);
         cache.set(
             "k",
             format!(r#"{{"cached_at": 0, "generation": "{generation}", "value": 1}}"#).as_bytes(),

@@ -2,7 +2,7 @@
 
 use crate::domain::commands::{FunctionChanges, NewFunction};
 use crate::domain::context::{Caller, ListScope};
-use crate::domain::forgetting::{forget_function, forget_versions};
+use crate::domain::forgetting::{forget_function, forget_function_and_versions};
 use crate::domain::rules::Rules;
 use crate::domain::runtimes;
 use crate::domain::types::{CodeSource, FunctionId, VersionRef};
@@ -544,8 +544,7 @@ pub fn delete(db: &dyn Database, cache: &dyn Cache, caller: &Caller, id: &str) -
         }
         Ok(numbers)
     })?;
-    forget_versions(cache, id, &numbers);
-    forget_function(cache, id);
+    forget_function_and_versions(cache, id, &numbers);
     Ok(())
 }
 
