@@ -25,7 +25,9 @@ use spinling_core::store::migrations::{migrate, SelfMigrating};
 use spinling_core::time::now_unix;
 use spinling_core::web::api::{self, Env, Handler};
 use spinling_core::web::auth::{caller_without_auth, Keystone};
-use spinling_core::web::config::{self, groups, AuthMode, Reads, Settings, Variables};
+use spinling_core::web::config::{
+    self, groups, AuthMode, DatabaseChoice, Reads, Settings, Variables,
+};
 use spinling_core::web::cors;
 use spinling_core::web::forms::PackageHasher;
 use spinling_core::web::hosts;
@@ -247,7 +249,7 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
     }
     let request = head;
     let spin_db = match group.needs_database {
-        true => match open_database(&request, &settings) {
+        true => match open_database(&request, &settings, &variables) {
             Ok(db) => Some(db),
             Err(e) => return write_response(response_out, with_cors(e.into())).await,
         },
@@ -325,7 +327,7 @@ async fn serve_scheduler(
     };
     // No migration: a loop is only ever started on a database a request has opened, and a
     // stranger's request must not write.
-    let db = SpinDatabase::new(&settings.database);
+    let db = SpinDatabase::new(|| DatabaseChoice::from_variables(variables));
     let is_run = scheduler::is_run_request(&head);
     let (order, run) = match is_run {
         false => (scheduler::LoopOrder::accept(&db, &head.body), None),
@@ -369,8 +371,12 @@ fn body_limit(group: Group, settings: &Settings, head: &ApiRequest) -> u64 {
 
 /// Opens the database; a write first brings the schema up to date (a read does so only if it
 /// meets a missing table or column: `SelfMigrating`) and sets the configured durability.
-fn open_database(request: &ApiRequest, settings: &Settings) -> Result<SpinDatabase, ApiError> {
-    let db = SpinDatabase::new(&settings.database);
+fn open_database<'a>(
+    request: &ApiRequest,
+    settings: &Settings,
+    variables: &'a Variables,
+) -> Result<SpinDatabase<'a>, ApiError> {
+    let db = SpinDatabase::new(|| DatabaseChoice::from_variables(variables));
     if !matches!(request.method.as_str(), "GET" | "HEAD") {
         migrate(&db)?;
         // Per connection. FULL is SQLite's default (`SQLITE_DEFAULT_SYNCHRONOUS`, which the

@@ -14,12 +14,15 @@ use spinling_core::store::postgres::{spin_statement, SpinStatement};
 use spinling_core::web::config::DatabaseChoice;
 use std::cell::{OnceCell, RefCell};
 
-/// The database of one request, opened on first use: a read served from the cache never
-/// touches it. Dropped after a failure that may have killed it (a libSQL stream that
-/// expired), so that the next statement runs on a fresh connection; an SQLite connection
-/// opened again has SQLite's default durability (`synchronous = FULL`), never less than what
-/// was configured.
-pub struct SpinDatabase(Backend);
+/// The database of one request, chosen and opened on first use: a read served from the cache
+/// never touches it, nor asks Spin for the variables that choose it. Dropped after a failure
+/// that may have killed it (a libSQL stream that expired), so that the next statement runs on
+/// a fresh connection; an SQLite connection opened again has SQLite's default durability
+/// (`synchronous = FULL`), never less than what was configured.
+pub struct SpinDatabase<'a> {
+    choose: Box<dyn Fn() -> Result<DatabaseChoice, String> + 'a>,
+    backend: OnceCell<Result<Backend, String>>,
+}
 
 enum Backend {
     Sqlite(RefCell<Option<Connection>>),
@@ -29,22 +32,39 @@ enum Backend {
     },
 }
 
-impl SpinDatabase {
-    pub fn new(choice: &DatabaseChoice) -> SpinDatabase {
-        SpinDatabase(match choice {
-            DatabaseChoice::Sqlite => Backend::Sqlite(RefCell::new(None)),
-            DatabaseChoice::Postgres { url } => Backend::Postgres {
-                url: url.clone(),
-                connection: RefCell::new(None),
-            },
-        })
+impl<'a> SpinDatabase<'a> {
+    /// The database `choose` names (from the variables `database` and `postgres_url`).
+    pub fn new(choose: impl Fn() -> Result<DatabaseChoice, String> + 'a) -> SpinDatabase<'a> {
+        SpinDatabase {
+            choose: Box::new(choose),
+            backend: OnceCell::new(),
+        }
+    }
+
+    fn backend(&self) -> Result<&Backend, DbError> {
+        self.backend
+            .get_or_init(|| {
+                (self.choose)().map(|choice| match choice {
+                    DatabaseChoice::Sqlite => Backend::Sqlite(RefCell::new(None)),
+                    DatabaseChoice::Postgres { url } => Backend::Postgres {
+                        url,
+                        connection: RefCell::new(None),
+                    },
+                })
+            })
+            .as_ref()
+            .map_err(|message| DbError {
+                kind: DbErrorKind::Misconfigured,
+                message: message.clone(),
+            })
     }
 
     /// Whether this request has opened its connection yet (lazily, on the first statement).
     pub fn is_open(&self) -> bool {
-        match &self.0 {
-            Backend::Sqlite(slot) => slot.borrow().is_some(),
-            Backend::Postgres { connection, .. } => connection.borrow().is_some(),
+        match self.backend.get() {
+            Some(Ok(Backend::Sqlite(slot))) => slot.borrow().is_some(),
+            Some(Ok(Backend::Postgres { connection, .. })) => connection.borrow().is_some(),
+            _ => false,
         }
     }
 }
@@ -214,25 +234,27 @@ fn postgres_execute(
     }
 }
 
-impl Database for SpinDatabase {
+impl Database for SpinDatabase<'_> {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
-        match &self.0 {
+        match self.backend()? {
             Backend::Sqlite(slot) => sqlite_execute(slot, sql, params),
             Backend::Postgres { url, connection } => postgres_execute(url, connection, sql, params),
         }
     }
 
+    /// SQLite's when the variables choose no database: its statements then fail as misconfigured.
     fn dialect(&self) -> Dialect {
-        match &self.0 {
-            Backend::Sqlite(_) => Dialect::Sqlite,
-            Backend::Postgres { .. } => Dialect::PostgreSQL,
+        match self.backend() {
+            Ok(Backend::Postgres { .. }) => Dialect::PostgreSQL,
+            _ => Dialect::Sqlite,
         }
     }
 
     fn reconnect(&self) {
-        match &self.0 {
-            Backend::Sqlite(slot) => *slot.borrow_mut() = None,
-            Backend::Postgres { connection, .. } => *connection.borrow_mut() = None,
+        match self.backend.get() {
+            Some(Ok(Backend::Sqlite(slot))) => *slot.borrow_mut() = None,
+            Some(Ok(Backend::Postgres { connection, .. })) => *connection.borrow_mut() = None,
+            _ => {}
         }
     }
 }

@@ -5,6 +5,7 @@ mod aliases;
 mod backup;
 mod bad_input;
 mod conditional;
+mod configuration;
 mod cors;
 mod executions;
 mod functions;

@@ -503,8 +503,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let scale = args.iter().any(|a| a == "--scale-out");
     if let Some(at) = args.iter().position(|a| a == "--soak") {
-        let seconds = args.get(at + 1).and_then(|s| s.parse().ok()).unwrap_or(120);
-        return scale::soak(seconds);
+        let seconds = args.get(at + 1).and_then(|s| s.parse().ok());
+        let only: Vec<String> = args[at + 1 + usize::from(seconds.is_some())..].to_vec();
+        return scale::soak(seconds.unwrap_or(120), &only);
     }
     println!(
         "Spinling on real Spin ({}), loopback; floors: trivial spin-sdk components on a second \

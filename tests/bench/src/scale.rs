@@ -210,7 +210,9 @@ const SOAK_OPS: [&str; 4] = [
 /// execution of `hello`, on two replicas on PostgreSQL + Redis, on one replica on local
 /// files, and on two replicas on sqld + Redis. Prints errors, requests over 5 s, loops per
 /// second and p50/p99 per operation.
-pub fn soak(seconds: u64) {
+/// Soaks each deployment in turn, or only those whose short name (`postgres`, `files`, `sqld`)
+/// is in `only` when it is not empty.
+pub fn soak(seconds: u64, only: &[String]) {
     CLOSE.store(true, Ordering::Relaxed);
     let duration = Duration::from_secs(seconds);
     println!();
@@ -218,16 +220,19 @@ pub fn soak(seconds: u64) {
         "soak: {SOAK_CLIENTS} clients for {seconds} s, each looping create (0-200 KB) → publish → GET → sync execution ({})",
         crate::mode_name()
     );
-    let runs: [(&str, StartDeployment); 3] = [
+    let runs: [(&str, &str, StartDeployment); 3] = [
         (
+            "postgres",
             "two replicas, PostgreSQL + Redis",
             Box::new(|| Deployment::Replicas(ScaleOut::start(Backend::Postgres))),
         ),
         (
+            "files",
             "one replica, local files",
             Box::new(|| Deployment::One(Served::start(&[]))),
         ),
         (
+            "sqld",
             "two replicas, sqld + Redis",
             Box::new(|| Deployment::Replicas(ScaleOut::start(Backend::Sqld))),
         ),
@@ -236,7 +241,10 @@ pub fn soak(seconds: u64) {
         "{:<34} {:>7} {:>6} {:>6} {:>8}  p50 / p99 ms per operation",
         "deployment", "loops/s", "errors", ">5 s", "max ms"
     );
-    for (name, start) in runs {
+    for (short, name, start) in runs {
+        if !only.is_empty() && !only.iter().any(|o| o == short) {
+            continue;
+        }
         let deployment = start();
         let soaked = soak_one(&deployment, duration);
         let slow = soaked

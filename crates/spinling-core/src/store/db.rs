@@ -166,6 +166,9 @@ pub enum DbErrorKind {
     /// Text the database cannot store: PostgreSQL refuses the NUL character (U+0000) in TEXT,
     /// which SQLite keeps. A client's input, so a 400.
     InvalidText,
+    /// The variables name no database Spinling can use (`database`, `postgres_url`): the
+    /// operator's to fix, so the 500 says what is wrong.
+    Misconfigured,
     Other,
 }
 
@@ -314,6 +317,9 @@ impl From<DbError> for ApiError {
                 "The database is busy; try again later.",
             )
             .caused_by(e),
+            DbErrorKind::Misconfigured => {
+                ApiError::internal(format!("Configuration error: {}", e.message)).caused_by(e)
+            }
             _ => ApiError::internal("Internal server error.").caused_by(e),
         }
     }

@@ -62,6 +62,8 @@ pub mod groups {
     /// read that needs one, a download (`package_write_grace_seconds`), asks for it only once
     /// it knows it sends a package ([`super::package_write_grace_seconds`]).
     pub const WRITES_ONLY: &[&str] = &[
+        // A read's body, which no handler reads, is held to the default limit.
+        "max_request_body",
         "sqlite_synchronous",
         "max_json_depth",
         "max_json_items",
@@ -193,8 +195,6 @@ pub struct Settings {
     /// Whether every replica shares the key-value store, which bounds how long a cached
     /// database read is trusted (see `cache`).
     pub key_value_scope: KeyValueScope,
-    /// Where metadata and packages live.
-    pub database: DatabaseChoice,
     /// Seconds the package store leaves alone the bytes of a package an upload or a download
     /// stamped, even when nothing refers to them (see `packages`).
     pub package_write_grace_seconds: i64,
@@ -202,7 +202,9 @@ pub struct Settings {
 
 /// Where metadata and packages live (variable `database`): `sqlite`, Spin's database
 /// `default` (local files, or libSQL through a runtime config), or `postgres`, the PostgreSQL
-/// at `postgres_url` (a secret: its `Debug` output is redacted).
+/// at `postgres_url` (a secret: its `Debug` output is redacted). Not part of [`Settings`]: the
+/// adapter reads it when a request opens its database, so a read the cache answers does not
+/// ask Spin for it.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub enum DatabaseChoice {
     #[default]
@@ -255,7 +257,6 @@ impl Default for Settings {
             site_guard: SiteGuard::default(),
             max_page_size: 1000,
             key_value_scope: KeyValueScope::Replica,
-            database: DatabaseChoice::Sqlite,
             package_write_grace_seconds: crate::store::packages::WRITE_GRACE_SECONDS,
         }
     }
@@ -285,7 +286,6 @@ impl Settings {
         if let Some(v) = variables.value("sqlite_synchronous") {
             settings.rules.sqlite_synchronous = SqliteSynchronous::parse(&v)?;
         }
-        settings.database = DatabaseChoice::from_variables(variables)?;
         if let Some(v) = variables.value("key_value_scope") {
             settings.key_value_scope = KeyValueScope::parse(&v)?;
         }

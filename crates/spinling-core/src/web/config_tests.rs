@@ -33,6 +33,10 @@ fn settings_of(pairs: &[(&str, &str)]) -> Result<Settings, String> {
     read(EVERY, pairs, Settings::from_variables)
 }
 
+fn database_of(pairs: &[(&str, &str)]) -> Result<DatabaseChoice, String> {
+    read(EVERY, pairs, DatabaseChoice::from_variables)
+}
+
 fn auth_mode_of(pairs: &[(&str, &str)]) -> Result<AuthMode, String> {
     read(EVERY, pairs, AuthMode::from_variables)
 }
@@ -362,23 +366,20 @@ fn the_key_value_store_is_one_replicas_own_unless_said_to_be_shared() {
 
 #[test]
 fn the_database_is_sqlite_unless_postgres_is_chosen_with_its_url() {
-    assert_eq!(settings_of(&[]).unwrap().database, DatabaseChoice::Sqlite);
+    assert_eq!(database_of(&[]).unwrap(), DatabaseChoice::Sqlite);
     let url = "postgres://spinling:secret@db.example.org:5432/spinling";
-    let postgres = settings_of(&[("database", "PostgreS"), ("postgres_url", url)]).unwrap();
-    assert_eq!(
-        postgres.database,
-        DatabaseChoice::Postgres { url: url.into() }
-    );
+    let postgres = database_of(&[("database", "PostgreS"), ("postgres_url", url)]).unwrap();
+    assert_eq!(postgres, DatabaseChoice::Postgres { url: url.into() });
     assert!(
         !format!("{postgres:?}").contains("secret"),
         "the URL is redacted"
     );
     assert_eq!(
-        settings_of(&[("database", "postgres")]).unwrap_err(),
+        database_of(&[("database", "postgres")]).unwrap_err(),
         "variable postgres_url must be set when database is postgres"
     );
     assert_eq!(
-        settings_of(&[("database", "mysql")]).unwrap_err(),
+        database_of(&[("database", "mysql")]).unwrap_err(),
         "variable database must be sqlite or postgres, not \"mysql\""
     );
 }

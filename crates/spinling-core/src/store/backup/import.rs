@@ -249,9 +249,10 @@ impl<'a> Importer<'a> {
     /// the archive; a busy or lost database is the database's failure, not the archive's.
     fn refused_write(&self, table: &str, e: DbError) -> ApiError {
         match e.kind {
-            DbErrorKind::Busy | DbErrorKind::TransactionLost | DbErrorKind::MissingSchema => {
-                e.into()
-            }
+            DbErrorKind::Busy
+            | DbErrorKind::TransactionLost
+            | DbErrorKind::MissingSchema
+            | DbErrorKind::Misconfigured => e.into(),
             DbErrorKind::Unique { .. } | DbErrorKind::InvalidText | DbErrorKind::Other => {
                 invalid(format!(
                     "record {} (of {table}) cannot be stored: {}",
