@@ -305,14 +305,15 @@ impl Cache for KeyValueCache {
         };
         if self.scope == KeyValueScope::Replica {
             let asked: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-            if let Ok(found) = batch::get_many(store, &asked) {
+            if let Ok(mut found) = batch::get_many(store, &asked) {
+                // Each value moves out of the answer: an entry may be a long list.
                 return keys
                     .iter()
                     .map(|key| {
                         found
-                            .iter()
+                            .iter_mut()
                             .find(|(k, _)| k == key)
-                            .and_then(|(_, v)| v.clone())
+                            .and_then(|(_, v)| v.take())
                     })
                     .collect();
             }

@@ -1,7 +1,7 @@
 //! What each write forgets from the cache. What a write changed is forgotten by the domain
 //! operation that wrote it, after its commit (never by a handler): these are its vocabulary.
-//! Each forgets in one batch ([`Cache::delete_many`]): a key-value call is a host call, and a
-//! network round trip on a shared store.
+//! Each forgets in one call (several keys in one [`Cache::delete_many`]): a key-value call is a
+//! host call, and a network round trip on a shared store.
 
 use crate::domain::types::{VersionNumber, VersionRef};
 use crate::store::cache::{
@@ -49,14 +49,14 @@ pub fn forget_function_and_versions(cache: &dyn Cache, function_id: &str, versio
 
 /// Forgets the module the built-in runtime prepared for `version` (detach).
 pub fn forget_prepared(cache: &dyn Cache, function_id: &str, version: VersionRef) {
-    cache.delete_many(&[prepared_key(function_id, version.to_wire())]);
+    cache.delete(&prepared_key(function_id, version.to_wire()));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::cache::read_through;
     use crate::store::cache::testing::CountingCache;
-    use crate::store::cache::{function_key, read_through};
 
     #[test]
     fn a_publish_forgets_in_one_call() {
