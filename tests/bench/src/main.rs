@@ -544,6 +544,9 @@ fn main() {
 
     CLOSE.store(true, Ordering::Relaxed);
     let close = table(&app, &floors, &fixtures);
+    if std::env::args().any(|a| a == "--quick") {
+        return;
+    }
     CLOSE.store(false, Ordering::Relaxed);
     let keep_alive = table(&app, &floors, &fixtures);
 
