@@ -26,7 +26,7 @@ use spinling_core::time::now_unix;
 use spinling_core::web::api::{self, Env, Handler};
 use spinling_core::web::auth::{caller_without_auth, Keystone};
 use spinling_core::web::config::{
-    self, groups, AuthMode, DatabaseChoice, Reads, Settings, Variables,
+    self, configuration_error, groups, AuthMode, DatabaseChoice, Reads, Settings, Variables,
 };
 use spinling_core::web::cors;
 use spinling_core::web::forms::PackageHasher;
@@ -123,11 +123,6 @@ fn spin_variable(name: &str) -> Option<String> {
     spin_sdk::variables::get(name).ok()
 }
 
-fn configuration_error(e: String) -> ApiError {
-    eprintln!("configuration error: {e}");
-    ApiError::internal(format!("Configuration error: {e}"))
-}
-
 /// The caller as `auth_mode` says: anyone (`none`) or the owner of a validated token.
 fn caller(
     request: &ApiRequest,
@@ -196,11 +191,13 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
     // First of all: a page of another site gets nothing from a laptop's API.
     // In every auth mode: the Host decides where links point and, without `public_url`,
     // where workers fetch packages with a token.
-    if let Err(e) = hosts::check_site(&settings.site_guard, &settings.cors_allowed_origins, &head) {
+    let allowed_hosts = || config::allowed_hosts(&variables).map_err(configuration_error);
+    let site_guard = hosts::SiteGuard {
+        hosts: &allowed_hosts,
+        guards_origins: settings.guards_origins,
+    };
+    if let Err(e) = hosts::check_site(&site_guard, &settings.cors_allowed_origins, &head) {
         return write_response(response_out, e.into()).await;
-    }
-    if let Some(public_url) = &settings.public_url {
-        head.base_url = public_url.clone();
     }
     // The scheduler's loop and runs have no token: the lease's holder id opens them.
     if group.runs_scheduler
@@ -276,6 +273,7 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
         cache,
         caller,
         settings,
+        variables: &variables,
         workers: &HttpWorkerProbe,
         executor: &executor,
         service_token: &service_token,
@@ -348,7 +346,11 @@ async fn serve_scheduler(
             None
         })
     };
-    let public_url = settings.public_url.as_deref();
+    let public_url = config::public_url(variables).unwrap_or_else(|e| {
+        eprintln!("scheduler: configuration error: {e}");
+        None
+    });
+    let public_url = public_url.as_deref();
     if let Some(order) = order {
         scheduler::run(&db, &key_value, &order, &executor, public_url, &token);
     }

@@ -8,11 +8,12 @@
 
 use crate::domain::json::{JsonLimits, MAX_JSON_DEPTH};
 use crate::domain::rules::{Rules, VersionRetention};
+use crate::error::ApiError;
 use crate::redacted::Redacted;
 use crate::store::cache::KeyValueScope;
 use crate::store::durability::SqliteSynchronous;
 use crate::web::cors::AllowedOrigins;
-use crate::web::hosts::{AllowedHosts, SiteGuard};
+use crate::web::hosts::AllowedHosts;
 use std::fmt;
 
 /// The variables one endpoint group reads, in named sets (see [`groups`]).
@@ -22,9 +23,10 @@ pub type Reads = &'static [&'static [&'static str]];
 pub mod groups {
     use super::Reads;
 
-    /// Read for every request by the adapter: the site guard of auth mode `none`
-    /// (`auth_mode`, `allowed_hosts`, `public_url`), CORS (`cors_allowed_origins`, whose
-    /// default follows `auth_mode`), the base of links (`public_url`) and the body limit.
+    /// Read by the adapter: the site guard (`allowed_hosts`, `public_url`, each only for a
+    /// request whose `Host` or `Origin` a loopback name does not settle; `auth_mode`), CORS
+    /// (`cors_allowed_origins`, whose default follows `auth_mode`), the base of links and
+    /// package downloads (`public_url`, when a response gives one) and the body limit.
     pub const SERVING: &[&str] = &[
         "auth_mode",
         "allowed_hosts",
@@ -43,7 +45,7 @@ pub mod groups {
     ];
     /// Read by a group of resources: which database it uses (`postgres_url` only when that
     /// is PostgreSQL), the durability of its writes, the limits of the JSON it takes, the
-    /// size of its lists' pages.
+    /// size of its lists' pages (only by a list).
     pub const RESOURCES: &[&str] = &[
         "database",
         "postgres_url",
@@ -176,9 +178,6 @@ impl<'a> Variables<'a> {
 pub struct Settings {
     /// What the domain's rules take from the deployment.
     pub rules: Rules,
-    /// The URL clients and workers reach this API at (e.g. `https://faas.example.org`); when
-    /// unset, the URL the caller used. Workers download packages from it.
-    pub public_url: Option<String>,
     /// The largest request body that is not a package upload, in bytes.
     pub max_request_body: u64,
     /// How deeply JSON from a client may nest, and how many values it may hold.
@@ -186,12 +185,10 @@ pub struct Settings {
     /// The origins browsers may call the API from (CORS). Unset: any in auth mode
     /// `keystone`, none in auth mode `none`.
     pub cors_allowed_origins: AllowedOrigins,
-    /// The hosts the API may be addressed as, in every auth mode (variable `allowed_hosts`,
-    /// loopback names and `public_url`'s host); in auth mode `none`, where no token protects
-    /// the API, also whose pages may call it. See `hosts`.
-    pub site_guard: SiteGuard,
-    /// The most rows one page of a list holds (also a list's size without `?limit=`).
-    pub max_page_size: usize,
+    /// Whether pages of other sites are refused (auth mode `none`, where no token protects the
+    /// API); the hosts the API may be addressed as are read only when a request needs them
+    /// ([`allowed_hosts`], see `hosts`).
+    pub guards_origins: bool,
     /// Whether every replica shares the key-value store, which bounds how long a cached
     /// database read is trusted (see `cache`).
     pub key_value_scope: KeyValueScope,
@@ -250,12 +247,10 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             rules: Rules::default(),
-            public_url: None,
             max_request_body: 1024 * 1024,
             json_limits: JsonLimits::default(),
             cors_allowed_origins: AllowedOrigins::off(),
-            site_guard: SiteGuard::default(),
-            max_page_size: 1000,
+            guards_origins: true,
             key_value_scope: KeyValueScope::Replica,
             package_write_grace_seconds: crate::store::packages::WRITE_GRACE_SECONDS,
         }
@@ -289,14 +284,6 @@ impl Settings {
         if let Some(v) = variables.value("key_value_scope") {
             settings.key_value_scope = KeyValueScope::parse(&v)?;
         }
-        if let Some(v) = variables.value("public_url") {
-            if !(v.starts_with("http://") || v.starts_with("https://")) {
-                return Err(format!(
-                    "variable public_url must be an http(s) URL, not {v:?}"
-                ));
-            }
-            settings.public_url = Some(v.trim_end_matches('/').to_string());
-        }
         if let Some(v) = variables.value("worker_hosts") {
             settings.rules.worker_hosts = v
                 .split(',')
@@ -315,9 +302,6 @@ impl Settings {
         if let Some(n) = variables.whole_number("max_json_items", most)? {
             settings.json_limits.max_items = n as usize;
         }
-        if let Some(n) = variables.whole_number("max_page_size", most)? {
-            settings.max_page_size = n as usize;
-        }
         settings.package_write_grace_seconds = package_write_grace_seconds(variables)?;
         // Tokens protect the API in auth mode `keystone` (an invalid mode is refused when
         // callers are identified; until then, the guarded default holds).
@@ -328,17 +312,57 @@ impl Settings {
             Some(v) => AllowedOrigins::parse(&v)
                 .map_err(|e| format!("variable cors_allowed_origins: {e}"))?,
         };
-        let mut hosts = AllowedHosts::parse(&variables.value("allowed_hosts").unwrap_or_default())
-            .map_err(|e| format!("variable allowed_hosts: {e}"))?;
-        if let Some(url) = &settings.public_url {
-            hosts = hosts.with_public_url(url);
-        }
-        settings.site_guard = SiteGuard {
-            hosts,
-            guards_origins: !keystone,
-        };
+        settings.guards_origins = !keystone;
         Ok(settings)
     }
+}
+
+// Settings only some requests need, each read when one does: every variable is a host call
+// that Spin resolves on a blocking thread, and a GET served from the cache needs none of these.
+// A bad value in one is reported by the requests that use it.
+
+/// `public_url`: the URL clients and workers reach this API at (e.g.
+/// `https://faas.example.org`), or none, when it is the URL each caller used. Workers
+/// download packages from it, and lists' `next` links start with it.
+pub fn public_url(variables: &Variables) -> Result<Option<String>, String> {
+    let Some(url) = variables.value("public_url") else {
+        return Ok(None);
+    };
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!(
+            "variable public_url must be an http(s) URL, not {url:?}"
+        ));
+    }
+    Ok(Some(url.trim_end_matches('/').to_string()))
+}
+
+/// The hosts the API may be addressed as, in every auth mode: `allowed_hosts` and
+/// `public_url`'s host (loopback names and service chaining always; see `hosts`), which in
+/// auth mode `none` also says whose pages may call it.
+pub fn allowed_hosts(variables: &Variables) -> Result<AllowedHosts, String> {
+    let hosts = AllowedHosts::parse(&variables.value("allowed_hosts").unwrap_or_default())
+        .map_err(|e| format!("variable allowed_hosts: {e}"))?;
+    Ok(match public_url(variables)? {
+        Some(url) => hosts.with_public_url(&url),
+        None => hosts,
+    })
+}
+
+/// The most rows one page of a list holds (also a list's size without `?limit=`):
+/// `max_page_size`, 1000 when unset.
+pub fn max_page_size(variables: &Variables) -> Result<usize, String> {
+    Ok(variables
+        .whole_number("max_page_size", u64::from(u32::MAX))?
+        .map_or(DEFAULT_MAX_PAGE_SIZE, |n| n as usize))
+}
+
+const DEFAULT_MAX_PAGE_SIZE: usize = 1000;
+
+/// The answer to a request that met a variable it cannot use: a 500 naming it (and a line in
+/// the component's log for the operator).
+pub fn configuration_error(e: String) -> ApiError {
+    eprintln!("configuration error: {e}");
+    ApiError::internal(format!("Configuration error: {e}"))
 }
 
 /// The longest `package_write_grace_seconds`: a week. Chunks of a writer killed half-way

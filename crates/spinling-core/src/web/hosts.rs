@@ -106,23 +106,15 @@ impl AllowedHosts {
 }
 
 /// Where a request may come from, as the deployment says (see the module's documentation).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SiteGuard {
+pub struct SiteGuard<'a> {
     /// The hosts this API is served as, in every auth mode: a request's `Host` is also where
     /// links point and where external workers download packages (with a token) when
-    /// `public_url` is unset, so no caller may choose it.
-    pub hosts: AllowedHosts,
+    /// `public_url` is unset, so no caller may choose it. Asked for only when a loopback or
+    /// service-chaining name does not settle the question (each variable it reads is a host
+    /// call).
+    pub hosts: &'a dyn Fn() -> ApiResult<AllowedHosts>,
     /// Auth mode `none`: pages of other sites are refused too (no token protects the API).
     pub guards_origins: bool,
-}
-
-impl Default for SiteGuard {
-    fn default() -> Self {
-        SiteGuard {
-            hosts: AllowedHosts::default(),
-            guards_origins: true,
-        }
-    }
 }
 
 /// Refuses a request addressed to a host that is not allowed (in every auth mode) and, in auth
@@ -133,8 +125,16 @@ pub fn check_site(
     origins: &AllowedOrigins,
     request: &ApiRequest,
 ) -> ApiResult<()> {
-    let hosts = &guard.hosts;
-    if !hosts.serves(&request.host) {
+    let read = std::cell::OnceCell::new();
+    let hosts = || -> ApiResult<&AllowedHosts> {
+        if read.get().is_none() {
+            let _ = read.set((guard.hosts)()?);
+        }
+        Ok(read.get().expect("set just now"))
+    };
+    let always_served = is_service_chaining(&request.host)
+        || split_authority(&request.host).is_some_and(|(host, _)| is_loopback(&host));
+    if !always_served && !hosts()?.serves(&request.host) {
         return Err(ApiError::forbidden(format!(
             "Host '{}' is not allowed. Set the Spin variable allowed_hosts (or public_url) to serve it.",
             request.host
@@ -147,10 +147,15 @@ pub fn check_site(
         .strip_prefix("http://")
         .or_else(|| origin.strip_prefix("https://"))
         .filter(|a| !a.is_empty() && !a.contains(['/', '?', '#', '@']));
-    let allowed = origins.allows(origin)
-        || origin_authority.is_some_and(|authority| {
-            authority.eq_ignore_ascii_case(&request.host) || hosts.lists(authority)
-        });
+    let allowed = match origin_authority {
+        _ if origins.allows(origin) => true,
+        None => false,
+        Some(authority) => {
+            authority.eq_ignore_ascii_case(&request.host)
+                || split_authority(authority).is_some_and(|(host, _)| is_loopback(&host))
+                || hosts()?.lists(authority)
+        }
+    };
     if allowed {
         Ok(())
     } else {
@@ -224,8 +229,8 @@ mod tests {
 
     /// Checks `request` in auth mode `none` with `hosts` allowed, without CORS.
     fn check(hosts: &str, request: &ApiRequest) -> ApiResult<()> {
-        let hosts = AllowedHosts::parse(hosts).unwrap();
-        check_site(&none_mode(hosts), &AllowedOrigins::off(), request)
+        let hosts = || Ok(AllowedHosts::parse(hosts).unwrap());
+        check_site(&none_mode(&hosts), &AllowedOrigins::off(), request)
     }
 
     #[test]
@@ -338,24 +343,24 @@ mod tests {
 
     #[test]
     fn an_origin_allowed_for_cors_may_call() {
-        let hosts = AllowedHosts::parse("").unwrap();
+        let hosts = || Ok(AllowedHosts::default());
         let origins = AllowedOrigins::parse("https://app.example").unwrap();
-        let guard = none_mode(hosts);
+        let guard = none_mode(&hosts);
         let check = |origin| check_site(&guard, &origins, &request("localhost", Some(origin)));
         assert!(check("https://app.example").is_ok());
         assert!(check("https://b.example").is_err());
     }
 
-    fn none_mode(hosts: AllowedHosts) -> SiteGuard {
+    fn none_mode<'a>(hosts: &'a dyn Fn() -> ApiResult<AllowedHosts>) -> SiteGuard<'a> {
         SiteGuard {
             hosts,
             guards_origins: true,
         }
     }
 
-    fn keystone_mode(hosts: &str) -> SiteGuard {
+    fn keystone_mode<'a>(hosts: &'a dyn Fn() -> ApiResult<AllowedHosts>) -> SiteGuard<'a> {
         SiteGuard {
-            hosts: AllowedHosts::parse(hosts).unwrap(),
+            hosts,
             guards_origins: false,
         }
     }
@@ -363,13 +368,38 @@ mod tests {
     #[test]
     fn with_tokens_pages_of_other_sites_may_call() {
         let request = request("localhost:3000", Some("https://evil.example"));
-        assert!(check_site(&keystone_mode(""), &AllowedOrigins::any(), &request).is_ok());
+        let hosts = || Ok(AllowedHosts::default());
+        assert!(check_site(&keystone_mode(&hosts), &AllowedOrigins::any(), &request).is_ok());
+    }
+
+    #[test]
+    fn loopback_and_same_host_requests_are_judged_without_reading_the_hosts() {
+        let unreadable = || Err(ApiError::internal("read"));
+        for (host, origin) in [
+            ("127.0.0.1:3000", None),
+            ("jobs.spin.internal", None),
+            ("localhost:3000", Some("http://localhost:3000")),
+            ("localhost:3000", Some("http://127.0.0.1:8080")),
+        ] {
+            let request = request(host, origin);
+            let guard = none_mode(&unreadable);
+            assert!(check_site(&guard, &AllowedOrigins::off(), &request).is_ok());
+        }
+        let foreign = request("faas.lan", None);
+        let guard = none_mode(&unreadable);
+        assert_eq!(
+            check_site(&guard, &AllowedOrigins::off(), &foreign)
+                .unwrap_err()
+                .status(),
+            500
+        );
     }
 
     #[test]
     fn with_tokens_a_foreign_host_is_refused_all_the_same() {
         // It would otherwise choose where workers fetch packages with Spinling's token.
-        let guard = keystone_mode("faas.lan");
+        let hosts = || Ok(AllowedHosts::parse("faas.lan").unwrap());
+        let guard = keystone_mode(&hosts);
         let err = check_site(
             &guard,
             &AllowedOrigins::any(),

@@ -153,11 +153,6 @@ impl ApiRequest {
             .trim()
             .to_ascii_lowercase()
     }
-
-    /// The URL of this API's `/v1`, as the client reaches it.
-    pub fn v1_url(&self) -> String {
-        format!("{}/v1", self.base_url.trim_end_matches('/'))
-    }
 }
 
 fn split_url(full_url: &str) -> (&str, &str) {
@@ -416,7 +411,6 @@ mod tests {
         assert_eq!(r.query_param("download"), Some("true"));
         assert_eq!(r.query_param("x"), Some("a b"));
         assert_eq!(r.segments(), vec!["v1", "functions", "abc"]);
-        assert_eq!(r.v1_url(), "http://127.0.0.1:3000/v1");
     }
 
     #[test]

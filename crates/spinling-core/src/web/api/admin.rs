@@ -44,6 +44,7 @@ mod tests {
     use crate::domain::workers::{Executor, Job, WorkerFailure, WorkerReply};
     use crate::store::cache::NoCache;
     use crate::store::db::testing::TestDb;
+    use crate::web::config::Variables;
 
     struct Nothing;
     impl WorkerProbe for Nothing {
@@ -65,6 +66,7 @@ mod tests {
             cache: &NoCache,
             caller,
             settings: Default::default(),
+            variables: &Variables::new(&[], &|_| None),
             workers: &Nothing,
             executor: &Nothing,
             service_token: &|| Ok(None),

@@ -86,13 +86,13 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         ("GET", ["v1", "aliases", name, "history"]) => {
             request.only_query_params(&crate::store::filters::PAGE_PARAMS)?;
             let page = page_of(env, request)?;
-            Ok(wrapped(
+            wrapped(
                 env,
                 request,
                 "history",
                 &aliases::history(db, caller, name, &page)?,
                 HistoryEntry::to_json,
-            ))
+            )
         }
         (_, ["v1", "aliases", _, "history"]) => Err(ApiError::method_not_allowed()),
         (method, ["v1", "aliases", name, "rollout"]) => match method {

@@ -107,26 +107,26 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
                 filters.push(Filter::parse_integer("function_version", raw)?);
             }
             let page = page_of(env, request)?;
-            Ok(wrapped(
+            wrapped(
                 env,
                 request,
                 "executions",
                 &executions::list(db, &scope, &filters, &page)?,
                 Execution::to_json,
-            ))
+            )
         }
         ("POST", ["v1", "executions"]) => {
             let body = parse_body(&request.body, &env.settings.json_limits, "body", FIELDS)?;
             let new = new_execution(&body, &env.settings.json_limits)?;
             if !new.sync {
                 let (execution, job) = executions::create(db, env.cache, caller, &new)?;
-                let url = download_url(&job, env.base_url(request));
+                let url = download_url(&job, &env.base_url(request)?);
                 env.defer(job, url);
                 return Ok(ApiResponse::created(&execution.to_json()));
             }
             // Run first, then store the ended execution: one commit, not two.
             let (execution, job) = executions::prepare(db, caller, &new)?;
-            let url = download_url(&job, env.base_url(request));
+            let url = download_url(&job, &env.base_url(request)?);
             let outcome = env.executor.execute(&job, &url);
             let ended = executions::record_ended(db, env.cache, &execution, outcome)?;
             Ok(ApiResponse::created(&ended.to_json()))

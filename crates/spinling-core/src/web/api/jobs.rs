@@ -116,7 +116,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             for f in fired {
                 let mut run = f.run;
                 run.token = token.clone();
-                let url = download_url(&run, env.base_url(request));
+                let url = download_url(&run, &env.base_url(request)?);
                 env.defer(run, url);
             }
             let decided: Vec<_> = decided.iter().map(|d| d.to_json()).collect();

@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::store::cache::Cache;
 use crate::store::db::Database;
 use crate::store::filters::{Page, Paged};
-use crate::web::config::Settings;
+use crate::web::config::{self, Settings, Variables};
 use crate::web::http::{parse_bool, ApiRequest, ApiResponse};
 use crate::web::limits::check_query;
 use crate::web::listing::{list_scope_of_request, next_link, page_of_request};
@@ -32,6 +32,9 @@ pub struct Env<'a> {
     pub cache: &'a dyn Cache,
     pub caller: Caller,
     pub settings: Settings,
+    /// The group's variables, for the settings only some requests read ([`Env::base_url`],
+    /// [`Env::max_page_size`]).
+    pub variables: &'a Variables<'a>,
     pub workers: &'a dyn WorkerProbe,
     pub executor: &'a dyn Executor,
     /// Spinling's own Keystone token (none in auth mode `none`), for executions that no
@@ -48,11 +51,15 @@ pub struct Env<'a> {
 impl<'a> Env<'a> {
     /// Where this API is reached: `public_url`, or else the URL of the request, whose `Host`
     /// the adapter checked (see `hosts`).
-    pub fn base_url<'r>(&'r self, request: &'r ApiRequest) -> &'r str {
-        self.settings
-            .public_url
-            .as_deref()
-            .unwrap_or(&request.base_url)
+    pub fn base_url(&self, request: &ApiRequest) -> ApiResult<String> {
+        Ok(config::public_url(self.variables)
+            .map_err(config::configuration_error)?
+            .unwrap_or_else(|| request.base_url.clone()))
+    }
+
+    /// The most rows one page of a list holds (variable `max_page_size`).
+    pub fn max_page_size(&self) -> ApiResult<usize> {
+        config::max_page_size(self.variables).map_err(config::configuration_error)
     }
 
     pub fn defer(&self, job: Job, download_url: String) {
@@ -100,24 +107,20 @@ pub fn wrapped<T>(
     key: &str,
     page: &Paged<T>,
     render: impl Fn(&T) -> Json,
-) -> ApiResponse {
+) -> ApiResult<ApiResponse> {
     let mut body = serde_json::Map::new();
     body.insert(
         key.into(),
         Json::Array(page.items.iter().map(render).collect()),
     );
     if let Some(marker) = &page.next_marker {
-        let base = env
-            .settings
-            .public_url
-            .as_deref()
-            .unwrap_or(&request.base_url);
+        let base = env.base_url(request)?;
         body.insert(
             "next".into(),
-            Json::String(next_link(request, base, marker)),
+            Json::String(next_link(request, &base, marker)),
         );
     }
-    ApiResponse::ok(&Json::Object(body))
+    Ok(ApiResponse::ok(&Json::Object(body)))
 }
 
 /// A list of one project-scoped resource (`?all_projects=`/`?project_id=`, `?limit=`/
@@ -132,12 +135,12 @@ fn scoped_list<T>(
     request.only_query_params(&["all_projects", "project_id", "limit", "marker"])?;
     let scope = list_scope_of_request(&env.caller, request)?;
     let page = page_of(env, request)?;
-    Ok(wrapped(env, request, key, &list(&scope, &page)?, render))
+    wrapped(env, request, key, &list(&scope, &page)?, render)
 }
 
 /// The page a list request asks for, within the deployment's maximum page size.
 fn page_of(env: &Env, request: &ApiRequest) -> ApiResult<Page> {
-    page_of_request(request, env.settings.max_page_size)
+    page_of_request(request, env.max_page_size()?)
 }
 
 /// Whether `?download=` asks for the package bytes.

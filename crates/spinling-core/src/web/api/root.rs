@@ -9,26 +9,37 @@ use serde_json::json;
 /// The OpenAPI 3.1 description of the whole API.
 pub const OPENAPI: &str = include_str!("../../../openapi.json");
 
-pub fn handle(_env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiResponse> {
+pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiResponse> {
+    // Only these two ask for the base URL: `public_url` is a host call.
+    let v1_url = || {
+        Ok::<_, ApiError>(format!(
+            "{}/v1",
+            env.base_url(request)?.trim_end_matches('/')
+        ))
+    };
     match path {
         [] => get_only(request, || {
-            json!({"versions": [{
+            Ok(json!({"versions": [{
                 "id": "v1.0",
                 "status": "CURRENT",
-                "links": [{"href": request.v1_url(), "target": "v1", "rel": "self"}],
-            }]})
+                "links": [{"href": v1_url()?, "target": "v1", "rel": "self"}],
+            }]}))
         }),
-        ["v1"] => get_only(request, || json!({"uri": request.v1_url()})),
+        ["v1"] => get_only(request, || Ok(json!({"uri": v1_url()?}))),
         ["v1", "openapi.json"] => get_only(request, || {
-            serde_json::from_str(OPENAPI).expect("openapi.json is valid JSON (a unit test checks)")
+            Ok(serde_json::from_str(OPENAPI)
+                .expect("openapi.json is valid JSON (a unit test checks)"))
         }),
         _ => Err(ApiError::path_not_found()),
     }
 }
 
-fn get_only(request: &ApiRequest, body: impl Fn() -> serde_json::Value) -> ApiResult<ApiResponse> {
+fn get_only(
+    request: &ApiRequest,
+    body: impl Fn() -> ApiResult<serde_json::Value>,
+) -> ApiResult<ApiResponse> {
     match request.method.as_str() {
-        "GET" | "HEAD" => Ok(ApiResponse::ok(&body())),
+        "GET" | "HEAD" => Ok(ApiResponse::ok(&body()?)),
         _ => Err(ApiError::method_not_allowed()),
     }
 }

@@ -44,13 +44,13 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
         ("GET", ["v1", "runtimes"]) => {
             request.only_query_params(&["limit", "marker"])?;
             let page = page_of(env, request)?;
-            Ok(wrapped(
+            wrapped(
                 env,
                 request,
                 "runtimes",
                 &runtimes::list(db, caller, &page)?,
                 Runtime::to_json,
-            ))
+            )
         }
         ("POST", ["v1", "runtimes"]) => {
             let body = parse_body(&request.body, &env.settings.json_limits, "runtime", FIELDS)?;

@@ -54,13 +54,13 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             require_uuid_path(fid)?;
             request.only_query_params(&["limit", "marker"])?;
             let page = page_of(env, request)?;
-            Ok(wrapped(
+            wrapped(
                 env,
                 request,
                 "function_versions",
                 &versions::list(db, env.cache, caller, fid, &page)?,
                 FunctionVersion::to_json,
-            ))
+            )
         }
         ("POST", ["v1", "functions", fid, "versions"]) => {
             require_uuid_path(fid)?;

@@ -100,12 +100,8 @@ fn invoke_params(env: &Env, request: &ApiRequest) -> ApiResult<Map<String, Json>
 
 pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiResponse> {
     let (db, caller) = (env.db, &env.caller);
-    let base_url = env
-        .settings
-        .public_url
-        .as_deref()
-        .unwrap_or(&request.base_url);
-    let render = |w: &Webhook| w.to_json(base_url);
+    let base_url = env.base_url(request)?;
+    let render = |w: &Webhook| w.to_json(&base_url);
     match (request.method.as_str(), path) {
         ("GET", ["v1", "webhooks"]) => scoped_list(
             env,
@@ -144,7 +140,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
             )?;
             let (execution, job) =
                 webhooks::invoke(db, env.cache, id, params, routing_key, env.service_token)?;
-            let url = super::executions::download_url(&job, env.base_url(request));
+            let url = super::executions::download_url(&job, &env.base_url(request)?);
             env.defer(job, url);
             Ok(ApiResponse::json(
                 202,
