@@ -9,7 +9,7 @@
 //! Rust's default 1 MiB stack an instance started with about 1.2 MiB and grew on nearly every
 //! request: both costs per request, the syscalls stalling every core of a busy host. Measured on
 //! real Spin, alternating rounds of 16 clients: a 4 MiB start (no growth, but a 2 MiB `memset`)
-//! cost 10–30 % more CPU per request than the default; 512 KiB of stack in a 1 MiB start cost
+//! cost 6–33 % more CPU per request than the default; 512 KiB of stack in a 1 MiB start cost
 //! 10–15 % less (GET a version, GET a function), the heap growing on fewer than 1 request in 5.
 //!
 //! The stack is linear memory only for what a function's locals must keep in memory; call
