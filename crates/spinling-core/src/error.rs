@@ -99,6 +99,11 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
     }
+    /// A variable the operator set that Spinling cannot use: a 500 that names it, for the
+    /// operator to fix.
+    pub fn configuration(problem: &str) -> Self {
+        Self::internal(format!("Configuration error: {problem}"))
+    }
     /// The policy refusal Qinling gives for admin-only operations.
     pub fn not_allowed() -> Self {
         Self::forbidden("Operation not allowed")

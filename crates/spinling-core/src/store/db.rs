@@ -317,9 +317,7 @@ impl From<DbError> for ApiError {
                 "The database is busy; try again later.",
             )
             .caused_by(e),
-            DbErrorKind::Misconfigured => {
-                ApiError::internal(format!("Configuration error: {}", e.message)).caused_by(e)
-            }
+            DbErrorKind::Misconfigured => ApiError::configuration(&e.message).caused_by(e),
             _ => ApiError::internal("Internal server error.").caused_by(e),
         }
     }

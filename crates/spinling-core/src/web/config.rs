@@ -362,7 +362,7 @@ const DEFAULT_MAX_PAGE_SIZE: usize = 1000;
 /// the component's log for the operator).
 pub fn configuration_error(e: String) -> ApiError {
     eprintln!("configuration error: {e}");
-    ApiError::internal(format!("Configuration error: {e}"))
+    ApiError::configuration(&e)
 }
 
 /// The longest `package_write_grace_seconds`: a week. Chunks of a writer killed half-way

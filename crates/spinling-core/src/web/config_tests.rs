@@ -1,4 +1,5 @@
 use super::*;
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// Every variable of every group.
@@ -27,6 +28,17 @@ fn read<T>(
         .collect();
     let get = |name: &str| map.get(name).cloned();
     from(&Variables::new(reads, &get))
+}
+
+/// A getter answering `answer` for every variable, which records in `asked` each one asked for.
+fn recording<'a>(
+    asked: &'a RefCell<Vec<String>>,
+    answer: Option<&'a str>,
+) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| {
+        asked.borrow_mut().push(name.to_string());
+        answer.map(str::to_string)
+    }
 }
 
 fn settings_of(pairs: &[(&str, &str)]) -> Result<Settings, String> {
@@ -85,11 +97,8 @@ fn a_blank_variable_is_unset() {
 
 #[test]
 fn a_group_reads_only_the_variables_it_declares() {
-    let asked = std::cell::RefCell::new(Vec::new());
-    let get = |name: &str| {
-        asked.borrow_mut().push(name.to_string());
-        Some("x".to_string())
-    };
+    let asked = RefCell::new(Vec::new());
+    let get = recording(&asked, Some("x"));
     let root = Variables::new(groups::ROOT, &get);
     assert!(root.declares("public_url"));
     assert!(!root.declares("max_versions"));
@@ -100,14 +109,11 @@ fn a_group_reads_only_the_variables_it_declares() {
 
 #[test]
 fn a_read_asks_for_no_variable_only_writes_use() {
-    let asked = std::cell::RefCell::new(Vec::new());
-    let get = |name: &str| {
-        asked.borrow_mut().push(name.to_string());
-        None
-    };
+    let asked = RefCell::new(Vec::new());
+    let get = recording(&asked, None);
     let settings = Settings::from_variables(&Variables::new(EVERY, &get).for_reads()).unwrap();
     assert_eq!(settings, Settings::default());
-    let asked = asked.into_inner();
+    let asked = asked.take();
     for name in groups::WRITES_ONLY {
         assert!(!asked.contains(&name.to_string()), "{name} was asked for");
     }
@@ -236,11 +242,8 @@ fn hosts_are_guarded_in_every_auth_mode_and_origins_in_mode_none() {
 
 #[test]
 fn settings_only_some_requests_need_are_not_read_with_the_rest() {
-    let asked = std::cell::RefCell::new(Vec::new());
-    let get = |name: &str| {
-        asked.borrow_mut().push(name.to_string());
-        None
-    };
+    let asked = RefCell::new(Vec::new());
+    let get = recording(&asked, None);
     Settings::from_variables(&Variables::new(EVERY, &get)).unwrap();
     for name in ["public_url", "allowed_hosts", "max_page_size"] {
         assert!(!asked.borrow().contains(&name.to_string()), "{name}");

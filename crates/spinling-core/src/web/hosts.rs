@@ -132,8 +132,7 @@ pub fn check_site(
         }
         Ok(read.get().expect("set just now"))
     };
-    let always_served = is_service_chaining(&request.host)
-        || split_authority(&request.host).is_some_and(|(host, _)| is_loopback(&host));
+    let always_served = is_service_chaining(&request.host) || is_loopback_authority(&request.host);
     if !always_served && !hosts()?.serves(&request.host) {
         return Err(ApiError::forbidden(format!(
             "Host '{}' is not allowed. Set the Spin variable allowed_hosts (or public_url) to serve it.",
@@ -152,7 +151,7 @@ pub fn check_site(
         None => false,
         Some(authority) => {
             authority.eq_ignore_ascii_case(&request.host)
-                || split_authority(authority).is_some_and(|(host, _)| is_loopback(&host))
+                || is_loopback_authority(authority)
                 || hosts()?.lists(authority)
         }
     };
@@ -205,6 +204,11 @@ fn is_loopback(host: &str) -> bool {
         });
     }
     host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether `authority` names a loopback host (any port), which every configuration serves.
+fn is_loopback_authority(authority: &str) -> bool {
+    split_authority(authority).is_some_and(|(host, _)| is_loopback(&host))
 }
 
 /// `<component>.spin.internal`: a request from another component of this app.
