@@ -482,6 +482,14 @@ fn table(app: &Served, floors: &SpinUp, fixtures: &Fixtures) -> Table {
     let (insert, executions) = compare(WRITES, (floors, &insert_op), (spin, &execute_op));
     let execution = (executions, floor("durable INSERT", insert));
     report("sync execution (hello)", &execution.0, &execution.1);
+    // The platform's least for the same shape: a call to a second component, then one row.
+    let chained_op = post_to(floors.url("/?chained-insert"), 200);
+    let (chained, again) = compare(WRITES, (floors, &chained_op), (spin, &execute_op));
+    report(
+        "  against chained call+INSERT",
+        &again,
+        &floor("chained+INSERT", chained),
+    );
     let run_times = run_times.into_inner().unwrap();
     let mean_run = run_times.iter().sum::<f64>() / run_times.len() as f64;
     println!(

@@ -6,6 +6,9 @@
 //! - `GET ?vars=N` reads the Spin variable `floor` N times (what a component reading N
 //!   settings per request pays for them).
 //! - `POST ?insert` runs one one-row `INSERT` (autocommit: one durable commit).
+//! - `POST ?chained-insert` first calls the private component `chained` (this same code, by
+//!   service chaining; it answers `ok`), then runs that `INSERT`: the least a request costs
+//!   that, like a sync execution, calls a second component and then records one row.
 //! - `POST ?setup` creates the floor's table and row in WAL mode and answers the connection's
 //!   `journal_mode synchronous`, so the bench can check the INSERT floor is durable.
 //! - Any other `POST` reads the whole body and answers its length.
@@ -29,6 +32,8 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         }
     } else if query == "insert" {
         answer(row_insert())
+    } else if query == "chained-insert" {
+        chained_insert().await
     } else if query == "setup" {
         answer(setup())
     } else {
@@ -98,6 +103,18 @@ fn row_insert() -> Result<Vec<u8>, spin_sdk::sqlite::Error> {
         &[Value::Text("floor".into())],
     )?;
     Ok(b"ok".to_vec())
+}
+
+async fn chained_insert() -> (u16, Vec<u8>) {
+    let request = spin_sdk::http::Request::get("http://chained.spin.internal/").build();
+    match spin_sdk::http::send::<_, spin_sdk::http::Response>(request).await {
+        Ok(response) if *response.status() == 200 => answer(row_insert()),
+        Ok(response) => (
+            500,
+            format!("the chained component answered {}", response.status()).into_bytes(),
+        ),
+        Err(e) => (500, format!("{e:?}").into_bytes()),
+    }
 }
 
 fn setup() -> Result<Vec<u8>, spin_sdk::sqlite::Error> {
