@@ -16,12 +16,13 @@ pub use workers::{HttpExecutor, HttpWorkerProbe};
 use identity::HttpIdentity;
 use spin_sdk::http::{IncomingRequest, Method, ResponseOutparam};
 use spinling_core::domain::context::Caller;
+use spinling_core::domain::jobs;
 use spinling_core::domain::runtimes::AllowedWorkers;
 use spinling_core::error::{ApiError, ErrorKind};
 use spinling_core::store::cache::{Cache, NoCache};
 use spinling_core::store::db::{Database, Dialect};
 use spinling_core::store::durability::SqliteSynchronous;
-use spinling_core::store::migrations::{migrate, SelfMigrating};
+use spinling_core::store::migrations::{migrate_looking, SelfMigrating};
 use spinling_core::time::now_unix;
 use spinling_core::web::api::{self, Env, Handler};
 use spinling_core::web::auth::{caller_without_auth, Keystone};
@@ -59,6 +60,10 @@ pub struct Group {
     variables: Reads,
     /// The jobs group also serves the scheduler's loop (see `scheduler`).
     runs_scheduler: bool,
+    /// Its writes may set a job or a rollout running (or import one): whether the scheduler's
+    /// loop is wanted is looked at after them. Another group's write looks when it opens the
+    /// database, in the statement that checks the schema (`open_database`).
+    starts_scheduled_work: bool,
     /// The handler reads the body as it streams in (`Env::take_body_stream`), with no limit
     /// but the caller's: an import of a whole database.
     streams_body: bool,
@@ -75,6 +80,7 @@ impl Group {
             takes_packages: false,
             variables,
             runs_scheduler: false,
+            starts_scheduled_work: false,
             streams_body: false,
         }
     }
@@ -87,6 +93,7 @@ impl Group {
     /// Backup and restore: `/v1/admin/export` and `/v1/admin/import`, admins only.
     pub const ADMIN: Group = Group {
         streams_body: true,
+        starts_scheduled_work: true,
         ..Group::new(api::admin::handle, groups::ADMIN)
     };
     pub const FUNCTIONS: Group = Group {
@@ -98,11 +105,16 @@ impl Group {
         uses_cache: true,
         ..Group::new(api::versions::handle, groups::VERSIONS)
     };
-    pub const ALIASES: Group = Group::new(api::aliases::handle, groups::ALIASES);
+    /// An alias's rollout runs on the scheduler's loop.
+    pub const ALIASES: Group = Group {
+        starts_scheduled_work: true,
+        ..Group::new(api::aliases::handle, groups::ALIASES)
+    };
     /// Also `GET /healthz`, open to anyone (probes have no token), which starts the loop.
     pub const JOBS: Group = Group {
         uses_cache: true,
         runs_scheduler: true,
+        starts_scheduled_work: true,
         open_path: api::jobs::is_open_path,
         ..Group::new(api::jobs::handle, groups::JOBS)
     };
@@ -245,12 +257,12 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
         head.package_checksums = package_hasher.and_then(PackageHasher::finish);
     }
     let request = head;
-    let spin_db = match group.needs_database {
+    let (spin_db, loop_look) = match group.needs_database {
         true => match open_database(&request, &settings, &variables) {
-            Ok(db) => Some(db),
+            Ok((db, look)) => (Some(db), look),
             Err(e) => return write_response(response_out, with_cors(e.into())).await,
         },
-        false => None,
+        false => (None, None),
     };
     let migrating = spin_db.as_ref().map(|db| SelfMigrating(db));
     let db: &dyn Database = match &migrating {
@@ -299,7 +311,11 @@ pub async fn serve(request: IncomingRequest, response_out: ResponseOutparam, gro
     // request that opened the database anyway pays for the look at the lease: a read served
     // from the cache stays free of SQLite.
     if spin_db.as_ref().is_some_and(SpinDatabase::is_open) {
-        scheduler::kick(db);
+        // A look made before a work that started nothing scheduled still holds after it.
+        let not_wanted = loop_look == Some(false) && !group.starts_scheduled_work;
+        if !not_wanted {
+            scheduler::kick(db);
+        }
     }
     send_response(response_out, with_cors(response), db).await;
     // An upload's connection left the checkpoint for after the answer (see `packages`).
@@ -372,15 +388,22 @@ fn body_limit(group: Group, settings: &Settings, head: &ApiRequest) -> u64 {
 }
 
 /// Opens the database; a write first brings the schema up to date (a read does so only if it
-/// meets a missing table or column: `SelfMigrating`) and sets the configured durability.
+/// meets a missing table or column: `SelfMigrating`) and sets the configured durability. A
+/// write also looks, in the statement that checks the schema's version, at whether the
+/// scheduler's loop is wanted: the look, when it could be made.
 fn open_database<'a>(
     request: &ApiRequest,
     settings: &Settings,
     variables: &'a Variables,
-) -> Result<SpinDatabase<'a>, ApiError> {
+) -> Result<(SpinDatabase<'a>, Option<bool>), ApiError> {
     let db = SpinDatabase::new(|| DatabaseChoice::from_variables(variables));
+    let mut loop_look = None;
     if !matches!(request.method.as_str(), "GET" | "HEAD") {
-        migrate(&db)?;
+        let look = migrate_looking(&db, jobs::LEASE_LOOK, &jobs::lease_look_params())?;
+        loop_look = look
+            .as_ref()
+            .and_then(|rows| rows.first())
+            .map(|row| jobs::loop_wanted(&row, now_unix()));
         // Per connection. FULL is SQLite's default (`SQLITE_DEFAULT_SYNCHRONOUS`, which the
         // SQLite Spin bundles through rusqlite keeps; the benchmark checks a fresh connection
         // says so), so only NORMAL costs a statement. A backend without the pragma (libSQL
@@ -397,7 +420,7 @@ fn open_database<'a>(
             );
         }
     }
-    Ok(db)
+    Ok((db, loop_look))
 }
 
 fn too_large(limit: u64) -> ApiError {

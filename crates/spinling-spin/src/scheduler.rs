@@ -7,7 +7,9 @@
 //! executions does (Spin keeps an instance until its handler returns). Who may run it is a
 //! lease in the database (`scheduler_lease`): a request of any group that opened the database
 //! anyway (every write, and every read the cache cannot answer) and finds the lease expired
-//! while jobs are running takes it and starts a loop ([`kick`]); the loop renews it
+//! while jobs are running takes it and starts a loop ([`kick`]; a write of a group that cannot
+//! start scheduled work looks at the lease in the statement that checks the schema, and reads
+//! it again only if a loop was wanted); the loop renews it
 //! every tick, and after [`LIFETIME`] hands it to a fresh instance it starts the same way, so
 //! no instance lives long. A loop that dies (its instance killed) leaves the lease to expire
 //! within `jobs::LEASE_SECONDS`; the next request starts another. A loop with no running job

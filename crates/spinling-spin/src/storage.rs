@@ -22,6 +22,8 @@ use std::cell::{OnceCell, RefCell};
 pub struct SpinDatabase<'a> {
     choose: Box<dyn Fn() -> Result<DatabaseChoice, String> + 'a>,
     backend: OnceCell<Result<Backend, String>>,
+    /// A setting to put back before the connection's next statement, if it makes one.
+    before_next: RefCell<Option<String>>,
 }
 
 enum Backend {
@@ -38,6 +40,7 @@ impl<'a> SpinDatabase<'a> {
         SpinDatabase {
             choose: Box::new(choose),
             backend: OnceCell::new(),
+            before_next: RefCell::new(None),
         }
     }
 
@@ -234,12 +237,26 @@ fn postgres_execute(
     }
 }
 
-impl Database for SpinDatabase<'_> {
-    fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+impl SpinDatabase<'_> {
+    fn execute_now(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
         match self.backend()? {
             Backend::Sqlite(slot) => sqlite_execute(slot, sql, params),
             Backend::Postgres { url, connection } => postgres_execute(url, connection, sql, params),
         }
+    }
+}
+
+impl Database for SpinDatabase<'_> {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+        // Only on the connection that changed it: a fresh one starts with the host's own.
+        if let Some(setting) = self.before_next.take().filter(|_| self.is_open()) {
+            let _ = self.execute_now(&setting, &[]);
+        }
+        self.execute_now(sql, params)
+    }
+
+    fn execute_before_next(&self, setting: &str) {
+        *self.before_next.borrow_mut() = Some(setting.to_owned());
     }
 
     /// SQLite's when the variables choose no database: its statements then fail as misconfigured.
@@ -251,6 +268,7 @@ impl Database for SpinDatabase<'_> {
     }
 
     fn reconnect(&self) {
+        self.before_next.take();
         match self.backend.get() {
             Some(Ok(Backend::Sqlite(slot))) => *slot.borrow_mut() = None,
             Some(Ok(Backend::Postgres { connection, .. })) => *connection.borrow_mut() = None,

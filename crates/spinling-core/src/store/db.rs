@@ -332,6 +332,14 @@ pub trait Database {
         Dialect::Sqlite
     }
 
+    /// Runs `setting` (a statement without an answer: a PRAGMA putting a setting back) before
+    /// this connection's next statement, and never if it makes none: a request whose last
+    /// write changed a setting pays no host call to put it back. A backend that cannot wait
+    /// runs it at once (the default).
+    fn execute_before_next(&self, setting: &str) {
+        let _ = self.execute(setting, &[]);
+    }
+
     /// Drops the connection, so that the next statement opens a fresh one: after a lost
     /// transaction, a libSQL connection's stream may be dead for good. A no-op for backends
     /// whose connections cannot die this way.
@@ -387,10 +395,7 @@ pub fn with_short_busy_waits<T>(
         }
     };
     if local {
-        let _ = db.execute(
-            &format!("PRAGMA busy_timeout = {HOST_BUSY_TIMEOUT_MS}"),
-            &[],
-        );
+        db.execute_before_next(&format!("PRAGMA busy_timeout = {HOST_BUSY_TIMEOUT_MS}"));
     }
     outcome
 }
@@ -455,6 +460,10 @@ struct TransactionConnection<'a> {
 impl Database for TransactionConnection<'_> {
     fn dialect(&self) -> Dialect {
         self.db.dialect()
+    }
+
+    fn execute_before_next(&self, setting: &str) {
+        self.db.execute_before_next(setting);
     }
 
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {

@@ -71,6 +71,43 @@ fn a_remote_database_that_stays_busy_is_given_up_on_after_a_bounded_number_of_tr
     assert_eq!(db.sent.get(), REMOTE_BUSY_TRIES as usize + 1);
 }
 
+/// A local SQLite connection that keeps what it is asked to run before its next statement
+/// for then, as Spin's adapter does; it records what it is sent.
+#[derive(Default)]
+struct LocalDb {
+    sent: std::cell::RefCell<Vec<String>>,
+    before_next: std::cell::RefCell<Option<String>>,
+}
+
+impl Database for LocalDb {
+    fn execute(&self, sql: &str, _params: &[Value]) -> Result<Rows, DbError> {
+        let mut sent = self.sent.borrow_mut();
+        sent.extend(self.before_next.take());
+        sent.push(sql.to_string());
+        Ok(Rows::default())
+    }
+    fn execute_before_next(&self, setting: &str) {
+        *self.before_next.borrow_mut() = Some(setting.to_string());
+    }
+}
+
+#[test]
+fn a_write_with_short_waits_puts_the_busy_timeout_back_only_before_a_later_statement() {
+    let db = LocalDb::default();
+    with_short_busy_waits(&db, || db.execute("INSERT", &[])).unwrap();
+    assert_eq!(*db.sent.borrow(), ["PRAGMA busy_timeout = 0", "INSERT"]);
+    db.execute("SELECT", &[]).unwrap();
+    assert_eq!(
+        *db.sent.borrow(),
+        [
+            "PRAGMA busy_timeout = 0",
+            "INSERT",
+            "PRAGMA busy_timeout = 5000",
+            "SELECT"
+        ]
+    );
+}
+
 #[test]
 fn sqlite_failures_are_classified_by_what_they_mean() {
     let kind = |m: &str| DbError::from_sqlite_message(m).kind;

@@ -115,6 +115,34 @@ pub fn migrate(db: &dyn Database) -> Result<(), DbError> {
     migrate_to(db, migrations_of(db.dialect()))
 }
 
+/// [`migrate`], reading `look` (the columns of one row, with `params`) in the statement that
+/// checks the schema's version: a request that wants that row anyway saves a statement. The
+/// row when the schema was current; none when it was not (it is now) or when the statement
+/// failed (a table of `look` is missing), and the caller reads the row itself.
+pub fn migrate_looking(
+    db: &dyn Database,
+    look: &str,
+    params: &[crate::store::db::Value],
+) -> Result<Option<crate::store::db::Rows>, DbError> {
+    let newest = migrations_of(db.dialect()).last().map_or(0, |m| m.version);
+    let sql = match db.dialect() {
+        Dialect::Sqlite => format!("SELECT user_version AS schema_version, {look} FROM pragma_user_version"),
+        Dialect::PostgreSQL => format!(
+            "SELECT (SELECT COALESCE(MAX(version), 0) FROM spinling_schema) AS schema_version, {look}"
+        ),
+    };
+    if let Ok(rows) = db.execute(&sql, params) {
+        if rows
+            .first()
+            .is_some_and(|r| r.int("schema_version") >= newest)
+        {
+            return Ok(Some(rows));
+        }
+    }
+    migrate(db)?;
+    Ok(None)
+}
+
 pub fn migrate_to(db: &dyn Database, migrations: &[Migration]) -> Result<(), DbError> {
     let newest = migrations.last().map_or(0, |m| m.version);
     if schema_version(db)? >= newest {
@@ -177,6 +205,9 @@ impl Database for SelfMigrating<'_> {
             other => other,
         }
     }
+    fn execute_before_next(&self, setting: &str) {
+        self.0.execute_before_next(setting);
+    }
     fn reconnect(&self) {
         self.0.reconnect();
     }
@@ -219,6 +250,48 @@ mod tests {
         let db = TestDb::in_memory();
         assert!(SelfMigrating(&db).execute("SELEKT 1", &[]).is_err());
         assert_eq!(schema_version(&db).unwrap(), 0);
+    }
+
+    /// Counts the statements sent through it.
+    struct Counting<'a>(&'a dyn Database, std::cell::Cell<usize>);
+
+    impl Database for Counting<'_> {
+        fn execute(
+            &self,
+            sql: &str,
+            params: &[crate::store::db::Value],
+        ) -> Result<crate::store::db::Rows, DbError> {
+            self.1.set(self.1.get() + 1);
+            self.0.execute(sql, params)
+        }
+    }
+
+    #[test]
+    fn a_look_at_a_current_schema_is_read_by_the_statement_that_checks_its_version() {
+        let db = TestDb::in_memory();
+        migrate(&db).unwrap();
+        let counting = Counting(&db, Default::default());
+        let look = migrate_looking(&counting, "? AS answer", &[42.into()]).unwrap();
+        assert_eq!(look.unwrap().first().unwrap().int("answer"), 42);
+        assert_eq!(counting.1.get(), 1);
+    }
+
+    #[test]
+    fn a_look_at_an_empty_database_is_left_to_the_caller_once_the_schema_is_made() {
+        let db = TestDb::in_memory();
+        assert!(migrate_looking(&db, "1 AS one", &[]).unwrap().is_none());
+        assert_eq!(
+            schema_version(&db).unwrap(),
+            SQLITE_MIGRATIONS.last().unwrap().version
+        );
+    }
+
+    #[test]
+    fn a_look_that_fails_is_left_to_the_caller_and_fails_nothing_else() {
+        let db = TestDb::in_memory();
+        migrate(&db).unwrap();
+        let look = migrate_looking(&db, "(SELECT 1 FROM nowhere) AS x", &[]).unwrap();
+        assert!(look.is_none());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! statement each so no two loops tick at once and none is missing while a job is due.
 
 use crate::error::{ApiError, ApiResult};
-use crate::store::db::Database;
+use crate::store::db::{Database, Row, Value};
 
 /// The name of the scheduler's lease row.
 const LEASE: &str = "jobs";
@@ -12,20 +12,35 @@ const LEASE: &str = "jobs";
 /// replaced by the first request after this.
 pub const LEASE_SECONDS: i64 = 15;
 
+/// A look at whether the scheduler's loop is wanted: two columns of one row, `until` (when the
+/// lease ends, 0 if never taken) and `busy` (a job or a rollout is running), whose one
+/// parameter is [`lease_look_params`]. Columns, not a statement, so that the look can ride on
+/// a statement a request makes anyway (`migrations::migrate_looking`); [`loop_wanted`] reads it.
+pub const LEASE_LOOK: &str =
+    "COALESCE((SELECT until FROM scheduler_lease WHERE name = ?), 0) AS until,
+    EXISTS (SELECT 1 FROM jobs WHERE status = 'running')
+        OR EXISTS (SELECT 1 FROM alias_rollouts WHERE status = 'running') AS busy";
+
+/// The parameters of [`LEASE_LOOK`].
+pub fn lease_look_params() -> Vec<Value> {
+    vec![LEASE.into()]
+}
+
+/// Whether a row of [`LEASE_LOOK`] says the loop is wanted at `now`: the lease is free (never
+/// taken, or expired) while something runs.
+pub fn loop_wanted(look: &Row, now: i64) -> bool {
+    look.int("until") <= now && look.bool("busy")
+}
+
 /// Takes the scheduler's lease for `holder` if it is free (never taken, or expired) and some
 /// job is running; true if taken. Only one holder at a time, across every instance on the
 /// database.
 pub fn take_lease(db: &dyn Database, holder: &str, now: i64) -> ApiResult<bool> {
-    let needed = db
-        .execute(
-            "SELECT COALESCE((SELECT until FROM scheduler_lease WHERE name = ?), 0) AS until,
-                    EXISTS (SELECT 1 FROM jobs WHERE status = 'running')
-                        OR EXISTS (SELECT 1 FROM alias_rollouts WHERE status = 'running') AS busy",
-            &[LEASE.into()],
-        )?
+    let wanted = db
+        .execute(&format!("SELECT {LEASE_LOOK}"), &lease_look_params())?
         .first()
-        .is_some_and(|r| r.int("until") <= now && r.bool("busy"));
-    if !needed {
+        .is_some_and(|look| loop_wanted(&look, now));
+    if !wanted {
         return Ok(false);
     }
     let taken = db.execute(

@@ -24,8 +24,8 @@ mod lease;
 mod timing;
 
 pub use lease::{
-    check_health, hand_over_lease, holds_lease, release_lease_if_idle, renew_lease, take_lease,
-    LEASE_SECONDS,
+    check_health, hand_over_lease, holds_lease, lease_look_params, loop_wanted,
+    release_lease_if_idle, renew_lease, take_lease, LEASE_LOOK, LEASE_SECONDS,
 };
 pub use timing::{parse_time, Pattern};
 

@@ -1,6 +1,7 @@
 use super::*;
 use crate::store::cache::NoCache;
 use crate::store::db::testing::TestDb;
+use crate::store::migrations::migrate_looking;
 use spinling_test_support::zip_of;
 
 /// 2030-01-01T00:00:00Z: every test's clock.
@@ -413,6 +414,28 @@ fn the_scheduler_lease_has_one_holder_at_a_time() {
     // A holder that stops renewing loses the lease to the next taker.
     assert!(take_lease(&db, "d", T0 + 11 + LEASE_SECONDS).unwrap());
     assert!(!renew_lease(&db, "c", T0 + 12 + LEASE_SECONDS).unwrap());
+}
+
+#[test]
+fn the_look_a_write_makes_with_its_schema_check_wants_the_loop_as_taking_the_lease_does() {
+    let db = TestDb::in_memory();
+    let fid = setup(&db);
+    let wanted = |now| {
+        let rows = migrate_looking(&db, LEASE_LOOK, &lease_look_params())
+            .unwrap()
+            .expect("the schema is current");
+        loop_wanted(&rows.first().unwrap(), now)
+    };
+    assert!(!wanted(T0), "no running job: no loop");
+    let new = NewJob {
+        pattern: Some("* * * * *".into()),
+        ..new_job(&fid)
+    };
+    create_at(&db, &caller(), new, T0).unwrap();
+    assert!(wanted(T0));
+    assert!(take_lease(&db, "a", T0).unwrap());
+    assert!(!wanted(T0 + 1), "a live loop holds the lease");
+    assert!(wanted(T0 + LEASE_SECONDS), "its lease ran out");
 }
 
 #[test]
