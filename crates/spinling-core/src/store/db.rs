@@ -359,7 +359,8 @@ const SHORT_BUSY_CAP_US: u64 = 1000;
 /// about 1.5 s in all, as locally.
 const REMOTE_BUSY_TRIES: u32 = 28;
 const REMOTE_BUSY_CAP_US: u64 = 64_000;
-/// The busy timeout hosts give their connections (rusqlite's default), restored afterwards.
+/// The busy timeout hosts give their connections (rusqlite's default), put back before the
+/// connection's next statement, if it makes one.
 const HOST_BUSY_TIMEOUT_MS: u32 = 5000;
 
 /// Runs one write statement, retrying it with short pauses while the database is busy.

@@ -9,7 +9,7 @@
 //! (SQLite's `PRAGMA user_version`; PostgreSQL's table `spinling_schema`), and nothing for a
 //! read (see `SelfMigrating`).
 
-use crate::store::db::{in_transaction, Database, DbError, DbErrorKind, Dialect};
+use crate::store::db::{in_transaction, Database, DbError, DbErrorKind, Dialect, Rows, Value};
 
 /// One numbered step of the schema: a file `migrations/NNNN_name.sql` whose number is
 /// its version.
@@ -122,8 +122,8 @@ pub fn migrate(db: &dyn Database) -> Result<(), DbError> {
 pub fn migrate_looking(
     db: &dyn Database,
     look: &str,
-    params: &[crate::store::db::Value],
-) -> Result<Option<crate::store::db::Rows>, DbError> {
+    params: &[Value],
+) -> Result<Option<Rows>, DbError> {
     let newest = migrations_of(db.dialect()).last().map_or(0, |m| m.version);
     let sql = match db.dialect() {
         Dialect::Sqlite => format!("SELECT user_version AS schema_version, {look} FROM pragma_user_version"),
@@ -192,11 +192,7 @@ pub fn migrate_to(db: &dyn Database, migrations: &[Migration]) -> Result<(), DbE
 pub struct SelfMigrating<'a>(pub &'a dyn Database);
 
 impl Database for SelfMigrating<'_> {
-    fn execute(
-        &self,
-        sql: &str,
-        params: &[crate::store::db::Value],
-    ) -> Result<crate::store::db::Rows, DbError> {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
         match self.0.execute(sql, params) {
             Err(e) if e.kind == DbErrorKind::MissingSchema => {
                 migrate(self.0)?;
@@ -256,11 +252,7 @@ mod tests {
     struct Counting<'a>(&'a dyn Database, std::cell::Cell<usize>);
 
     impl Database for Counting<'_> {
-        fn execute(
-            &self,
-            sql: &str,
-            params: &[crate::store::db::Value],
-        ) -> Result<crate::store::db::Rows, DbError> {
+        fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
             self.1.set(self.1.get() + 1);
             self.0.execute(sql, params)
         }
