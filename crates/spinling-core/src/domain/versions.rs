@@ -373,8 +373,27 @@ fn prunable(
         .collect())
 }
 
+/// A version in a list, as the wire shows it: rendered once, when the list is read from the
+/// database, so a list served from the cache is sent without decoding and encoding every
+/// version again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListedVersion {
+    pub number: VersionNumber,
+    pub json: Box<serde_json::value::RawValue>,
+}
+
+impl From<FunctionVersion> for ListedVersion {
+    fn from(version: FunctionVersion) -> Self {
+        ListedVersion {
+            number: version.version_number,
+            json: serde_json::value::to_raw_value(&version.to_json())
+                .expect("JSON values serialise"),
+        }
+    }
+}
+
 /// The function's project (for visibility) and its versions by number, in one statement.
-fn load_list(db: &dyn Database, function_id: &str) -> ApiResult<(String, Vec<FunctionVersion>)> {
+fn load_list(db: &dyn Database, function_id: &str) -> ApiResult<(String, Vec<ListedVersion>)> {
     let rows = db.execute(
         &format!(
             "SELECT f.project_id AS function_project_id, v.* FROM functions f
@@ -390,7 +409,7 @@ fn load_list(db: &dyn Database, function_id: &str) -> ApiResult<(String, Vec<Fun
     let versions = rows
         .iter()
         .filter(|r| r.opt_text("id").is_some())
-        .map(FunctionVersion::from_row)
+        .map(|r| FunctionVersion::from_row(r).into())
         .collect();
     Ok((project, versions))
 }
@@ -433,7 +452,7 @@ pub fn list(
     caller: &Caller,
     function_id: &str,
     page: &crate::store::filters::Page,
-) -> ApiResult<crate::store::filters::Paged<FunctionVersion>> {
+) -> ApiResult<crate::store::filters::Paged<ListedVersion>> {
     let (project, versions) =
         read_through(cache, function_id, &version_list_key(function_id), || {
             load_list(db, function_id)
@@ -441,7 +460,7 @@ pub fn list(
     if !caller.may_read(&project) {
         return Err(functions::not_found(function_id));
     }
-    page.slice(versions, |v: &FunctionVersion| v.version_number.to_string())
+    page.slice(versions, |v: &ListedVersion| v.number.to_string())
 }
 
 /// The version, if the caller may read its function. A hot read: served from `cache` when

@@ -211,7 +211,7 @@ impl From<Vec<u8>> for Body {
 }
 
 impl ApiResponse {
-    pub fn json(status: u16, value: &Json) -> Self {
+    pub fn json<T: serde::Serialize + ?Sized>(status: u16, value: &T) -> Self {
         ApiResponse {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
@@ -220,7 +220,7 @@ impl ApiResponse {
                 .into(),
         }
     }
-    pub fn ok(value: &Json) -> Self {
+    pub fn ok<T: serde::Serialize + ?Sized>(value: &T) -> Self {
         Self::json(200, value)
     }
     pub fn created(value: &Json) -> Self {

@@ -101,26 +101,48 @@ pub fn respond(handler: Handler, env: &Env, request: &ApiRequest) -> ApiResponse
 /// `{"<key>": [...]}`: Qinling wraps every list. When more rows follow this page, `"next"`
 /// links to the next one (an absolute URL under the public URL, or else the URL the client
 /// used); Qinling's clients ignore it.
-pub fn wrapped<T>(
+pub fn wrapped<T, R: serde::Serialize>(
     env: &Env,
     request: &ApiRequest,
     key: &str,
     page: &Paged<T>,
-    render: impl Fn(&T) -> Json,
+    render: impl Fn(&T) -> R,
 ) -> ApiResult<ApiResponse> {
-    let mut body = serde_json::Map::new();
-    body.insert(
-        key.into(),
-        Json::Array(page.items.iter().map(render).collect()),
-    );
-    if let Some(marker) = &page.next_marker {
-        let base = env.base_url(request)?;
-        body.insert(
-            "next".into(),
-            Json::String(next_link(request, &base, marker)),
-        );
+    let next = match &page.next_marker {
+        Some(marker) => Some(next_link(request, &env.base_url(request)?, marker)),
+        None => None,
+    };
+    Ok(ApiResponse::ok(&WrappedList {
+        key,
+        items: page.items.iter().map(render).collect(),
+        next,
+    }))
+}
+
+/// A list's body as [`wrapped`] sends it: written straight from the items, in the order a JSON
+/// object of the two keys would have them (sorted).
+struct WrappedList<'a, R> {
+    key: &'a str,
+    items: Vec<R>,
+    next: Option<String>,
+}
+
+impl<R: serde::Serialize> serde::Serialize for WrappedList<'_, R> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(1 + usize::from(self.next.is_some())))?;
+        let next_first = self.next.is_some() && "next" < self.key;
+        if next_first {
+            map.serialize_entry("next", &self.next)?;
+        }
+        map.serialize_entry(self.key, &self.items)?;
+        if !next_first {
+            if let Some(next) = &self.next {
+                map.serialize_entry("next", next)?;
+            }
+        }
+        map.end()
     }
-    Ok(ApiResponse::ok(&Json::Object(body)))
 }
 
 /// A list of one project-scoped resource (`?all_projects=`/`?project_id=`, `?limit=`/
@@ -152,5 +174,27 @@ fn wants_download(request: &ApiRequest) -> ApiResult<bool> {
                 "Invalid input for field/attribute download. Value: '{v}'. Wrong type. Expected a boolean."
             ))
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WrappedList;
+    use serde_json::json;
+
+    #[test]
+    fn a_list_body_is_written_as_the_json_object_of_its_keys_would_be() {
+        for key in ["functions", "runtimes"] {
+            for next in [None, Some("http://h/v1/x?marker=m".to_string())] {
+                let items = vec![json!({"b": 1, "a": [2]}), json!(null)];
+                let mut object = serde_json::Map::new();
+                object.insert(key.into(), items.clone().into());
+                if let Some(next) = &next {
+                    object.insert("next".into(), next.clone().into());
+                }
+                let written = serde_json::to_string(&WrappedList { key, items, next }).unwrap();
+                assert_eq!(written, serde_json::Value::Object(object).to_string());
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::{page_of, wants_download, wrapped, Env};
 use crate::domain::types::{VersionNumber, VersionRef};
-use crate::domain::versions::{self, FunctionVersion};
+use crate::domain::versions;
 use crate::error::{ApiError, ApiResult};
 use crate::web::http::{strong_etag, ApiRequest, ApiResponse};
 use crate::web::wire::{parse_body, require_uuid_path, Field};
@@ -59,7 +59,7 @@ pub fn handle(env: &Env, request: &ApiRequest, path: &[&str]) -> ApiResult<ApiRe
                 request,
                 "function_versions",
                 &versions::list(db, env.cache, caller, fid, &page)?,
-                FunctionVersion::to_json,
+                |v| v.json.clone(),
             )
         }
         ("POST", ["v1", "functions", fid, "versions"]) => {
